@@ -1,0 +1,44 @@
+#pragma once
+// What ReLU, Sigmoid and Tanh share: an element-wise function whose derivative is computed from
+// its own output, so the output buffer doubles as the cache for backward.
+
+#include "framework/layer.hpp"
+
+namespace bnlab {
+
+// Function provides: static constexpr const char* name; static T value(T x);
+// static T derivative_from_output(T y).
+template <typename T, typename Function>
+class BasicActivation : public BasicLayer<T> {
+public:
+    // input: [batch, n] -> output: [batch, n]
+    const Matrix<T>& forward(const Matrix<T>& input) override {
+        this->check_input_width(input);
+        ensure_shape(output_, input.shape(0), input.shape(1));
+        // y = f(x)
+        std::transform(input.begin(), input.end(), output_.begin(),
+                       [](T x) { return Function::value(x); });
+        return output_;
+    }
+
+    // grad_output: [batch, n] -> dx: [batch, n]
+    const Matrix<T>& backward(const Matrix<T>& grad_output) override {
+        this->check_grad_output(grad_output, output_.shape(0), output_.shape(1));
+        ensure_shape(grad_input_, output_.shape(0), output_.shape(1));
+        // dx = dy * f'(x), with f'(x) written in terms of y = f(x)
+        std::transform(grad_output.begin(), grad_output.end(), output_.begin(),
+                       grad_input_.begin(),
+                       [](T dy, T y) { return dy * Function::derivative_from_output(y); });
+        return grad_input_;
+    }
+
+    std::optional<std::size_t> in_features() const override { return std::nullopt; }
+    std::optional<std::size_t> out_features() const override { return std::nullopt; }
+    std::string describe() const override { return std::string(Function::name) + "()"; }
+
+private:
+    Matrix<T> output_;      // [batch, n]: y of the last forward, also the cache for backward
+    Matrix<T> grad_input_;  // [batch, n]
+};
+
+}  // namespace bnlab

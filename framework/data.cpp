@@ -1,0 +1,91 @@
+#include "framework/data.hpp"
+
+#include <numeric>
+#include <stdexcept>
+
+namespace bnlab {
+
+Dataset make_blobs(std::size_t samples, std::size_t features, std::size_t classes,
+                   double separation, Rng& rng) {
+    if (samples == 0 || features == 0 || classes < 2)
+        throw std::invalid_argument("make_blobs: need samples > 0, features > 0, classes >= 2");
+    Matrix<float> centres = xt::empty<float>({classes, features});
+    for (float& value : centres) value = static_cast<float>(separation * rng.normal());
+    Dataset data{xt::empty<float>({samples, features}), xt::empty<int>({samples})};
+    for (std::size_t i = 0; i < samples; ++i) {
+        const std::size_t label = rng.below(classes);
+        data.labels(i) = static_cast<int>(label);
+        for (std::size_t k = 0; k < features; ++k)
+            data.inputs(i, k) = centres(label, k) + static_cast<float>(rng.normal());
+    }
+    return data;
+}
+
+template <typename T>
+BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_t end) {
+    if (begin > end || end > data.size())
+        throw std::invalid_argument("slice: rows [" + std::to_string(begin) + ", " +
+                                    std::to_string(end) + ") outside a dataset of " +
+                                    std::to_string(data.size()) + " samples");
+    const std::size_t features = data.inputs.shape(1);
+    BasicDataset<T> part{xt::empty<T>({end - begin, features}), xt::empty<int>({end - begin})};
+    std::copy(data.inputs.begin() + begin * features, data.inputs.begin() + end * features,
+              part.inputs.begin());
+    std::copy(data.labels.begin() + begin, data.labels.begin() + end, part.labels.begin());
+    return part;
+}
+
+template <typename T>
+BasicBatchLoader<T>::BasicBatchLoader(const BasicDataset<T>& data, std::size_t batch_size,
+                                      Rng* shuffle_rng, bool drop_last)
+    : data_(data),
+      batch_size_(batch_size),
+      shuffle_rng_(shuffle_rng),
+      drop_last_(drop_last),
+      order_(data.size()) {
+    if (batch_size == 0) throw std::invalid_argument("BatchLoader: batch size must be positive");
+    if (data.inputs.shape(0) != data.labels.size())
+        throw std::invalid_argument("BatchLoader: " + std::to_string(data.inputs.shape(0)) +
+                                    " input rows but " + std::to_string(data.labels.size()) +
+                                    " labels");
+    if (drop_last && data.size() < batch_size)
+        throw std::invalid_argument("BatchLoader: batch size " + std::to_string(batch_size) +
+                                    " exceeds the " + std::to_string(data.size()) +
+                                    " samples, and partial batches are dropped");
+    std::iota(order_.begin(), order_.end(), std::size_t{0});
+    start_epoch();
+}
+
+template <typename T>
+void BasicBatchLoader<T>::start_epoch() {
+    position_ = 0;
+    if (shuffle_rng_) shuffle_rng_->shuffle(order_);
+}
+
+template <typename T>
+bool BasicBatchLoader<T>::next() {
+    const std::size_t remaining = order_.size() - position_;
+    if (remaining == 0 || (drop_last_ && remaining < batch_size_)) return false;
+    const std::size_t rows = std::min(batch_size_, remaining), features = data_.inputs.shape(1);
+    ensure_shape(batch_inputs_, rows, features);
+    if (batch_labels_.size() != rows) batch_labels_.resize({rows});
+    for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t source = order_[position_ + r];
+        std::copy_n(&data_.inputs(source, 0), features, &batch_inputs_(r, 0));
+        batch_labels_(r) = data_.labels(source);
+    }
+    position_ += rows;
+    return true;
+}
+
+template <typename T>
+std::size_t BasicBatchLoader<T>::batches_per_epoch() const {
+    return drop_last_ ? order_.size() / batch_size_ : (order_.size() + batch_size_ - 1) / batch_size_;
+}
+
+template BasicDataset<float> slice(const BasicDataset<float>&, std::size_t, std::size_t);
+template BasicDataset<double> slice(const BasicDataset<double>&, std::size_t, std::size_t);
+template class BasicBatchLoader<float>;
+template class BasicBatchLoader<double>;
+
+}  // namespace bnlab

@@ -1,0 +1,61 @@
+#pragma once
+// In-memory classification data and a mini-batch loader that fills preallocated buffers.
+
+#include <vector>
+
+#include "framework/random.hpp"
+#include "framework/tensor.hpp"
+
+namespace bnlab {
+
+template <typename T>
+struct BasicDataset {
+    Matrix<T> inputs;  // [samples, features]
+    Labels labels;     // [samples]
+    std::size_t size() const { return labels.size(); }
+};
+using Dataset = BasicDataset<float>;
+
+// Gaussian blobs: `classes` centres drawn from N(0, separation^2) per feature, samples from
+// N(centre, 1). A small problem whose loss visibly falls in a few epochs.
+Dataset make_blobs(std::size_t samples, std::size_t features, std::size_t classes,
+                   double separation, Rng& rng);
+
+// Rows [begin, end) of `data`, e.g. to split one set into training and test parts.
+template <typename T>
+BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_t end);
+
+template <typename T>
+class BasicBatchLoader {
+public:
+    // Reads batches of `batch_size` rows of `data` (which must outlive the loader). With a
+    // `shuffle_rng` each epoch visits the rows in a fresh order drawn from it; without, in order.
+    // `drop_last` leaves out the final partial batch.
+    BasicBatchLoader(const BasicDataset<T>& data, std::size_t batch_size, Rng* shuffle_rng,
+                     bool drop_last);
+
+    // Starts a pass over the data (reshuffling when shuffling).
+    void start_epoch();
+    // Fills inputs() and labels() with the next batch; false when the pass is over.
+    bool next();
+
+    const Matrix<T>& inputs() const { return batch_inputs_; }
+    const Labels& labels() const { return batch_labels_; }
+    std::size_t batches_per_epoch() const;
+
+private:
+    const BasicDataset<T>& data_;
+    std::size_t batch_size_;
+    Rng* shuffle_rng_;
+    bool drop_last_;
+    std::vector<std::size_t> order_;
+    std::size_t position_ = 0;
+    Matrix<T> batch_inputs_;  // [batch, features]
+    Labels batch_labels_;     // [batch]
+};
+
+using BatchLoader = BasicBatchLoader<float>;
+extern template class BasicBatchLoader<float>;
+extern template class BasicBatchLoader<double>;
+
+}  // namespace bnlab

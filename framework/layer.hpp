@@ -1,0 +1,87 @@
+#pragma once
+// The Layer interface every building block implements, PyTorch-Module style: forward and
+// backward on row-major batches, parameters exposed as (value, gradient) pairs an optimizer
+// iterates over, train()/eval() mode.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "framework/tensor.hpp"
+
+namespace bnlab {
+
+// A learned tensor and its gradient, seen as flat arrays of equal length so that an optimizer
+// is one loop. The pointers stay valid for the layer's lifetime: parameters are never resized.
+template <typename T>
+struct Parameter {
+    std::string name;
+    T* value;
+    T* grad;
+    std::size_t size;
+};
+
+// A tensor that is state but not learned (BatchNorm's running statistics): saved with the
+// model, never touched by an optimizer.
+template <typename T>
+struct Buffer {
+    std::string name;
+    T* value;
+    std::size_t size;
+};
+
+template <typename T>
+class BasicLayer {
+public:
+    virtual ~BasicLayer() = default;
+
+    // input: [batch, in_features] -> output: [batch, out_features]. The returned reference is
+    // the layer's own output buffer, valid until the next forward.
+    virtual const Matrix<T>& forward(const Matrix<T>& input) = 0;
+    // grad_output: [batch, out_features] -> dL/dinput: [batch, in_features], for the batch of
+    // the last forward. Parameter gradients are added to (as in PyTorch): call zero_grad()
+    // between steps.
+    virtual const Matrix<T>& backward(const Matrix<T>& grad_output) = 0;
+
+    virtual std::vector<Parameter<T>> parameters() { return {}; }
+    virtual std::vector<Buffer<T>> buffers() { return {}; }
+    void zero_grad() {
+        for (Parameter<T>& parameter : parameters())
+            std::fill(parameter.grad, parameter.grad + parameter.size, T(0));
+    }
+    std::size_t parameter_count() {
+        std::size_t count = 0;
+        for (const Parameter<T>& parameter : parameters()) count += parameter.size;
+        return count;
+    }
+
+    // Training mode is the default, as in PyTorch.
+    virtual void train(bool on = true) { training_ = on; }
+    void eval() { train(false); }
+    bool is_training() const { return training_; }
+
+    // Widths of input and output rows; std::nullopt for element-wise layers, which accept any
+    // width and keep it.
+    virtual std::optional<std::size_t> in_features() const = 0;
+    virtual std::optional<std::size_t> out_features() const = 0;
+    // One line, e.g. "Dense(784 -> 256)".
+    virtual std::string describe() const = 0;
+
+protected:
+    // Throws std::invalid_argument naming this layer when `input` is empty or is not
+    // [batch, in_features].
+    void check_input_width(const Matrix<T>& input) const;
+    // Throws when backward's gradient is not [batch, width] of the last forward, or when no
+    // forward came first.
+    void check_grad_output(const Matrix<T>& grad_output, std::size_t batch,
+                           std::size_t width) const;
+
+private:
+    bool training_ = true;
+};
+
+extern template class BasicLayer<float>;
+extern template class BasicLayer<double>;
+
+}  // namespace bnlab

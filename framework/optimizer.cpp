@@ -1,0 +1,116 @@
+#include "framework/optimizer.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace bnlab {
+
+namespace {
+
+void check_learning_rate(const char* who, double lr) {
+    if (!(lr > 0.0) || !std::isfinite(lr))
+        throw std::invalid_argument(std::string(who) + ": learning rate must be positive, got " +
+                                    std::to_string(lr));
+}
+
+void check_non_negative(const char* who, const char* what, double value) {
+    if (!(value >= 0.0) || !std::isfinite(value))
+        throw std::invalid_argument(std::string(who) + ": " + what +
+                                    " must be a non-negative number, got " + std::to_string(value));
+}
+
+}  // namespace
+
+template <typename T>
+BasicSGD<T>::BasicSGD(std::vector<Parameter<T>> parameters, const SGDOptions& options)
+    : BasicOptimizer<T>(std::move(parameters)), options_(options) {
+    check_learning_rate("SGD", options.lr());
+    check_non_negative("SGD", "momentum", options.momentum());
+    check_non_negative("SGD", "dampening", options.dampening());
+    check_non_negative("SGD", "weight decay", options.weight_decay());
+    if (options.nesterov() && (options.momentum() <= 0.0 || options.dampening() != 0.0))
+        throw std::invalid_argument("SGD: Nesterov momentum requires a momentum and zero dampening");
+    if (options.momentum() > 0.0) momentum_buffers_ = this->make_state();
+}
+
+template <typename T>
+void BasicSGD<T>::set_learning_rate(double lr) {
+    check_learning_rate("SGD", lr);
+    options_.lr(lr);
+}
+
+template <typename T>
+void BasicSGD<T>::step() {
+    const T lr = T(options_.lr()), mu = T(options_.momentum()),
+            dampening = T(options_.dampening()), weight_decay = T(options_.weight_decay());
+    for (std::size_t index = 0; index < this->parameters_.size(); ++index) {
+        const Parameter<T>& parameter = this->parameters_[index];
+        for (std::size_t j = 0; j < parameter.size; ++j) {
+            // g = grad + wd p
+            T g = parameter.grad[j] + weight_decay * parameter.value[j];
+            if (mu != T(0)) {
+                T& buffer = momentum_buffers_[index][j];
+                // b = g (first step), else b = mu b + (1 - dampening) g
+                buffer = first_step_ ? g : mu * buffer + (T(1) - dampening) * g;
+                // g = g + mu b (Nesterov), else g = b
+                g = options_.nesterov() ? g + mu * buffer : buffer;
+            }
+            // p = p - lr g
+            parameter.value[j] -= lr * g;
+        }
+    }
+    first_step_ = false;
+}
+
+template <typename T>
+BasicAdam<T>::BasicAdam(std::vector<Parameter<T>> parameters, const AdamOptions& options)
+    : BasicOptimizer<T>(std::move(parameters)), options_(options) {
+    check_learning_rate("Adam", options.lr());
+    if (!(options.beta1() >= 0.0 && options.beta1() < 1.0) ||
+        !(options.beta2() >= 0.0 && options.beta2() < 1.0))
+        throw std::invalid_argument("Adam: betas must be in [0, 1), got (" +
+                                    std::to_string(options.beta1()) + ", " +
+                                    std::to_string(options.beta2()) + ")");
+    check_non_negative("Adam", "eps", options.eps());
+    check_non_negative("Adam", "weight decay", options.weight_decay());
+    first_moments_ = this->make_state();
+    second_moments_ = this->make_state();
+}
+
+template <typename T>
+void BasicAdam<T>::set_learning_rate(double lr) {
+    check_learning_rate("Adam", lr);
+    options_.lr(lr);
+}
+
+template <typename T>
+void BasicAdam<T>::step() {
+    ++step_count_;
+    const T beta1 = T(options_.beta1()), beta2 = T(options_.beta2()), eps = T(options_.eps()),
+            weight_decay = T(options_.weight_decay());
+    // Bias corrections 1 - beta^t, folded into the step size and the denominator as PyTorch does.
+    const T correction1 = T(1) - T(std::pow(options_.beta1(), double(step_count_)));
+    const T sqrt_correction2 = T(std::sqrt(1.0 - std::pow(options_.beta2(), double(step_count_))));
+    const T step_size = T(options_.lr()) / correction1;
+    for (std::size_t index = 0; index < this->parameters_.size(); ++index) {
+        const Parameter<T>& parameter = this->parameters_[index];
+        T* m = first_moments_[index].data();
+        T* v = second_moments_[index].data();
+        for (std::size_t j = 0; j < parameter.size; ++j) {
+            // g = grad + wd p
+            const T g = parameter.grad[j] + weight_decay * parameter.value[j];
+            // m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+            m[j] = beta1 * m[j] + (T(1) - beta1) * g;
+            v[j] = beta2 * v[j] + (T(1) - beta2) * g * g;
+            // p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+            parameter.value[j] -= step_size * m[j] / (std::sqrt(v[j]) / sqrt_correction2 + eps);
+        }
+    }
+}
+
+template class BasicSGD<float>;
+template class BasicSGD<double>;
+template class BasicAdam<float>;
+template class BasicAdam<double>;
+
+}  // namespace bnlab

@@ -1,0 +1,34 @@
+#pragma once
+// The one source of randomness: a seeded generator passed explicitly to whatever needs it.
+// The standard library's distributions differ between implementations, so the draws below are
+// written out; the same seed gives the same numbers with any compiler.
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace bnlab {
+
+class Rng {
+public:
+    explicit Rng(std::uint64_t seed) : engine_(seed) {}
+
+    // Uniform in [low, high).
+    double uniform(double low, double high);
+    // Standard normal (Box-Muller; the second value of each pair is kept for the next call).
+    double normal();
+    // Uniform integer in [0, bound).
+    std::uint64_t below(std::uint64_t bound);
+    // Fisher-Yates shuffle.
+    template <typename Item>
+    void shuffle(std::vector<Item>& items) {
+        for (std::size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[below(i)]);
+    }
+
+private:
+    std::mt19937_64 engine_;
+    bool has_spare_normal_ = false;
+    double spare_normal_ = 0.0;
+};
+
+}  // namespace bnlab

@@ -1,0 +1,38 @@
+#include "framework/training.hpp"
+
+namespace bnlab {
+
+template <typename T>
+Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size_t batch_size) {
+    ModeGuard<T> eval_mode(model, false);
+    BasicBatchLoader<T> loader(data, batch_size, nullptr, false);
+    BasicSoftmaxCrossEntropy<T> loss;
+    double loss_sum = 0.0;
+    std::size_t correct = 0;
+    while (loader.next()) {
+        const Matrix<T>& logits = model.forward(loader.inputs());
+        loss_sum += double(loss.forward(logits, loader.labels())) * double(logits.shape(0));
+        correct += count_correct(logits, loader.labels());
+    }
+    const double samples = static_cast<double>(data.size());
+    return {loss_sum / samples, static_cast<double>(correct) / samples};
+}
+
+template <typename T>
+T train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
+             BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels) {
+    optimizer.zero_grad();
+    const T value = loss.forward(model.forward(inputs), labels);
+    model.backward(loss.backward());
+    optimizer.step();
+    return value;
+}
+
+template Evaluation evaluate(BasicLayer<float>&, const BasicDataset<float>&, std::size_t);
+template Evaluation evaluate(BasicLayer<double>&, const BasicDataset<double>&, std::size_t);
+template float train_step(BasicLayer<float>&, BasicSoftmaxCrossEntropy<float>&,
+                          BasicOptimizer<float>&, const Matrix<float>&, const Labels&);
+template double train_step(BasicLayer<double>&, BasicSoftmaxCrossEntropy<double>&,
+                           BasicOptimizer<double>&, const Matrix<double>&, const Labels&);
+
+}  // namespace bnlab

@@ -1,0 +1,45 @@
+#pragma once
+// The pieces of a training loop: one optimization step, and an evaluation that cannot disturb
+// training (it switches to eval mode and restores the previous mode, so BatchNorm's running
+// statistics never move while measuring).
+
+#include "framework/data.hpp"
+#include "framework/layer.hpp"
+#include "framework/loss.hpp"
+#include "framework/optimizer.hpp"
+
+namespace bnlab {
+
+// Puts a model in training or eval mode for a scope and restores its previous mode after.
+template <typename T>
+class ModeGuard {
+public:
+    ModeGuard(BasicLayer<T>& model, bool training)
+        : model_(model), was_training_(model.is_training()) {
+        model_.train(training);
+    }
+    ~ModeGuard() { model_.train(was_training_); }
+    ModeGuard(const ModeGuard&) = delete;
+    ModeGuard& operator=(const ModeGuard&) = delete;
+
+private:
+    BasicLayer<T>& model_;
+    bool was_training_;
+};
+
+struct Evaluation {
+    double loss = 0.0;      // mean over samples
+    double accuracy = 0.0;  // fraction correct
+};
+
+// Mean loss and accuracy of `model` in eval mode over all of `data`, in batches of
+// `batch_size`; the model's mode is restored afterwards.
+template <typename T>
+Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size_t batch_size);
+
+// zero_grad, forward, loss, backward, optimizer step; returns the batch's loss.
+template <typename T>
+T train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
+             BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels);
+
+}  // namespace bnlab

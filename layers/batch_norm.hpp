@@ -1,0 +1,109 @@
+#pragma once
+// BatchNorm over the features of a [batch, features] input (PyTorch's BatchNorm1d), after
+// Ioffe & Szegedy (2015):
+//   mu_k = (1/m) sum_i x_ik            sigma2_k = (1/m) sum_i (x_ik - mu_k)^2   (biased)
+//   xhat = (x - mu) / sqrt(sigma2 + eps)            y = gamma xhat + beta
+// Training mode normalizes with the batch's statistics and updates the running ones; eval mode
+// normalizes with the running ones.
+//
+// Momentum convention (PyTorch's): running = (1 - momentum) * running + momentum * batch, so the
+// default 0.1 here is TensorFlow/Keras' momentum 0.9. The running variance takes the unbiased
+// batch variance (sigma2 * m / (m - 1)); normalization uses the biased one.
+
+#include <cstdint>
+#include <optional>
+
+#include "framework/layer.hpp"
+
+namespace bnlab {
+
+// Options with chained setters, as libtorch's BatchNorm1dOptions:
+// BatchNormOptions(256).eps(1e-5).momentum(0.1).affine(true).
+class BatchNormOptions {
+public:
+    explicit BatchNormOptions(std::size_t num_features) : num_features_(num_features) {}
+
+    BatchNormOptions& eps(double value) {
+        eps_ = value;
+        return *this;
+    }
+    // std::nullopt: running statistics are the cumulative average of all batches seen
+    // (PyTorch's momentum=None).
+    BatchNormOptions& momentum(std::optional<double> value) {
+        momentum_ = value;
+        return *this;
+    }
+    // Off: no gamma and beta (y = xhat).
+    BatchNormOptions& affine(bool value) {
+        affine_ = value;
+        return *this;
+    }
+
+    std::size_t num_features() const { return num_features_; }
+    double eps() const { return eps_; }
+    std::optional<double> momentum() const { return momentum_; }
+    bool affine() const { return affine_; }
+
+private:
+    std::size_t num_features_;
+    double eps_ = 1e-5;
+    std::optional<double> momentum_ = 0.1;
+    bool affine_ = true;
+};
+
+template <typename T>
+class BasicBatchNorm : public BasicLayer<T> {
+public:
+    explicit BasicBatchNorm(std::size_t num_features)
+        : BasicBatchNorm(BatchNormOptions(num_features)) {}
+    explicit BasicBatchNorm(const BatchNormOptions& options);
+
+    const Matrix<T>& forward(const Matrix<T>& input) override;
+    const Matrix<T>& backward(const Matrix<T>& grad_output) override;
+
+    // gamma and beta when affine, nothing otherwise.
+    std::vector<Parameter<T>> parameters() override;
+    // running_mean and running_var.
+    std::vector<Buffer<T>> buffers() override;
+    std::optional<std::size_t> in_features() const override { return options_.num_features(); }
+    std::optional<std::size_t> out_features() const override { return options_.num_features(); }
+    std::string describe() const override;
+
+    const BatchNormOptions& options() const { return options_; }
+    Vector<T>& gamma() { return gamma_; }
+    Vector<T>& beta() { return beta_; }
+    const Vector<T>& gamma_grad() const { return gamma_grad_; }
+    const Vector<T>& beta_grad() const { return beta_grad_; }
+    Vector<T>& running_mean() { return running_mean_; }
+    Vector<T>& running_var() { return running_var_; }
+    std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
+
+private:
+    BatchNormOptions options_;
+
+    Vector<T> gamma_;          // [n], 1 (and stays 1 when not affine)
+    Vector<T> beta_;           // [n], 0 (and stays 0 when not affine)
+    Vector<T> gamma_grad_;     // [n]
+    Vector<T> beta_grad_;      // [n]
+    Vector<T> running_mean_;   // [n], starts at 0
+    Vector<T> running_var_;    // [n], starts at 1
+    std::int64_t num_batches_tracked_ = 0;
+
+    // Caches of the last forward, for backward.
+    bool normalized_with_batch_stats_ = false;  // training-mode forward?
+    Vector<T> mean_;     // [n]: mu the last forward subtracted (batch's or running)
+    Vector<T> var_;      // [n]: the batch's biased variance (training mode)
+    Vector<T> inv_std_;  // [n]: 1 / sqrt(sigma2 + eps) the last forward multiplied by
+    Matrix<T> x_hat_;    // [m, n]
+
+    Matrix<T> output_;      // [m, n]
+    Matrix<T> grad_input_;  // [m, n]
+    Vector<T> sum_dy_;      // [n]: sum_i dy_ik of the last backward
+    Vector<T> sum_dy_xhat_; // [n]: sum_i dy_ik xhat_ik of the last backward
+};
+
+using BatchNorm = BasicBatchNorm<float>;
+extern template class BasicBatchNorm<float>;
+extern template class BasicBatchNorm<double>;
+
+}  // namespace bnlab

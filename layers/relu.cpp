@@ -1,0 +1,8 @@
+#include "layers/relu.hpp"
+
+namespace bnlab {
+
+template class BasicActivation<float, ReLUFunction>;
+template class BasicActivation<double, ReLUFunction>;
+
+}  // namespace bnlab

@@ -1,0 +1,29 @@
+#pragma once
+// Tanh: y = tanh(x).
+
+#include <cmath>
+#include "framework/activation.hpp"
+
+namespace bnlab {
+
+struct TanhFunction {
+    static constexpr const char* name = "Tanh";
+    // y = tanh(x)
+    template <typename T>
+    static T value(T x) {
+        return std::tanh(x);
+    }
+    // dy/dx = 1 - y^2
+    template <typename T>
+    static T derivative_from_output(T y) {
+        return T(1) - y * y;
+    }
+};
+
+template <typename T>
+using BasicTanh = BasicActivation<T, TanhFunction>;
+using Tanh = BasicTanh<float>;
+extern template class BasicActivation<float, TanhFunction>;
+extern template class BasicActivation<double, TanhFunction>;
+
+}  // namespace bnlab

@@ -1,0 +1,54 @@
+#include "models/mlp.hpp"
+
+#include <stdexcept>
+
+#include "layers/batch_norm.hpp"
+#include "layers/dense.hpp"
+#include "layers/relu.hpp"
+#include "layers/sigmoid.hpp"
+#include "layers/tanh.hpp"
+
+namespace bnlab {
+
+Activation parse_activation(const std::string& name) {
+    if (name == "relu") return Activation::relu;
+    if (name == "sigmoid") return Activation::sigmoid;
+    if (name == "tanh") return Activation::tanh;
+    throw std::invalid_argument("unknown activation '" + name +
+                                "' (expected relu, sigmoid or tanh)");
+}
+
+std::string to_string(Activation activation) {
+    switch (activation) {
+        case Activation::relu: return "relu";
+        case Activation::sigmoid: return "sigmoid";
+        case Activation::tanh: return "tanh";
+    }
+    return "?";
+}
+
+template <typename T>
+BasicSequential<T> mlp(std::size_t inputs, const std::vector<std::size_t>& hidden,
+                       std::size_t classes, Activation activation, bool batchnorm, Rng& rng) {
+    BasicSequential<T> model;
+    std::size_t width = inputs;
+    for (const std::size_t units : hidden) {
+        model.template add<BasicDense>(width, units, rng);
+        if (batchnorm) model.template add<BasicBatchNorm>(units);
+        switch (activation) {
+            case Activation::relu: model.template add<BasicReLU>(); break;
+            case Activation::sigmoid: model.template add<BasicSigmoid>(); break;
+            case Activation::tanh: model.template add<BasicTanh>(); break;
+        }
+        width = units;
+    }
+    model.template add<BasicDense>(width, classes, rng);
+    return model;
+}
+
+template BasicSequential<float> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,
+                                    Activation, bool, Rng&);
+template BasicSequential<double> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,
+                                     Activation, bool, Rng&);
+
+}  // namespace bnlab

@@ -1,0 +1,25 @@
+#pragma once
+// Ready-made multilayer perceptrons: Dense -> [BatchNorm] -> activation per hidden layer, then a
+// final Dense to the class logits (the order PyTorch users write: Linear, BatchNorm1d, ReLU).
+
+#include <string>
+#include <vector>
+
+#include "framework/random.hpp"
+#include "framework/sequential.hpp"
+
+namespace bnlab {
+
+enum class Activation { relu, sigmoid, tanh };
+
+// "relu", "sigmoid" or "tanh"; throws std::invalid_argument naming the bad value otherwise.
+Activation parse_activation(const std::string& name);
+std::string to_string(Activation activation);
+
+// e.g. mlp(784, {100, 100, 100}, 10, Activation::sigmoid, true, rng): 784 -> 100 -> 100 -> 100
+// -> 10 with BatchNorm before every sigmoid.
+template <typename T = float>
+BasicSequential<T> mlp(std::size_t inputs, const std::vector<std::size_t>& hidden,
+                       std::size_t classes, Activation activation, bool batchnorm, Rng& rng);
+
+}  // namespace bnlab
