@@ -1,0 +1,98 @@
+#include "helpers.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+namespace bnlab::testing {
+
+namespace {
+
+// Worst deviation per golden check, printed when the test program exits.
+struct DeviationReport {
+    std::map<std::string, double> worst;
+    ~DeviationReport() {
+        if (worst.empty()) return;
+        auto largest = std::max_element(worst.begin(), worst.end(), [](auto& a, auto& b) {
+            return a.second < b.second;
+        });
+        std::printf("PyTorch golden checks: %zu tensors, largest relative deviation %.3g (%s)\n",
+                    worst.size(), largest->second, largest->first.c_str());
+    }
+};
+DeviationReport report;
+
+}  // namespace
+
+double relative_deviation(const float* actual, std::size_t size, const nlohmann::json& expected) {
+    const auto& data = expected.at("data");
+    REQUIRE(data.size() == size);
+    double scale = 0.0, worst = 0.0;
+    for (std::size_t i = 0; i < size; ++i) scale = std::max(scale, std::abs(data[i].get<double>()));
+    for (std::size_t i = 0; i < size; ++i)
+        worst = std::max(worst, std::abs(double(actual[i]) - data[i].get<double>()));
+    return scale == 0.0 ? worst : worst / scale;
+}
+
+void check_close(const std::string& what, const float* actual, std::size_t size,
+                 const nlohmann::json& expected, double tolerance) {
+    const double deviation = relative_deviation(actual, size, expected);
+    report.worst[what] = std::max(report.worst[what], deviation);
+    INFO(what << ": relative deviation " << deviation);
+    CHECK(deviation <= tolerance);
+}
+
+const nlohmann::json& golden() {
+    static const nlohmann::json parsed = [] {
+        std::ifstream file(BNLAB_GOLDEN_FILE);
+        REQUIRE_MESSAGE(file.good(), "cannot open " BNLAB_GOLDEN_FILE);
+        return nlohmann::json::parse(file);
+    }();
+    return parsed;
+}
+
+double numeric_derivative(double& value, const std::function<double()>& loss) {
+    const double h = 1e-6, saved = value;
+    value = saved + h;
+    const double up = loss();
+    value = saved - h;
+    const double down = loss();
+    value = saved;
+    return (up - down) / (2 * h);
+}
+
+void check_derivative(const std::string& what, double analytic, double numeric) {
+    INFO(what << ": analytic " << analytic << ", numeric " << numeric);
+    CHECK(std::abs(analytic - numeric) <= 1e-6 * std::max(1.0, std::abs(numeric)));
+}
+
+void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std::uint64_t seed) {
+    Rng rng(seed);
+    const Matrix<double> first = layer.forward(input);
+    const Matrix<double> projection = random_matrix<double>(first.shape(0), first.shape(1), rng);
+    auto loss = [&] {
+        const Matrix<double>& output = layer.forward(input);
+        double sum = 0.0;
+        for (std::size_t i = 0; i < output.size(); ++i) sum += output.data()[i] * projection.data()[i];
+        return sum;
+    };
+
+    layer.zero_grad();
+    loss();
+    const Matrix<double> grad_input = layer.backward(projection);
+    std::vector<std::vector<double>> grad_parameters;
+    for (const Parameter<double>& p : layer.parameters())
+        grad_parameters.emplace_back(p.grad, p.grad + p.size);
+
+    for (std::size_t i = 0; i < input.size(); ++i)
+        check_derivative(layer.describe() + " dL/dx[" + std::to_string(i) + "]",
+                         grad_input.data()[i], numeric_derivative(input.data()[i], loss));
+    std::vector<Parameter<double>> parameters = layer.parameters();
+    for (std::size_t p = 0; p < parameters.size(); ++p)
+        for (std::size_t j = 0; j < parameters[p].size; ++j)
+            check_derivative(layer.describe() + " dL/d" + parameters[p].name + "[" + std::to_string(j) + "]",
+                             grad_parameters[p][j], numeric_derivative(parameters[p].value[j], loss));
+}
+
+}  // namespace bnlab::testing

@@ -1,0 +1,68 @@
+#pragma once
+// Shared by the tests: reading golden tensors, and finite-difference gradient checks.
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "framework/bnlab.hpp"
+
+namespace bnlab::testing {
+
+// A {"shape": [...], "data": [...]} object of the golden file as a Matrix (a 1-D shape becomes
+// one row).
+template <typename T>
+Matrix<T> matrix_from(const nlohmann::json& tensor) {
+    const auto& shape = tensor.at("shape");
+    const std::size_t rows = shape.size() == 2 ? shape[0].get<std::size_t>() : 1;
+    const std::size_t cols = shape.size() == 2 ? shape[1].get<std::size_t>() : shape[0].get<std::size_t>();
+    Matrix<T> result = xt::empty<T>({rows, cols});
+    const auto& data = tensor.at("data");
+    REQUIRE(data.size() == rows * cols);
+    for (std::size_t i = 0; i < data.size(); ++i) result.data()[i] = static_cast<T>(data[i].get<double>());
+    return result;
+}
+
+template <typename T>
+void assign_from(T* destination, std::size_t size, const nlohmann::json& tensor) {
+    const auto& data = tensor.at("data");
+    REQUIRE(data.size() == size);
+    for (std::size_t i = 0; i < size; ++i) destination[i] = static_cast<T>(data[i].get<double>());
+}
+
+// Largest |actual - expected| divided by the largest |expected| of the tensor: the error
+// relative to the tensor's scale, which stays meaningful for entries near zero.
+double relative_deviation(const float* actual, std::size_t size, const nlohmann::json& expected);
+
+// Checks `actual` against a golden tensor to `tolerance` relative (see relative_deviation) and
+// records the deviation for the summary printed at the end of the run.
+void check_close(const std::string& what, const float* actual, std::size_t size,
+                 const nlohmann::json& expected, double tolerance = 1e-5);
+
+// The golden file, parsed once.
+const nlohmann::json& golden();
+
+// Central-difference derivative of `loss` with respect to `value`, h = 1e-6 (double precision:
+// truncation error ~h^2, rounding ~1e-16/h, both far below the 1e-6 tolerance used).
+double numeric_derivative(double& value, const std::function<double()>& loss);
+
+// Compares analytic and numeric derivatives: |a - n| <= 1e-6 max(1, |n|).
+void check_derivative(const std::string& what, double analytic, double numeric);
+
+// Gradient check of one layer in double precision, with the scalar loss sum(forward(x) * r)
+// for a fixed random r: checks dL/dx from backward and every parameter gradient.
+void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std::uint64_t seed);
+
+// A [rows, cols] matrix of N(mean, scale^2) draws.
+template <typename T>
+Matrix<T> random_matrix(std::size_t rows, std::size_t cols, Rng& rng, double scale = 1.0,
+                        double mean = 0.0) {
+    Matrix<T> result = xt::empty<T>({rows, cols});
+    for (T& value : result) value = static_cast<T>(mean + scale * rng.normal());
+    return result;
+}
+
+}  // namespace bnlab::testing
