@@ -10,13 +10,13 @@ namespace {
 void check_learning_rate(const char* who, double lr) {
     if (!(lr > 0.0) || !std::isfinite(lr))
         throw std::invalid_argument(std::string(who) + ": learning rate must be positive, got " +
-                                    std::to_string(lr));
+                                    number_string(lr));
 }
 
 void check_non_negative(const char* who, const char* what, double value) {
     if (!(value >= 0.0) || !std::isfinite(value))
         throw std::invalid_argument(std::string(who) + ": " + what +
-                                    " must be a non-negative number, got " + std::to_string(value));
+                                    " must be a non-negative number, got " + number_string(value));
 }
 
 }  // namespace
@@ -69,8 +69,8 @@ BasicAdam<T>::BasicAdam(std::vector<Parameter<T>> parameters, const AdamOptions&
     if (!(options.beta1() >= 0.0 && options.beta1() < 1.0) ||
         !(options.beta2() >= 0.0 && options.beta2() < 1.0))
         throw std::invalid_argument("Adam: betas must be in [0, 1), got (" +
-                                    std::to_string(options.beta1()) + ", " +
-                                    std::to_string(options.beta2()) + ")");
+                                    number_string(options.beta1()) + ", " +
+                                    number_string(options.beta2()) + ")");
     check_non_negative("Adam", "eps", options.eps());
     check_non_negative("Adam", "weight decay", options.weight_decay());
     first_moments_ = this->make_state();

@@ -45,6 +45,9 @@ void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpo
     xt::blas::gemm(a, b, result, transpose_a, transpose_b, alpha, beta);
 }
 
+// A number as a person writes it ("0.1", "1e-05", "1.5"), for error messages.
+std::string number_string(double value);
+
 // "[rows, cols]", for error messages.
 std::string shape_string(std::size_t rows, std::size_t cols);
 

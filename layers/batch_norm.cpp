@@ -24,10 +24,10 @@ BasicBatchNorm<T>::BasicBatchNorm(const BatchNormOptions& options)
         throw std::invalid_argument("BatchNorm: num_features must be positive");
     if (!(options.eps() > 0.0))
         throw std::invalid_argument("BatchNorm: eps must be positive, got " +
-                                    std::to_string(options.eps()));
+                                    number_string(options.eps()));
     if (options.momentum() && !(*options.momentum() >= 0.0 && *options.momentum() <= 1.0))
         throw std::invalid_argument("BatchNorm: momentum must be in [0, 1], got " +
-                                    std::to_string(*options.momentum()));
+                                    number_string(*options.momentum()));
 }
 
 template <typename T>

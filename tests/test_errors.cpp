@@ -1,1 +1,119 @@
-#include <doctest/doctest.h>
+// Every bad input the framework handles is an exception whose message names the problem.
+#include "helpers.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+
+namespace {
+
+// Runs `action`, requires it to throw, and returns the message.
+template <typename Action>
+std::string message_of(Action&& action) {
+    try {
+        action();
+    } catch (const std::exception& error) {
+        return error.what();
+    }
+    FAIL("expected an exception");
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("Adding a layer of the wrong width names both layers and widths") {
+    Rng rng(1);
+    Sequential model;
+    model.add<Dense>(784, 256, rng);
+    model.add<ReLU>();
+    const std::string message = message_of([&] { model.add<Dense>(100, 10, rng); });
+    CHECK(message ==
+          "Sequential: cannot add layer 2 Dense(100 -> 10), which expects 100 input features, "
+          "after layer 0 Dense(784 -> 256), which outputs 256");
+    CHECK(model.size() == 2);  // nothing half added
+
+    const std::string bn = message_of([&] { model.add<BatchNorm>(128); });
+    CHECK(bn.find("BatchNorm(128") != std::string::npos);
+    CHECK(bn.find("outputs 256") != std::string::npos);
+}
+
+TEST_CASE("A forward with the wrong input width names the layer and both widths") {
+    Rng rng(2);
+    Sequential model = mlp(784, {32}, 10, Activation::relu, true, rng);
+    const Matrix<float> input = xt::zeros<float>({std::size_t{4}, std::size_t{100}});
+    CHECK(message_of([&] { model.forward(input); }) ==
+          "Dense(784 -> 32): input of shape [4, 100] has 100 features, expected 784");
+    BatchNorm bn(8);
+    CHECK(message_of([&] { bn.forward(input); }) ==
+          "BatchNorm(8, eps=1e-05, momentum=0.1): input of shape [4, 100] has 100 features, "
+          "expected 8");
+}
+
+TEST_CASE("A batch of one in BatchNorm training mode is an error; eval mode accepts it") {
+    BatchNorm bn(4);
+    const Matrix<float> one_row = xt::ones<float>({std::size_t{1}, std::size_t{4}});
+    CHECK(message_of([&] { bn.forward(one_row); }) ==
+          "BatchNorm(4, eps=1e-05, momentum=0.1): expected more than 1 value per feature when "
+          "training, got input of shape [1, 4] (use eval() to run single samples)");
+    CHECK(bn.num_batches_tracked() == 0);  // running statistics untouched
+    bn.eval();
+    CHECK(bn.forward(one_row).shape(0) == 1);
+}
+
+TEST_CASE("Empty batches, backward before forward and bad gradient shapes are errors") {
+    Rng rng(3);
+    Dense dense(3, 2, rng);
+    CHECK(message_of([&] { dense.backward(xt::zeros<float>({std::size_t{2}, std::size_t{2}})); }) ==
+          "Dense(3 -> 2): backward called before forward");
+    CHECK(message_of([&] { dense.forward(xt::zeros<float>({std::size_t{0}, std::size_t{3}})); }) ==
+          "Dense(3 -> 2): input batch is empty");
+    dense.forward(xt::zeros<float>({std::size_t{5}, std::size_t{3}}));
+    CHECK(message_of([&] { dense.backward(xt::zeros<float>({std::size_t{4}, std::size_t{2}})); }) ==
+          "Dense(3 -> 2): backward got gradient of shape [4, 2], expected [5, 2]");
+    Sequential empty;
+    CHECK(message_of([&] { empty.forward(xt::zeros<float>({std::size_t{1}, std::size_t{3}})); }) ==
+          "Sequential: forward on a model with no layers");
+}
+
+TEST_CASE("The loss rejects labels that do not fit the logits") {
+    SoftmaxCrossEntropy loss;
+    const Matrix<float> logits = xt::zeros<float>({std::size_t{2}, std::size_t{3}});
+    Labels three = xt::zeros<int>({std::size_t{3}});
+    CHECK(message_of([&] { loss.forward(logits, three); }) ==
+          "SoftmaxCrossEntropy: 3 labels for logits of shape [2, 3]");
+    Labels out_of_range = xt::zeros<int>({std::size_t{2}});
+    out_of_range(1) = 3;
+    CHECK(message_of([&] { loss.forward(logits, out_of_range); }) ==
+          "SoftmaxCrossEntropy: label 3 at row 1 is outside [0, 3)");
+}
+
+TEST_CASE("Bad options are errors naming the option") {
+    Rng rng(4);
+    CHECK(message_of([&] { BatchNorm(BatchNormOptions(4).eps(0)); }) ==
+          "BatchNorm: eps must be positive, got 0");
+    CHECK(message_of([&] { BatchNorm(BatchNormOptions(4).momentum(1.5)); }) ==
+          "BatchNorm: momentum must be in [0, 1], got 1.5");
+    CHECK(message_of([&] { BatchNorm(0); }) == "BatchNorm: num_features must be positive");
+    CHECK(message_of([&] { Dense(0, 3, rng); }) == "Dense: widths must be positive, got 0 -> 3");
+    Dense dense(2, 2, rng);
+    CHECK(message_of([&] { SGD(dense.parameters(), SGDOptions(0)); }) ==
+          "SGD: learning rate must be positive, got 0");
+    CHECK(message_of([&] { SGD(dense.parameters(), SGDOptions(0.1).momentum(-1)); }) ==
+          "SGD: momentum must be a non-negative number, got -1");
+    CHECK(message_of([&] { SGD(dense.parameters(), SGDOptions(0.1).nesterov(true)); }) ==
+          "SGD: Nesterov momentum requires a momentum and zero dampening");
+    CHECK(message_of([&] { Adam(dense.parameters(), AdamOptions().betas(0.9, 1.0)); }) ==
+          "Adam: betas must be in [0, 1), got (0.9, 1)");
+    CHECK(message_of([&] { parse_activation("gelu"); }) ==
+          "unknown activation 'gelu' (expected relu, sigmoid or tanh)");
+}
+
+TEST_CASE("The batch loader rejects bad sizes") {
+    Rng rng(5);
+    Dataset data = make_blobs(10, 2, 2, 1.0, rng);
+    CHECK(message_of([&] { BatchLoader(data, 0, nullptr, false); }) ==
+          "BatchLoader: batch size must be positive");
+    CHECK(message_of([&] { BatchLoader(data, 11, nullptr, true); }) ==
+          "BatchLoader: batch size 11 exceeds the 10 samples, and partial batches are dropped");
+    CHECK(message_of([&] { slice(data, 5, 11); }) ==
+          "slice: rows [5, 11) outside a dataset of 10 samples");
+}

@@ -1,1 +1,173 @@
-#include <doctest/doctest.h>
+// Forward values, modes, the summary, the model builder, the data loader and the loss.
+#include "helpers.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+
+TEST_CASE("Dense computes x W^T + b and initializes like PyTorch's Linear") {
+    Rng rng(1);
+    Dense dense(3, 2, rng);
+    const float bound = 1.0f / std::sqrt(3.0f);
+    for (const Parameter<float>& p : dense.parameters())
+        for (std::size_t j = 0; j < p.size; ++j) {
+            CHECK(p.value[j] >= -bound);
+            CHECK(p.value[j] < bound);
+        }
+    dense.weight() = Matrix<float>{{1, 2, 3}, {-1, 0, 1}};
+    dense.bias() = Vector<float>{0.5f, -0.5f};
+    const Matrix<float>& y = dense.forward(Matrix<float>{{1, 1, 1}, {2, 0, -1}});
+    CHECK(y == Matrix<float>{{6.5f, -0.5f}, {-0.5f, -3.5f}});
+}
+
+TEST_CASE("Activations compute their functions") {
+    const Matrix<float> x{{-2.0f, 0.0f, 3.0f}};
+    ReLU relu;
+    Sigmoid sigmoid;
+    Tanh tanh_layer;
+    CHECK(relu.forward(x) == Matrix<float>{{0.0f, 0.0f, 3.0f}});
+    CHECK(sigmoid.forward(x)(0, 1) == 0.5f);
+    CHECK(sigmoid.forward(x)(0, 0) == doctest::Approx(1.0 / (1.0 + std::exp(2.0))));
+    CHECK(tanh_layer.forward(x)(0, 2) == doctest::Approx(std::tanh(3.0)));
+    // Saturation stays finite.
+    CHECK(sigmoid.forward(Matrix<float>{{-1000.0f, 1000.0f}}) == Matrix<float>{{0.0f, 1.0f}});
+}
+
+TEST_CASE("BatchNorm normalizes each feature to mean beta and standard deviation gamma") {
+    Rng rng(2);
+    BatchNorm bn(3);
+    bn.gamma() = Vector<float>{1.0f, 2.0f, 0.5f};
+    bn.beta() = Vector<float>{0.0f, -1.0f, 3.0f};
+    const Matrix<float> y = bn.forward(random_matrix<float>(64, 3, rng, 5.0, 10.0));
+    for (std::size_t k = 0; k < 3; ++k) {
+        double mean = 0, var = 0;
+        for (std::size_t i = 0; i < 64; ++i) mean += y(i, k) / 64.0;
+        for (std::size_t i = 0; i < 64; ++i) var += (y(i, k) - mean) * (y(i, k) - mean) / 64.0;
+        CHECK(mean == doctest::Approx(bn.beta()(k)).epsilon(1e-5));
+        // sigma2 / (sigma2 + eps) shrinks the variance a hair below gamma^2.
+        CHECK(var == doctest::Approx(bn.gamma()(k) * bn.gamma()(k)).epsilon(1e-4));
+    }
+}
+
+TEST_CASE("Train and eval modes: BatchNorm's outputs differ, and evaluate() restores the mode") {
+    Rng rng(3);
+    Sequential model = mlp(4, {8}, 3, Activation::relu, true, rng);
+    auto& bn = dynamic_cast<BatchNorm&>(model[1]);
+    const Matrix<float> x = random_matrix<float>(16, 4, rng, 2.0, 1.0);
+
+    CHECK(model.is_training());
+    const Matrix<float> train_out = model.forward(x);
+    CHECK(bn.num_batches_tracked() == 1);
+    model.eval();
+    CHECK(!model[0].is_training());
+    CHECK(!bn.is_training());
+    const Matrix<float> eval_out = model.forward(x);
+    CHECK(bn.num_batches_tracked() == 1);  // eval never moves the running statistics
+    CHECK(train_out != eval_out);
+
+    model.train();
+    const Vector<float> mean_before = bn.running_mean();
+    Dataset data{x, xt::zeros<int>({std::size_t{16}})};
+    const Evaluation result = evaluate(model, data, 5);
+    CHECK(model.is_training());
+    CHECK(bn.is_training());
+    CHECK(bn.running_mean() == mean_before);
+    CHECK(bn.num_batches_tracked() == 1);
+    CHECK(result.accuracy >= 0.0);
+    CHECK(std::isfinite(result.loss));
+}
+
+TEST_CASE("Layers added to a Sequential follow its mode") {
+    Sequential model;
+    model.eval();
+    auto& bn = model.add<BatchNorm>(2);
+    CHECK(!bn.is_training());
+}
+
+TEST_CASE("mlp() builds Dense, BatchNorm, activation blocks and a final Dense") {
+    Rng rng(4);
+    Sequential with_bn = mlp(784, {100, 100, 100}, 10, Activation::sigmoid, true, rng);
+    REQUIRE(with_bn.size() == 10);
+    CHECK(with_bn[0].describe() == "Dense(784 -> 100)");
+    CHECK(with_bn[1].describe() == "BatchNorm(100, eps=1e-05, momentum=0.1)");
+    CHECK(with_bn[2].describe() == "Sigmoid()");
+    CHECK(with_bn[9].describe() == "Dense(100 -> 10)");
+    CHECK(with_bn.in_features() == 784u);
+    CHECK(with_bn.out_features() == 10u);
+    Sequential without = mlp(784, {100, 100, 100}, 10, Activation::sigmoid, false, rng);
+    CHECK(without.size() == 7);
+    CHECK(with_bn.parameter_count() == without.parameter_count() + 3 * 200);
+    CHECK(without.parameter_count() == 784 * 100 + 100 + 2 * (100 * 100 + 100) + 100 * 10 + 10);
+}
+
+TEST_CASE("summary() lists layers, output widths and parameter counts") {
+    Rng rng(5);
+    Sequential model;
+    model.add<Dense>(784, 256, rng);
+    model.add<BatchNorm>(256);
+    model.add<ReLU>();
+    model.add<Dense>(256, 10, rng);
+    const std::string summary = model.summary();
+    INFO(summary);
+    CHECK(summary.find("0   Dense(784 -> 256)") != std::string::npos);
+    CHECK(summary.find("200960") != std::string::npos);
+    CHECK(summary.find("512") != std::string::npos);
+    CHECK(summary.find("2570") != std::string::npos);
+    CHECK(summary.find("Trainable parameters: 204042") != std::string::npos);
+    CHECK(model.parameters()[2].name == "1.gamma");
+    CHECK(model.buffers()[1].name == "1.running_var");
+}
+
+TEST_CASE("The loss is stable for huge logits and its gradient is (softmax - onehot) / m") {
+    SoftmaxCrossEntropy loss;
+    Labels labels = xt::empty<int>({std::size_t{2}});
+    labels(0) = 0;
+    labels(1) = 1;
+    const float value = loss.forward(Matrix<float>{{1000.0f, 0.0f}, {0.0f, 0.0f}}, labels);
+    CHECK(value == doctest::Approx(std::log(2.0) / 2).epsilon(1e-6));
+    const Matrix<float>& grad = loss.backward();
+    CHECK(grad(0, 0) == doctest::Approx(0.0));
+    CHECK(grad(1, 0) == doctest::Approx(0.25));
+    CHECK(grad(1, 1) == doctest::Approx(-0.25));
+    CHECK(accuracy(Matrix<float>{{1.0f, 0.0f}, {2.0f, 1.0f}}, labels) == 0.5);
+}
+
+TEST_CASE("The batch loader visits every sample once per epoch, shuffled per seed") {
+    Rng data_rng(6);
+    Dataset data = make_blobs(10, 2, 2, 1.0, data_rng);
+    for (std::size_t i = 0; i < 10; ++i) data.inputs(i, 0) = float(i);
+    auto epoch_order = [&](Rng* rng, bool drop_last) {
+        BatchLoader loader(data, 4, rng, drop_last);
+        std::vector<int> seen;
+        while (loader.next()) {
+            for (std::size_t r = 0; r < loader.inputs().shape(0); ++r)
+                seen.push_back(int(loader.inputs()(r, 0)));
+        }
+        return seen;
+    };
+    CHECK(epoch_order(nullptr, false) == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+    CHECK(epoch_order(nullptr, true).size() == 8);
+    Rng a(7), b(7), c(8);
+    const std::vector<int> shuffled = epoch_order(&a, false);
+    CHECK(shuffled == epoch_order(&b, false));
+    CHECK(shuffled != epoch_order(&c, false));
+    std::vector<int> sorted = shuffled;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(sorted == epoch_order(nullptr, false));
+}
+
+TEST_CASE("Training lowers the loss on a small synthetic problem") {
+    Rng rng(9);
+    Dataset data = make_blobs(512, 8, 3, 0.7, rng);
+    Sequential model = mlp(8, {16}, 3, Activation::relu, true, rng);
+    SoftmaxCrossEntropy loss;
+    SGD optimizer(model.parameters(), SGDOptions(0.1).momentum(0.9));
+    const double before = evaluate(model, data, 128).loss;
+    BatchLoader batches(data, 32, &rng, true);
+    for (int epoch = 0; epoch < 5; ++epoch) {
+        batches.start_epoch();
+        while (batches.next()) train_step(model, loss, optimizer, batches.inputs(), batches.labels());
+    }
+    const Evaluation after = evaluate(model, data, 128);
+    CHECK(after.loss < 0.5 * before);
+    CHECK(after.accuracy > 0.8);
+}
