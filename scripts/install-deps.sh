@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages bnlab builds with, when any is missing (as root, or with sudo).
+set -euo pipefail
+
+packages=(
+  g++ cmake make git
+  libxtensor-dev libxtensor-blas-dev libopenblas-dev  # tensors and BLAS
+  libspdlog-dev                                       # console logging
+  doctest-dev nlohmann-json3-dev                      # tests and their golden data
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$package")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "bnlab: installing missing Debian packages: ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "bnlab: need root or sudo to install: ${missing[*]}" >&2
+  exit 1
+fi
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "${missing[@]}"
