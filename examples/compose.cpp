@@ -22,7 +22,8 @@ int main() {
     for (int epoch = 1; epoch <= 5; ++epoch) {
         model.train();
         batches.start_epoch();
-        while (batches.next()) train_step(model, loss, optimizer, batches.inputs(), batches.labels());
+        while (batches.next())
+            train_step(model, loss, optimizer, batches.inputs(), batches.labels());
         const Evaluation test = evaluate(model, test_set, 256);  // eval mode, then restored
         std::printf("epoch %d  test loss %.4f  test accuracy %.4f\n", epoch, test.loss,
                     test.accuracy);

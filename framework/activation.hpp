@@ -10,7 +10,7 @@ namespace bnlab {
 // static T derivative_from_output(T y).
 template <typename T, typename Function>
 class BasicActivation : public BasicLayer<T> {
-public:
+  public:
     // input: [batch, n] -> output: [batch, n]
     const Matrix<T>& forward(const Matrix<T>& input) override {
         this->check_input_width(input);
@@ -26,8 +26,7 @@ public:
         this->check_grad_output(grad_output, output_.shape(0), output_.shape(1));
         ensure_shape(grad_input_, output_.shape(0), output_.shape(1));
         // dx = dy * f'(x), with f'(x) written in terms of y = f(x)
-        std::transform(grad_output.begin(), grad_output.end(), output_.begin(),
-                       grad_input_.begin(),
+        std::transform(grad_output.begin(), grad_output.end(), output_.begin(), grad_input_.begin(),
                        [](T dy, T y) { return dy * Function::derivative_from_output(y); });
         return grad_input_;
     }
@@ -36,7 +35,7 @@ public:
     std::optional<std::size_t> out_features() const override { return std::nullopt; }
     std::string describe() const override { return std::string(Function::name) + "()"; }
 
-private:
+  private:
     Matrix<T> output_;      // [batch, n]: y of the last forward, also the cache for backward
     Matrix<T> grad_input_;  // [batch, n]
 };

@@ -10,7 +10,8 @@ Dataset make_blobs(std::size_t samples, std::size_t features, std::size_t classe
     if (samples == 0 || features == 0 || classes < 2)
         throw std::invalid_argument("make_blobs: need samples > 0, features > 0, classes >= 2");
     Matrix<float> centres = xt::empty<float>({classes, features});
-    for (float& value : centres) value = static_cast<float>(separation * rng.normal());
+    for (float& value : centres)
+        value = static_cast<float>(separation * rng.normal());
     Dataset data{xt::empty<float>({samples, features}), xt::empty<int>({samples})};
     for (std::size_t i = 0; i < samples; ++i) {
         const std::size_t label = rng.below(classes);
@@ -80,7 +81,8 @@ bool BasicBatchLoader<T>::next() {
 
 template <typename T>
 std::size_t BasicBatchLoader<T>::batches_per_epoch() const {
-    return drop_last_ ? order_.size() / batch_size_ : (order_.size() + batch_size_ - 1) / batch_size_;
+    return drop_last_ ? order_.size() / batch_size_
+                      : (order_.size() + batch_size_ - 1) / batch_size_;
 }
 
 template BasicDataset<float> slice(const BasicDataset<float>&, std::size_t, std::size_t);

@@ -27,7 +27,7 @@ BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_
 
 template <typename T>
 class BasicBatchLoader {
-public:
+  public:
     // Reads batches of `batch_size` rows of `data` (which must outlive the loader). With a
     // `shuffle_rng` each epoch visits the rows in a fresh order drawn from it; without, in order.
     // `drop_last` leaves out the final partial batch.
@@ -43,7 +43,7 @@ public:
     const Labels& labels() const { return batch_labels_; }
     std::size_t batches_per_epoch() const;
 
-private:
+  private:
     const BasicDataset<T>& data_;
     std::size_t batch_size_;
     Rng* shuffle_rng_;

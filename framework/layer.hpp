@@ -33,7 +33,7 @@ struct Buffer {
 
 template <typename T>
 class BasicLayer {
-public:
+  public:
     virtual ~BasicLayer() = default;
 
     // input: [batch, in_features] -> output: [batch, out_features]. The returned reference is
@@ -52,7 +52,8 @@ public:
     }
     std::size_t parameter_count() {
         std::size_t count = 0;
-        for (const Parameter<T>& parameter : parameters()) count += parameter.size;
+        for (const Parameter<T>& parameter : parameters())
+            count += parameter.size;
         return count;
     }
 
@@ -68,7 +69,7 @@ public:
     // One line, e.g. "Dense(784 -> 256)".
     virtual std::string describe() const = 0;
 
-protected:
+  protected:
     // Throws std::invalid_argument naming this layer when `input` is empty or is not
     // [batch, in_features].
     void check_input_width(const Matrix<T>& input) const;
@@ -77,7 +78,7 @@ protected:
     void check_grad_output(const Matrix<T>& grad_output, std::size_t batch,
                            std::size_t width) const;
 
-private:
+  private:
     bool training_ = true;
 };
 

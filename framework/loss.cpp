@@ -33,14 +33,16 @@ T BasicSoftmaxCrossEntropy<T>::forward(const Matrix<T>& logits, const Labels& la
     double total = 0.0;
     for (std::size_t i = 0; i < m; ++i) {
         T max_logit = logits(i, 0);
-        for (std::size_t c = 1; c < classes; ++c) max_logit = std::max(max_logit, logits(i, c));
+        for (std::size_t c = 1; c < classes; ++c)
+            max_logit = std::max(max_logit, logits(i, c));
         // sum_c exp(z_c - max), the shift keeping every exponent <= 0
         T sum_exp = 0;
         for (std::size_t c = 0; c < classes; ++c) {
             probabilities_(i, c) = std::exp(logits(i, c) - max_logit);
             sum_exp += probabilities_(i, c);
         }
-        for (std::size_t c = 0; c < classes; ++c) probabilities_(i, c) /= sum_exp;
+        for (std::size_t c = 0; c < classes; ++c)
+            probabilities_(i, c) /= sum_exp;
         // -log softmax(z)_y = log sum_c exp(z_c - max) - (z_y - max)
         total += std::log(sum_exp) - (logits(i, labels(i)) - max_logit);
     }

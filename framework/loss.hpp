@@ -8,14 +8,14 @@ namespace bnlab {
 
 template <typename T>
 class BasicSoftmaxCrossEntropy {
-public:
+  public:
     // logits: [m, classes], labels: [m] in [0, classes) -> mean over the batch of
     // -log softmax(logits)_label, computed with log-sum-exp so that large logits do not overflow.
     T forward(const Matrix<T>& logits, const Labels& labels);
     // dL/dlogits for the last forward: (softmax(logits) - onehot(label)) / m.
     const Matrix<T>& backward();
 
-private:
+  private:
     Matrix<T> probabilities_;  // [m, classes]: softmax of the last forward's logits
     Labels labels_;            // [m]
     Matrix<T> grad_logits_;    // [m, classes]

@@ -7,12 +7,6 @@ namespace bnlab {
 
 namespace {
 
-void check_learning_rate(const char* who, double lr) {
-    if (!(lr > 0.0) || !std::isfinite(lr))
-        throw std::invalid_argument(std::string(who) + ": learning rate must be positive, got " +
-                                    number_string(lr));
-}
-
 void check_non_negative(const char* who, const char* what, double value) {
     if (!(value >= 0.0) || !std::isfinite(value))
         throw std::invalid_argument(std::string(who) + ": " + what +
@@ -22,26 +16,34 @@ void check_non_negative(const char* who, const char* what, double value) {
 }  // namespace
 
 template <typename T>
+BasicOptimizer<T>::BasicOptimizer(std::vector<Parameter<T>> parameters, double lr, std::string name)
+    : parameters_(std::move(parameters)), name_(std::move(name)) {
+    set_learning_rate(lr);
+}
+
+template <typename T>
+void BasicOptimizer<T>::set_learning_rate(double lr) {
+    if (!(lr > 0.0) || !std::isfinite(lr))
+        throw std::invalid_argument(name_ + ": learning rate must be positive, got " +
+                                    number_string(lr));
+    learning_rate_ = lr;
+}
+
+template <typename T>
 BasicSGD<T>::BasicSGD(std::vector<Parameter<T>> parameters, const SGDOptions& options)
-    : BasicOptimizer<T>(std::move(parameters)), options_(options) {
-    check_learning_rate("SGD", options.lr());
+    : BasicOptimizer<T>(std::move(parameters), options.lr(), "SGD"), options_(options) {
     check_non_negative("SGD", "momentum", options.momentum());
     check_non_negative("SGD", "dampening", options.dampening());
     check_non_negative("SGD", "weight decay", options.weight_decay());
     if (options.nesterov() && (options.momentum() <= 0.0 || options.dampening() != 0.0))
-        throw std::invalid_argument("SGD: Nesterov momentum requires a momentum and zero dampening");
+        throw std::invalid_argument(
+            "SGD: Nesterov momentum requires a momentum and zero dampening");
     if (options.momentum() > 0.0) momentum_buffers_ = this->make_state();
 }
 
 template <typename T>
-void BasicSGD<T>::set_learning_rate(double lr) {
-    check_learning_rate("SGD", lr);
-    options_.lr(lr);
-}
-
-template <typename T>
 void BasicSGD<T>::step() {
-    const T lr = T(options_.lr()), mu = T(options_.momentum()),
+    const T lr = T(this->learning_rate()), mu = T(options_.momentum()),
             dampening = T(options_.dampening()), weight_decay = T(options_.weight_decay());
     for (std::size_t index = 0; index < this->parameters_.size(); ++index) {
         const Parameter<T>& parameter = this->parameters_[index];
@@ -64,8 +66,7 @@ void BasicSGD<T>::step() {
 
 template <typename T>
 BasicAdam<T>::BasicAdam(std::vector<Parameter<T>> parameters, const AdamOptions& options)
-    : BasicOptimizer<T>(std::move(parameters)), options_(options) {
-    check_learning_rate("Adam", options.lr());
+    : BasicOptimizer<T>(std::move(parameters), options.lr(), "Adam"), options_(options) {
     if (!(options.beta1() >= 0.0 && options.beta1() < 1.0) ||
         !(options.beta2() >= 0.0 && options.beta2() < 1.0))
         throw std::invalid_argument("Adam: betas must be in [0, 1), got (" +
@@ -78,12 +79,6 @@ BasicAdam<T>::BasicAdam(std::vector<Parameter<T>> parameters, const AdamOptions&
 }
 
 template <typename T>
-void BasicAdam<T>::set_learning_rate(double lr) {
-    check_learning_rate("Adam", lr);
-    options_.lr(lr);
-}
-
-template <typename T>
 void BasicAdam<T>::step() {
     ++step_count_;
     const T beta1 = T(options_.beta1()), beta2 = T(options_.beta2()), eps = T(options_.eps()),
@@ -91,7 +86,7 @@ void BasicAdam<T>::step() {
     // Bias corrections 1 - beta^t, folded into the step size and the denominator as PyTorch does.
     const T correction1 = T(1) - T(std::pow(options_.beta1(), double(step_count_)));
     const T sqrt_correction2 = T(std::sqrt(1.0 - std::pow(options_.beta2(), double(step_count_))));
-    const T step_size = T(options_.lr()) / correction1;
+    const T step_size = T(this->learning_rate()) / correction1;
     for (std::size_t index = 0; index < this->parameters_.size(); ++index) {
         const Parameter<T>& parameter = this->parameters_[index];
         T* m = first_moments_[index].data();
@@ -108,6 +103,8 @@ void BasicAdam<T>::step() {
     }
 }
 
+template class BasicOptimizer<float>;
+template class BasicOptimizer<double>;
 template class BasicSGD<float>;
 template class BasicSGD<double>;
 template class BasicAdam<float>;

@@ -11,9 +11,9 @@ namespace bnlab {
 
 template <typename T>
 class BasicOptimizer {
-public:
-    explicit BasicOptimizer(std::vector<Parameter<T>> parameters)
-        : parameters_(std::move(parameters)) {}
+  public:
+    // `name` ("SGD", "Adam") prefixes error messages. Throws unless lr > 0.
+    BasicOptimizer(std::vector<Parameter<T>> parameters, double lr, std::string name);
     virtual ~BasicOptimizer() = default;
 
     virtual void step() = 0;
@@ -21,21 +21,27 @@ public:
         for (Parameter<T>& parameter : parameters_)
             std::fill(parameter.grad, parameter.grad + parameter.size, T(0));
     }
-    virtual double learning_rate() const = 0;
-    virtual void set_learning_rate(double lr) = 0;
+    // The current learning rate (the options give the initial one); schedules change it here.
+    double learning_rate() const { return learning_rate_; }
+    void set_learning_rate(double lr);
 
-protected:
+  protected:
     std::vector<Parameter<T>> parameters_;
+    std::string name_;
     // One zeroed state array per parameter, of the parameter's size.
     std::vector<std::vector<T>> make_state() const {
         std::vector<std::vector<T>> state;
-        for (const Parameter<T>& parameter : parameters_) state.emplace_back(parameter.size, T(0));
+        for (const Parameter<T>& parameter : parameters_)
+            state.emplace_back(parameter.size, T(0));
         return state;
     }
+
+  private:
+    double learning_rate_;
 };
 
 class SGDOptions {
-public:
+  public:
     explicit SGDOptions(double lr) : lr_(lr) {}
     SGDOptions& lr(double value) { return lr_ = value, *this; }
     SGDOptions& momentum(double value) { return momentum_ = value, *this; }
@@ -48,7 +54,7 @@ public:
     double weight_decay() const { return weight_decay_; }
     bool nesterov() const { return nesterov_; }
 
-private:
+  private:
     double lr_;
     double momentum_ = 0.0;
     double dampening_ = 0.0;
@@ -60,21 +66,19 @@ private:
 // g = g + mu b with Nesterov, else g = b; p = p - lr g.
 template <typename T>
 class BasicSGD : public BasicOptimizer<T> {
-public:
+  public:
     BasicSGD(std::vector<Parameter<T>> parameters, const SGDOptions& options);
     void step() override;
-    double learning_rate() const override { return options_.lr(); }
-    void set_learning_rate(double lr) override;
     const SGDOptions& options() const { return options_; }
 
-private:
+  private:
     SGDOptions options_;
     std::vector<std::vector<T>> momentum_buffers_;
     bool first_step_ = true;
 };
 
 class AdamOptions {
-public:
+  public:
     explicit AdamOptions(double lr = 1e-3) : lr_(lr) {}
     AdamOptions& lr(double value) { return lr_ = value, *this; }
     AdamOptions& betas(double beta1, double beta2) {
@@ -90,7 +94,7 @@ public:
     double eps() const { return eps_; }
     double weight_decay() const { return weight_decay_; }
 
-private:
+  private:
     double lr_;
     double beta1_ = 0.9;
     double beta2_ = 0.999;
@@ -101,14 +105,12 @@ private:
 // torch.optim.Adam (L2 weight decay added to the gradient, as there; not AdamW).
 template <typename T>
 class BasicAdam : public BasicOptimizer<T> {
-public:
+  public:
     BasicAdam(std::vector<Parameter<T>> parameters, const AdamOptions& options);
     void step() override;
-    double learning_rate() const override { return options_.lr(); }
-    void set_learning_rate(double lr) override;
     const AdamOptions& options() const { return options_; }
 
-private:
+  private:
     AdamOptions options_;
     std::vector<std::vector<T>> first_moments_;
     std::vector<std::vector<T>> second_moments_;
@@ -117,6 +119,8 @@ private:
 
 using SGD = BasicSGD<float>;
 using Adam = BasicAdam<float>;
+extern template class BasicOptimizer<float>;
+extern template class BasicOptimizer<double>;
 extern template class BasicSGD<float>;
 extern template class BasicSGD<double>;
 extern template class BasicAdam<float>;

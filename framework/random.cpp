@@ -28,7 +28,8 @@ std::uint64_t Rng::below(std::uint64_t bound) {
     // Rejection keeps every value equally likely: draws from the incomplete last block are redrawn.
     const std::uint64_t limit = engine_.max() - engine_.max() % bound;
     std::uint64_t draw = engine_();
-    while (draw >= limit) draw = engine_();
+    while (draw >= limit)
+        draw = engine_();
     return draw % bound;
 }
 

@@ -10,7 +10,7 @@
 namespace bnlab {
 
 class Rng {
-public:
+  public:
     explicit Rng(std::uint64_t seed) : engine_(seed) {}
 
     // Uniform in [low, high).
@@ -22,10 +22,11 @@ public:
     // Fisher-Yates shuffle.
     template <typename Item>
     void shuffle(std::vector<Item>& items) {
-        for (std::size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[below(i)]);
+        for (std::size_t i = items.size(); i > 1; --i)
+            std::swap(items[i - 1], items[below(i)]);
     }
 
-private:
+  private:
     std::mt19937_64 engine_;
     bool has_spare_normal_ = false;
     double spare_normal_ = 0.0;

@@ -29,7 +29,8 @@ template <typename T>
 const Matrix<T>& BasicSequential<T>::forward(const Matrix<T>& input) {
     if (layers_.empty()) throw std::logic_error("Sequential: forward on a model with no layers");
     const Matrix<T>* activation = &input;
-    for (auto& layer : layers_) activation = &layer->forward(*activation);
+    for (auto& layer : layers_)
+        activation = &layer->forward(*activation);
     return *activation;
 }
 
@@ -43,31 +44,32 @@ const Matrix<T>& BasicSequential<T>::backward(const Matrix<T>& grad_output) {
 }
 
 template <typename T>
-std::vector<Parameter<T>> BasicSequential<T>::parameters() {
-    std::vector<Parameter<T>> all;
+template <typename Named, typename OfLayer>
+std::vector<Named> BasicSequential<T>::gather_named(OfLayer of_layer) {
+    std::vector<Named> all;
     for (std::size_t index = 0; index < layers_.size(); ++index)
-        for (Parameter<T>& parameter : layers_[index]->parameters()) {
-            parameter.name = std::to_string(index) + "." + parameter.name;
-            all.push_back(std::move(parameter));
+        for (Named& named : of_layer(*layers_[index])) {
+            named.name = std::to_string(index) + "." + named.name;
+            all.push_back(std::move(named));
         }
     return all;
 }
 
 template <typename T>
+std::vector<Parameter<T>> BasicSequential<T>::parameters() {
+    return gather_named<Parameter<T>>([](BasicLayer<T>& layer) { return layer.parameters(); });
+}
+
+template <typename T>
 std::vector<Buffer<T>> BasicSequential<T>::buffers() {
-    std::vector<Buffer<T>> all;
-    for (std::size_t index = 0; index < layers_.size(); ++index)
-        for (Buffer<T>& buffer : layers_[index]->buffers()) {
-            buffer.name = std::to_string(index) + "." + buffer.name;
-            all.push_back(std::move(buffer));
-        }
-    return all;
+    return gather_named<Buffer<T>>([](BasicLayer<T>& layer) { return layer.buffers(); });
 }
 
 template <typename T>
 void BasicSequential<T>::train(bool on) {
     BasicLayer<T>::train(on);
-    for (auto& layer : layers_) layer->train(on);
+    for (auto& layer : layers_)
+        layer->train(on);
 }
 
 template <typename T>
@@ -85,11 +87,14 @@ std::string BasicSequential<T>::describe() const {
 template <typename T>
 std::string BasicSequential<T>::summary() {
     std::size_t name_width = 5;
-    for (const auto& layer : layers_) name_width = std::max(name_width, layer->describe().size());
+    for (const auto& layer : layers_)
+        name_width = std::max(name_width, layer->describe().size());
     std::ostringstream table;
     const std::size_t line_width = 4 + name_width + 2 + 12 + 2 + 12;
     table << std::left << std::setw(4) << "#" << std::setw(name_width + 2) << "Layer" << std::right
-          << std::setw(12) << "Output" << "  " << std::setw(12) << "Parameters" << "\n"
+          << std::setw(12) << "Output"
+          << "  " << std::setw(12) << "Parameters"
+          << "\n"
           << std::string(line_width, '-') << "\n";
     std::optional<std::size_t> width;
     std::size_t total = 0;

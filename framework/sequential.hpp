@@ -15,7 +15,7 @@ namespace bnlab {
 
 template <typename T>
 class BasicSequential : public BasicLayer<T> {
-public:
+  public:
     // Constructs a layer of type L in place and appends it; returns it for further set-up.
     template <typename L, typename... Args>
     L& add(Args&&... args) {
@@ -53,7 +53,11 @@ public:
     std::size_t size() const { return layers_.size(); }
     BasicLayer<T>& operator[](std::size_t index) { return *layers_.at(index); }
 
-private:
+  private:
+    // What `of_layer` returns for every layer, in order, each name prefixed "<index>.".
+    template <typename Named, typename OfLayer>
+    std::vector<Named> gather_named(OfLayer of_layer);
+
     std::vector<std::unique_ptr<BasicLayer<T>>> layers_;
     // Output width of the model so far, and the layer that fixed it (for error messages).
     std::optional<std::size_t> width_;

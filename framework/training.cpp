@@ -19,8 +19,8 @@ Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size
 }
 
 template <typename T>
-T train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
-             BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels) {
+T train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss, BasicOptimizer<T>& optimizer,
+             const Matrix<T>& inputs, const Labels& labels) {
     optimizer.zero_grad();
     const T value = loss.forward(model.forward(inputs), labels);
     model.backward(loss.backward());

@@ -13,7 +13,7 @@ namespace bnlab {
 // Puts a model in training or eval mode for a scope and restores its previous mode after.
 template <typename T>
 class ModeGuard {
-public:
+  public:
     ModeGuard(BasicLayer<T>& model, bool training)
         : model_(model), was_training_(model.is_training()) {
         model_.train(training);
@@ -22,7 +22,7 @@ public:
     ModeGuard(const ModeGuard&) = delete;
     ModeGuard& operator=(const ModeGuard&) = delete;
 
-private:
+  private:
     BasicLayer<T>& model_;
     bool was_training_;
 };
@@ -39,7 +39,7 @@ Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size
 
 // zero_grad, forward, loss, backward, optimizer step; returns the batch's loss.
 template <typename T>
-T train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
-             BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels);
+T train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss, BasicOptimizer<T>& optimizer,
+             const Matrix<T>& inputs, const Labels& labels);
 
 }  // namespace bnlab

@@ -45,8 +45,10 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
         // mu_k = (1/m) sum_i x_ik
         std::fill(mean_.begin(), mean_.end(), T(0));
         for (std::size_t i = 0; i < m; ++i)
-            for (std::size_t k = 0; k < n; ++k) mean_(k) += x(i, k);
-        for (std::size_t k = 0; k < n; ++k) mean_(k) /= T(m);
+            for (std::size_t k = 0; k < n; ++k)
+                mean_(k) += x(i, k);
+        for (std::size_t k = 0; k < n; ++k)
+            mean_(k) /= T(m);
         // sigma2_k = (1/m) sum_i (x_ik - mu_k)^2   (biased)
         std::fill(var_.begin(), var_.end(), T(0));
         for (std::size_t i = 0; i < m; ++i)
@@ -54,7 +56,8 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
                 const T centered = x(i, k) - mean_(k);
                 var_(k) += centered * centered;
             }
-        for (std::size_t k = 0; k < n; ++k) var_(k) /= T(m);
+        for (std::size_t k = 0; k < n; ++k)
+            var_(k) /= T(m);
         // 1 / sqrt(sigma2 + eps)
         for (std::size_t k = 0; k < n; ++k)
             inv_std_(k) = T(1) / std::sqrt(var_(k) + T(options_.eps()));
@@ -62,8 +65,8 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
         // running = (1 - f) running + f batch, f = momentum, or 1/batches for a cumulative average;
         // the running variance takes the unbiased sigma2 * m / (m - 1)
         ++num_batches_tracked_;
-        const T factor = options_.momentum() ? T(*options_.momentum())
-                                             : T(1) / T(num_batches_tracked_);
+        const T factor =
+            options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
         const T unbias = T(m) / T(m - 1);
         for (std::size_t k = 0; k < n; ++k) {
             running_mean_(k) = (T(1) - factor) * running_mean_(k) + factor * mean_(k);

@@ -20,7 +20,7 @@ namespace bnlab {
 // Options with chained setters, as libtorch's BatchNorm1dOptions:
 // BatchNormOptions(256).eps(1e-5).momentum(0.1).affine(true).
 class BatchNormOptions {
-public:
+  public:
     explicit BatchNormOptions(std::size_t num_features) : num_features_(num_features) {}
 
     BatchNormOptions& eps(double value) {
@@ -44,7 +44,7 @@ public:
     std::optional<double> momentum() const { return momentum_; }
     bool affine() const { return affine_; }
 
-private:
+  private:
     std::size_t num_features_;
     double eps_ = 1e-5;
     std::optional<double> momentum_ = 0.1;
@@ -53,7 +53,7 @@ private:
 
 template <typename T>
 class BasicBatchNorm : public BasicLayer<T> {
-public:
+  public:
     explicit BasicBatchNorm(std::size_t num_features)
         : BasicBatchNorm(BatchNormOptions(num_features)) {}
     explicit BasicBatchNorm(const BatchNormOptions& options);
@@ -78,15 +78,15 @@ public:
     Vector<T>& running_var() { return running_var_; }
     std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
 
-private:
+  private:
     BatchNormOptions options_;
 
-    Vector<T> gamma_;          // [n], 1 (and stays 1 when not affine)
-    Vector<T> beta_;           // [n], 0 (and stays 0 when not affine)
-    Vector<T> gamma_grad_;     // [n]
-    Vector<T> beta_grad_;      // [n]
-    Vector<T> running_mean_;   // [n], starts at 0
-    Vector<T> running_var_;    // [n], starts at 1
+    Vector<T> gamma_;         // [n], 1 (and stays 1 when not affine)
+    Vector<T> beta_;          // [n], 0 (and stays 0 when not affine)
+    Vector<T> gamma_grad_;    // [n]
+    Vector<T> beta_grad_;     // [n]
+    Vector<T> running_mean_;  // [n], starts at 0
+    Vector<T> running_var_;   // [n], starts at 1
     std::int64_t num_batches_tracked_ = 0;
 
     // Caches of the last forward, for backward.
@@ -96,10 +96,10 @@ private:
     Vector<T> inv_std_;  // [n]: 1 / sqrt(sigma2 + eps) the last forward multiplied by
     Matrix<T> x_hat_;    // [m, n]
 
-    Matrix<T> output_;      // [m, n]
-    Matrix<T> grad_input_;  // [m, n]
-    Vector<T> sum_dy_;      // [n]: sum_i dy_ik of the last backward
-    Vector<T> sum_dy_xhat_; // [n]: sum_i dy_ik xhat_ik of the last backward
+    Matrix<T> output_;       // [m, n]
+    Matrix<T> grad_input_;   // [m, n]
+    Vector<T> sum_dy_;       // [n]: sum_i dy_ik of the last backward
+    Vector<T> sum_dy_xhat_;  // [n]: sum_i dy_ik xhat_ik of the last backward
 };
 
 using BatchNorm = BasicBatchNorm<float>;

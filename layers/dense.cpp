@@ -16,8 +16,10 @@ BasicDense<T>::BasicDense(std::size_t in_features, std::size_t out_features, Rng
                                     std::to_string(in_features) + " -> " +
                                     std::to_string(out_features));
     const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
-    for (T& w : weight_) w = static_cast<T>(rng.uniform(-bound, bound));
-    for (T& b : bias_) b = static_cast<T>(rng.uniform(-bound, bound));
+    for (T& w : weight_)
+        w = static_cast<T>(rng.uniform(-bound, bound));
+    for (T& b : bias_)
+        b = static_cast<T>(rng.uniform(-bound, bound));
 }
 
 template <typename T>
@@ -27,7 +29,8 @@ const Matrix<T>& BasicDense<T>::forward(const Matrix<T>& input) {
     copy_into(input_cache_, input);
     ensure_shape(output_, batch, out);
     // y = b (broadcast over rows), then y += x W^T
-    for (std::size_t i = 0; i < batch; ++i) std::copy(bias_.begin(), bias_.end(), &output_(i, 0));
+    for (std::size_t i = 0; i < batch; ++i)
+        std::copy(bias_.begin(), bias_.end(), &output_(i, 0));
     gemm(input, false, weight_, true, output_, T(1), T(1));
     return output_;
 }
@@ -40,7 +43,8 @@ const Matrix<T>& BasicDense<T>::backward(const Matrix<T>& grad_output) {
     gemm(grad_output, true, input_cache_, false, weight_grad_, T(1), T(1));
     // db += sum_i dy_i
     for (std::size_t i = 0; i < batch; ++i)
-        for (std::size_t j = 0; j < out; ++j) bias_grad_(j) += grad_output(i, j);
+        for (std::size_t j = 0; j < out; ++j)
+            bias_grad_(j) += grad_output(i, j);
     // dx = dy W
     ensure_shape(grad_input_, batch, weight_.shape(1));
     gemm(grad_output, false, weight_, false, grad_input_);

@@ -8,7 +8,7 @@ namespace bnlab {
 
 template <typename T>
 class BasicDense : public BasicLayer<T> {
-public:
+  public:
     // Weights and bias drawn as PyTorch's nn.Linear does (Kaiming-uniform with a = sqrt(5)):
     // U(-1/sqrt(in), 1/sqrt(in)) for both.
     BasicDense(std::size_t in_features, std::size_t out_features, Rng& rng);
@@ -27,7 +27,7 @@ public:
     const Matrix<T>& weight_grad() const { return weight_grad_; }
     const Vector<T>& bias_grad() const { return bias_grad_; }
 
-private:
+  private:
     Matrix<T> weight_;       // [out, in]
     Vector<T> bias_;         // [out]
     Matrix<T> weight_grad_;  // [out, in]

@@ -20,9 +20,12 @@ Activation parse_activation(const std::string& name) {
 
 std::string to_string(Activation activation) {
     switch (activation) {
-        case Activation::relu: return "relu";
-        case Activation::sigmoid: return "sigmoid";
-        case Activation::tanh: return "tanh";
+        case Activation::relu:
+            return "relu";
+        case Activation::sigmoid:
+            return "sigmoid";
+        case Activation::tanh:
+            return "tanh";
     }
     return "?";
 }
@@ -36,9 +39,15 @@ BasicSequential<T> mlp(std::size_t inputs, const std::vector<std::size_t>& hidde
         model.template add<BasicDense>(width, units, rng);
         if (batchnorm) model.template add<BasicBatchNorm>(units);
         switch (activation) {
-            case Activation::relu: model.template add<BasicReLU>(); break;
-            case Activation::sigmoid: model.template add<BasicSigmoid>(); break;
-            case Activation::tanh: model.template add<BasicTanh>(); break;
+            case Activation::relu:
+                model.template add<BasicReLU>();
+                break;
+            case Activation::sigmoid:
+                model.template add<BasicSigmoid>();
+                break;
+            case Activation::tanh:
+                model.template add<BasicTanh>();
+                break;
         }
         width = units;
     }

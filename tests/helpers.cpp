@@ -14,9 +14,8 @@ struct DeviationReport {
     std::map<std::string, double> worst;
     ~DeviationReport() {
         if (worst.empty()) return;
-        auto largest = std::max_element(worst.begin(), worst.end(), [](auto& a, auto& b) {
-            return a.second < b.second;
-        });
+        auto largest = std::max_element(worst.begin(), worst.end(),
+                                        [](auto& a, auto& b) { return a.second < b.second; });
         std::printf("PyTorch golden checks: %zu tensors, largest relative deviation %.3g (%s)\n",
                     worst.size(), largest->second, largest->first.c_str());
     }
@@ -29,7 +28,8 @@ double relative_deviation(const float* actual, std::size_t size, const nlohmann:
     const auto& data = expected.at("data");
     REQUIRE(data.size() == size);
     double scale = 0.0, worst = 0.0;
-    for (std::size_t i = 0; i < size; ++i) scale = std::max(scale, std::abs(data[i].get<double>()));
+    for (std::size_t i = 0; i < size; ++i)
+        scale = std::max(scale, std::abs(data[i].get<double>()));
     for (std::size_t i = 0; i < size; ++i)
         worst = std::max(worst, std::abs(double(actual[i]) - data[i].get<double>()));
     return scale == 0.0 ? worst : worst / scale;
@@ -74,7 +74,8 @@ void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std:
     auto loss = [&] {
         const Matrix<double>& output = layer.forward(input);
         double sum = 0.0;
-        for (std::size_t i = 0; i < output.size(); ++i) sum += output.data()[i] * projection.data()[i];
+        for (std::size_t i = 0; i < output.size(); ++i)
+            sum += output.data()[i] * projection.data()[i];
         return sum;
     };
 
@@ -91,8 +92,9 @@ void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std:
     std::vector<Parameter<double>> parameters = layer.parameters();
     for (std::size_t p = 0; p < parameters.size(); ++p)
         for (std::size_t j = 0; j < parameters[p].size; ++j)
-            check_derivative(layer.describe() + " dL/d" + parameters[p].name + "[" + std::to_string(j) + "]",
-                             grad_parameters[p][j], numeric_derivative(parameters[p].value[j], loss));
+            check_derivative(
+                layer.describe() + " dL/d" + parameters[p].name + "[" + std::to_string(j) + "]",
+                grad_parameters[p][j], numeric_derivative(parameters[p].value[j], loss));
 }
 
 }  // namespace bnlab::testing

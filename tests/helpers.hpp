@@ -18,11 +18,13 @@ template <typename T>
 Matrix<T> matrix_from(const nlohmann::json& tensor) {
     const auto& shape = tensor.at("shape");
     const std::size_t rows = shape.size() == 2 ? shape[0].get<std::size_t>() : 1;
-    const std::size_t cols = shape.size() == 2 ? shape[1].get<std::size_t>() : shape[0].get<std::size_t>();
+    const std::size_t cols =
+        shape.size() == 2 ? shape[1].get<std::size_t>() : shape[0].get<std::size_t>();
     Matrix<T> result = xt::empty<T>({rows, cols});
     const auto& data = tensor.at("data");
     REQUIRE(data.size() == rows * cols);
-    for (std::size_t i = 0; i < data.size(); ++i) result.data()[i] = static_cast<T>(data[i].get<double>());
+    for (std::size_t i = 0; i < data.size(); ++i)
+        result.data()[i] = static_cast<T>(data[i].get<double>());
     return result;
 }
 
@@ -30,7 +32,8 @@ template <typename T>
 void assign_from(T* destination, std::size_t size, const nlohmann::json& tensor) {
     const auto& data = tensor.at("data");
     REQUIRE(data.size() == size);
-    for (std::size_t i = 0; i < size; ++i) destination[i] = static_cast<T>(data[i].get<double>());
+    for (std::size_t i = 0; i < size; ++i)
+        destination[i] = static_cast<T>(data[i].get<double>());
 }
 
 // Largest |actual - expected| divided by the largest |expected| of the tensor: the error
@@ -61,7 +64,8 @@ template <typename T>
 Matrix<T> random_matrix(std::size_t rows, std::size_t cols, Rng& rng, double scale = 1.0,
                         double mean = 0.0) {
     Matrix<T> result = xt::empty<T>({rows, cols});
-    for (T& value : result) value = static_cast<T>(mean + scale * rng.normal());
+    for (T& value : result)
+        value = static_cast<T>(mean + scale * rng.normal());
     return result;
 }
 

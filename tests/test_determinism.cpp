@@ -16,12 +16,14 @@ std::vector<float> run(std::uint64_t seed) {
     BatchLoader batches(data, 30, &rng, true);
     for (int epoch = 0; epoch < 2; ++epoch) {
         batches.start_epoch();
-        while (batches.next()) train_step(model, loss, optimizer, batches.inputs(), batches.labels());
+        while (batches.next())
+            train_step(model, loss, optimizer, batches.inputs(), batches.labels());
     }
     model.eval();
     const Matrix<float>& outputs = model.forward(data.inputs);
     std::vector<float> result(outputs.begin(), outputs.end());
-    for (const Parameter<float>& p : model.parameters()) result.insert(result.end(), p.value, p.value + p.size);
+    for (const Parameter<float>& p : model.parameters())
+        result.insert(result.end(), p.value, p.value + p.size);
     return result;
 }
 

@@ -62,16 +62,20 @@ TEST_CASE("A batch of one in BatchNorm training mode is an error; eval mode acce
 TEST_CASE("Empty batches, backward before forward and bad gradient shapes are errors") {
     Rng rng(3);
     Dense dense(3, 2, rng);
-    CHECK(message_of([&] { dense.backward(xt::zeros<float>({std::size_t{2}, std::size_t{2}})); }) ==
-          "Dense(3 -> 2): backward called before forward");
-    CHECK(message_of([&] { dense.forward(xt::zeros<float>({std::size_t{0}, std::size_t{3}})); }) ==
-          "Dense(3 -> 2): input batch is empty");
+    CHECK(message_of([&] {
+              dense.backward(xt::zeros<float>({std::size_t{2}, std::size_t{2}}));
+          }) == "Dense(3 -> 2): backward called before forward");
+    CHECK(message_of([&] {
+              dense.forward(xt::zeros<float>({std::size_t{0}, std::size_t{3}}));
+          }) == "Dense(3 -> 2): input batch is empty");
     dense.forward(xt::zeros<float>({std::size_t{5}, std::size_t{3}}));
-    CHECK(message_of([&] { dense.backward(xt::zeros<float>({std::size_t{4}, std::size_t{2}})); }) ==
-          "Dense(3 -> 2): backward got gradient of shape [4, 2], expected [5, 2]");
+    CHECK(message_of([&] {
+              dense.backward(xt::zeros<float>({std::size_t{4}, std::size_t{2}}));
+          }) == "Dense(3 -> 2): backward got gradient of shape [4, 2], expected [5, 2]");
     Sequential empty;
-    CHECK(message_of([&] { empty.forward(xt::zeros<float>({std::size_t{1}, std::size_t{3}})); }) ==
-          "Sequential: forward on a model with no layers");
+    CHECK(message_of([&] {
+              empty.forward(xt::zeros<float>({std::size_t{1}, std::size_t{3}}));
+          }) == "Sequential: forward on a model with no layers");
 }
 
 TEST_CASE("The loss rejects labels that do not fit the logits") {
@@ -103,6 +107,10 @@ TEST_CASE("Bad options are errors naming the option") {
           "SGD: Nesterov momentum requires a momentum and zero dampening");
     CHECK(message_of([&] { Adam(dense.parameters(), AdamOptions().betas(0.9, 1.0)); }) ==
           "Adam: betas must be in [0, 1), got (0.9, 1)");
+    Adam adam(dense.parameters(), AdamOptions(0.01));
+    CHECK(message_of([&] { adam.set_learning_rate(-0.5); }) ==
+          "Adam: learning rate must be positive, got -0.5");
+    CHECK(adam.learning_rate() == 0.01);
     CHECK(message_of([&] { parse_activation("gelu"); }) ==
           "unknown activation 'gelu' (expected relu, sigmoid or tanh)");
 }

@@ -36,8 +36,10 @@ TEST_CASE("Activation gradients match finite differences") {
 TEST_CASE("BatchNorm training-mode gradients match finite differences") {
     Rng rng(3);
     BasicBatchNorm<double> bn(4);
-    for (double& g : bn.gamma()) g = rng.uniform(0.5, 1.5);
-    for (double& b : bn.beta()) b = rng.normal();
+    for (double& g : bn.gamma())
+        g = rng.uniform(0.5, 1.5);
+    for (double& b : bn.beta())
+        b = rng.normal();
     check_layer_gradients(bn, random_matrix<double>(6, 4, rng, 2.0, 1.0), 31);
 
     BasicBatchNorm<double> plain(BatchNormOptions(3).affine(false));
@@ -47,8 +49,10 @@ TEST_CASE("BatchNorm training-mode gradients match finite differences") {
 TEST_CASE("BatchNorm eval-mode gradients match finite differences") {
     Rng rng(4);
     BasicBatchNorm<double> bn(4);
-    for (double& g : bn.gamma()) g = rng.uniform(0.5, 1.5);
-    for (int step = 0; step < 3; ++step) bn.forward(random_matrix<double>(8, 4, rng, 3.0, 2.0));
+    for (double& g : bn.gamma())
+        g = rng.uniform(0.5, 1.5);
+    for (int step = 0; step < 3; ++step)
+        bn.forward(random_matrix<double>(8, 4, rng, 3.0, 2.0));
     bn.eval();
     check_layer_gradients(bn, random_matrix<double>(3, 4, rng), 41);
     // A batch of one is fine in eval mode.
@@ -60,7 +64,8 @@ TEST_CASE("A Sequential with BatchNorm and the cross-entropy loss: every gradien
     BasicSequential<double> model = mlp<double>(4, {6, 5}, 3, Activation::tanh, true, rng);
     Matrix<double> input = random_matrix<double>(7, 4, rng);
     Labels labels = xt::empty<int>({std::size_t{7}});
-    for (std::size_t i = 0; i < 7; ++i) labels(i) = static_cast<int>(rng.below(3));
+    for (std::size_t i = 0; i < 7; ++i)
+        labels(i) = static_cast<int>(rng.below(3));
     BasicSoftmaxCrossEntropy<double> loss;
     auto loss_value = [&] { return loss.forward(model.forward(input), labels); };
 
@@ -70,7 +75,8 @@ TEST_CASE("A Sequential with BatchNorm and the cross-entropy loss: every gradien
     std::vector<Parameter<double>> parameters = model.parameters();
     REQUIRE(parameters.size() == 3 * 2 + 2 * 2);  // 3 Dense (W, b), 2 BatchNorm (gamma, beta)
     std::vector<std::vector<double>> analytic;
-    for (const Parameter<double>& p : parameters) analytic.emplace_back(p.grad, p.grad + p.size);
+    for (const Parameter<double>& p : parameters)
+        analytic.emplace_back(p.grad, p.grad + p.size);
 
     for (std::size_t i = 0; i < input.size(); ++i)
         check_derivative("dL/dx[" + std::to_string(i) + "]", grad_input.data()[i],
@@ -78,7 +84,8 @@ TEST_CASE("A Sequential with BatchNorm and the cross-entropy loss: every gradien
     for (std::size_t p = 0; p < parameters.size(); ++p)
         for (std::size_t j = 0; j < parameters[p].size; ++j)
             check_derivative("dL/d" + parameters[p].name + "[" + std::to_string(j) + "]",
-                             analytic[p][j], numeric_derivative(parameters[p].value[j], loss_value));
+                             analytic[p][j],
+                             numeric_derivative(parameters[p].value[j], loss_value));
 }
 
 TEST_CASE("The compact BatchNorm backward equals the paper's step-by-step chain rule") {
@@ -88,23 +95,28 @@ TEST_CASE("The compact BatchNorm backward equals the paper's step-by-step chain 
     const Matrix<double> x = random_matrix<double>(m, n, rng, 1.5, 0.5);
     const Matrix<double> dy = random_matrix<double>(m, n, rng);
     BasicBatchNorm<double> bn(n);
-    for (double& g : bn.gamma()) g = rng.uniform(0.5, 1.5);
+    for (double& g : bn.gamma())
+        g = rng.uniform(0.5, 1.5);
     bn.forward(x);
     const Matrix<double> dx = bn.backward(dy);
     const double eps = 1e-5;
     for (std::size_t k = 0; k < n; ++k) {
         double mu = 0, var = 0;
-        for (std::size_t i = 0; i < m; ++i) mu += x(i, k) / m;
-        for (std::size_t i = 0; i < m; ++i) var += (x(i, k) - mu) * (x(i, k) - mu) / m;
+        for (std::size_t i = 0; i < m; ++i)
+            mu += x(i, k) / m;
+        for (std::size_t i = 0; i < m; ++i)
+            var += (x(i, k) - mu) * (x(i, k) - mu) / m;
         const double gamma = bn.gamma()(k);
         // dL/dxhat_i = dL/dy_i * gamma
         std::vector<double> dxhat(m);
-        for (std::size_t i = 0; i < m; ++i) dxhat[i] = dy(i, k) * gamma;
+        for (std::size_t i = 0; i < m; ++i)
+            dxhat[i] = dy(i, k) * gamma;
         // dL/dsigma2 = sum_i dL/dxhat_i (x_i - mu) * (-1/2) (sigma2 + eps)^(-3/2)
         double dvar = 0;
         for (std::size_t i = 0; i < m; ++i)
             dvar += dxhat[i] * (x(i, k) - mu) * -0.5 * std::pow(var + eps, -1.5);
-        // dL/dmu = sum_i dL/dxhat_i * (-1/sqrt(sigma2 + eps)) + dL/dsigma2 * sum_i -2 (x_i - mu) / m
+        // dL/dmu = sum_i dL/dxhat_i * (-1/sqrt(sigma2 + eps)) + dL/dsigma2 * sum_i -2 (x_i - mu) /
+        // m
         double dmu = 0, centered_sum = 0;
         for (std::size_t i = 0; i < m; ++i) {
             dmu += dxhat[i] * -1.0 / std::sqrt(var + eps);

@@ -40,8 +40,10 @@ TEST_CASE("BatchNorm normalizes each feature to mean beta and standard deviation
     const Matrix<float> y = bn.forward(random_matrix<float>(64, 3, rng, 5.0, 10.0));
     for (std::size_t k = 0; k < 3; ++k) {
         double mean = 0, var = 0;
-        for (std::size_t i = 0; i < 64; ++i) mean += y(i, k) / 64.0;
-        for (std::size_t i = 0; i < 64; ++i) var += (y(i, k) - mean) * (y(i, k) - mean) / 64.0;
+        for (std::size_t i = 0; i < 64; ++i)
+            mean += y(i, k) / 64.0;
+        for (std::size_t i = 0; i < 64; ++i)
+            var += (y(i, k) - mean) * (y(i, k) - mean) / 64.0;
         CHECK(mean == doctest::Approx(bn.beta()(k)).epsilon(1e-5));
         // sigma2 / (sigma2 + eps) shrinks the variance a hair below gamma^2.
         CHECK(var == doctest::Approx(bn.gamma()(k) * bn.gamma()(k)).epsilon(1e-4));
@@ -134,7 +136,8 @@ TEST_CASE("The loss is stable for huge logits and its gradient is (softmax - one
 TEST_CASE("The batch loader visits every sample once per epoch, shuffled per seed") {
     Rng data_rng(6);
     Dataset data = make_blobs(10, 2, 2, 1.0, data_rng);
-    for (std::size_t i = 0; i < 10; ++i) data.inputs(i, 0) = float(i);
+    for (std::size_t i = 0; i < 10; ++i)
+        data.inputs(i, 0) = float(i);
     auto epoch_order = [&](Rng* rng, bool drop_last) {
         BatchLoader loader(data, 4, rng, drop_last);
         std::vector<int> seen;
@@ -165,7 +168,8 @@ TEST_CASE("Training lowers the loss on a small synthetic problem") {
     BatchLoader batches(data, 32, &rng, true);
     for (int epoch = 0; epoch < 5; ++epoch) {
         batches.start_epoch();
-        while (batches.next()) train_step(model, loss, optimizer, batches.inputs(), batches.labels());
+        while (batches.next())
+            train_step(model, loss, optimizer, batches.inputs(), batches.labels());
     }
     const Evaluation after = evaluate(model, data, 128);
     CHECK(after.loss < 0.5 * before);

@@ -37,7 +37,8 @@ TEST_CASE("BatchNorm running statistics over several steps and eval mode match P
     BatchNorm bn(4);
     assign_from(bn.gamma().data(), bn.gamma().size(), g["gamma"]);
     assign_from(bn.beta().data(), bn.beta().size(), g["beta"]);
-    for (const json& step : g["steps"]) bn.forward(matrix_from<float>(step));
+    for (const json& step : g["steps"])
+        bn.forward(matrix_from<float>(step));
     check_vector("bn_running running_mean", bn.running_mean(), g["running_mean"]);
     check_vector("bn_running running_var", bn.running_var(), g["running_var"]);
     CHECK(bn.num_batches_tracked() == 3);
@@ -45,8 +46,7 @@ TEST_CASE("BatchNorm running statistics over several steps and eval mode match P
     bn.eval();
     bn.zero_grad();
     check_matrix("bn_running y_eval", bn.forward(matrix_from<float>(g["x_eval"])), g["y_eval"]);
-    check_matrix("bn_running dx_eval", bn.backward(matrix_from<float>(g["dy_eval"])),
-                 g["dx_eval"]);
+    check_matrix("bn_running dx_eval", bn.backward(matrix_from<float>(g["dy_eval"])), g["dx_eval"]);
     check_vector("bn_running dgamma_eval", bn.gamma_grad(), g["dgamma_eval"]);
     check_vector("bn_running dbeta_eval", bn.beta_grad(), g["dbeta_eval"]);
 }
@@ -54,7 +54,8 @@ TEST_CASE("BatchNorm running statistics over several steps and eval mode match P
 TEST_CASE("BatchNorm with momentum unset keeps a cumulative average, as PyTorch's None") {
     const json& g = golden().at("bn_cumulative");
     BatchNorm bn(BatchNormOptions(4).momentum(std::nullopt));
-    for (const json& step : g["steps"]) bn.forward(matrix_from<float>(step));
+    for (const json& step : g["steps"])
+        bn.forward(matrix_from<float>(step));
     check_vector("bn_cumulative running_mean", bn.running_mean(), g["running_mean"]);
     check_vector("bn_cumulative running_var", bn.running_var(), g["running_var"]);
 }
@@ -83,12 +84,14 @@ void check_sequential_steps(const std::string& name, MakeOptimizer make_optimize
     model.add<Dense>(5, 3, rng);
     std::vector<Parameter<float>> parameters = model.parameters();
     REQUIRE(parameters.size() == 6);
-    for (Parameter<float>& p : parameters) assign_from(p.value, p.size, g["initial"].at(p.name));
+    for (Parameter<float>& p : parameters)
+        assign_from(p.value, p.size, g["initial"].at(p.name));
 
     auto optimizer = make_optimizer(parameters);
     SoftmaxCrossEntropy loss;
     Labels labels = xt::empty<int>({std::size_t{8}});
-    for (std::size_t i = 0; i < 8; ++i) labels(i) = g["labels"][i].get<int>();
+    for (std::size_t i = 0; i < 8; ++i)
+        labels(i) = g["labels"][i].get<int>();
     for (std::size_t step = 0; step < 2; ++step) {
         const std::string prefix = name + " step " + std::to_string(step + 1) + " ";
         const float value =

@@ -15,7 +15,8 @@ int main() {
     SoftmaxCrossEntropy loss;
     SGD optimizer(model.parameters(), SGDOptions(0.1).momentum(0.9));
     const double before = evaluate(model, data, 64).loss;
-    for (int step = 0; step < 50; ++step) train_step(model, loss, optimizer, data.inputs, data.labels);
+    for (int step = 0; step < 50; ++step)
+        train_step(model, loss, optimizer, data.inputs, data.labels);
     const double after = evaluate(model, data, 64).loss;
     std::printf("consumer: loss %.4f -> %.4f\n", before, after);
     return after < before ? 0 : 1;
