@@ -2,6 +2,7 @@
 // Everything a user composing models needs, in one include.
 
 #include "framework/data.hpp"
+#include "framework/idx.hpp"
 #include "framework/layer.hpp"
 #include "framework/loss.hpp"
 #include "framework/optimizer.hpp"

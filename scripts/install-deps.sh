@@ -6,6 +6,7 @@ packages=(
   g++ cmake make git
   libxtensor-dev libxtensor-blas-dev libopenblas-dev  # tensors and BLAS
   libspdlog-dev                                       # console logging
+  zlib1g-dev dataset-fashion-mnist                    # reading Fashion-MNIST, and the data
   doctest-dev nlohmann-json3-dev                      # tests and their golden data
 )
 
