@@ -59,6 +59,18 @@ void check_derivative(const std::string& what, double analytic, double numeric);
 // for a fixed random r: checks dL/dx from backward and every parameter gradient.
 void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std::uint64_t seed);
 
+// Runs `action`, requires it to throw, and returns the message.
+template <typename Action>
+std::string message_of(Action&& action) {
+    try {
+        action();
+    } catch (const std::exception& error) {
+        return error.what();
+    }
+    FAIL("expected an exception");
+    return "";
+}
+
 // A [rows, cols] matrix of N(mean, scale^2) draws.
 template <typename T>
 Matrix<T> random_matrix(std::size_t rows, std::size_t cols, Rng& rng, double scale = 1.0,

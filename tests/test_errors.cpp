@@ -4,22 +4,6 @@
 using namespace bnlab;
 using namespace bnlab::testing;
 
-namespace {
-
-// Runs `action`, requires it to throw, and returns the message.
-template <typename Action>
-std::string message_of(Action&& action) {
-    try {
-        action();
-    } catch (const std::exception& error) {
-        return error.what();
-    }
-    FAIL("expected an exception");
-    return "";
-}
-
-}  // namespace
-
 TEST_CASE("Adding a layer of the wrong width names both layers and widths") {
     Rng rng(1);
     Sequential model;

@@ -10,6 +10,7 @@
 #include "helpers.hpp"
 
 using namespace bnlab;
+using namespace bnlab::testing;
 namespace fs = std::filesystem;
 
 namespace {
@@ -53,17 +54,6 @@ std::vector<std::uint8_t> pixels(std::size_t count) {
     for (std::size_t i = 0; i < count; ++i)
         data[i] = std::uint8_t(i * 37 % 256);
     return data;
-}
-
-template <typename Action>
-std::string message_of(Action&& action) {
-    try {
-        action();
-    } catch (const std::exception& error) {
-        return error.what();
-    }
-    FAIL("expected an exception");
-    return "";
 }
 
 }  // namespace
