@@ -3,6 +3,7 @@
 // backward on row-major batches, parameters exposed as (value, gradient) pairs an optimizer
 // iterates over, train()/eval() mode.
 
+#include <algorithm>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -31,6 +32,13 @@ struct Buffer {
     std::size_t size;
 };
 
+// Sets every gradient of `parameters` to zero.
+template <typename T>
+void zero_gradients(const std::vector<Parameter<T>>& parameters) {
+    for (const Parameter<T>& parameter : parameters)
+        std::fill(parameter.grad, parameter.grad + parameter.size, T(0));
+}
+
 template <typename T>
 class BasicLayer {
   public:
@@ -46,10 +54,7 @@ class BasicLayer {
 
     virtual std::vector<Parameter<T>> parameters() { return {}; }
     virtual std::vector<Buffer<T>> buffers() { return {}; }
-    void zero_grad() {
-        for (Parameter<T>& parameter : parameters())
-            std::fill(parameter.grad, parameter.grad + parameter.size, T(0));
-    }
+    void zero_grad() { zero_gradients(parameters()); }
     std::size_t parameter_count() {
         std::size_t count = 0;
         for (const Parameter<T>& parameter : parameters())

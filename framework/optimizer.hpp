@@ -17,10 +17,7 @@ class BasicOptimizer {
     virtual ~BasicOptimizer() = default;
 
     virtual void step() = 0;
-    void zero_grad() {
-        for (Parameter<T>& parameter : parameters_)
-            std::fill(parameter.grad, parameter.grad + parameter.size, T(0));
-    }
+    void zero_grad() { zero_gradients(parameters_); }
     // The current learning rate (the options give the initial one); schedules change it here.
     double learning_rate() const { return learning_rate_; }
     void set_learning_rate(double lr);

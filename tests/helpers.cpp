@@ -67,6 +67,27 @@ void check_derivative(const std::string& what, double analytic, double numeric) 
     CHECK(std::abs(analytic - numeric) <= 1e-6 * std::max(1.0, std::abs(numeric)));
 }
 
+void check_gradients(BasicLayer<double>& model, Matrix<double>& input,
+                     const std::function<double()>& loss,
+                     const std::function<const Matrix<double>&()>& loss_gradient) {
+    model.zero_grad();
+    loss();
+    const Matrix<double> grad_input = model.backward(loss_gradient());
+    std::vector<Parameter<double>> parameters = model.parameters();
+    std::vector<std::vector<double>> analytic;
+    for (const Parameter<double>& p : parameters)
+        analytic.emplace_back(p.grad, p.grad + p.size);
+
+    for (std::size_t i = 0; i < input.size(); ++i)
+        check_derivative(model.describe() + " dL/dx[" + std::to_string(i) + "]",
+                         grad_input.data()[i], numeric_derivative(input.data()[i], loss));
+    for (std::size_t p = 0; p < parameters.size(); ++p)
+        for (std::size_t j = 0; j < parameters[p].size; ++j)
+            check_derivative(
+                model.describe() + " dL/d" + parameters[p].name + "[" + std::to_string(j) + "]",
+                analytic[p][j], numeric_derivative(parameters[p].value[j], loss));
+}
+
 void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std::uint64_t seed) {
     Rng rng(seed);
     const Matrix<double> first = layer.forward(input);
@@ -78,23 +99,7 @@ void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std:
             sum += output.data()[i] * projection.data()[i];
         return sum;
     };
-
-    layer.zero_grad();
-    loss();
-    const Matrix<double> grad_input = layer.backward(projection);
-    std::vector<std::vector<double>> grad_parameters;
-    for (const Parameter<double>& p : layer.parameters())
-        grad_parameters.emplace_back(p.grad, p.grad + p.size);
-
-    for (std::size_t i = 0; i < input.size(); ++i)
-        check_derivative(layer.describe() + " dL/dx[" + std::to_string(i) + "]",
-                         grad_input.data()[i], numeric_derivative(input.data()[i], loss));
-    std::vector<Parameter<double>> parameters = layer.parameters();
-    for (std::size_t p = 0; p < parameters.size(); ++p)
-        for (std::size_t j = 0; j < parameters[p].size; ++j)
-            check_derivative(
-                layer.describe() + " dL/d" + parameters[p].name + "[" + std::to_string(j) + "]",
-                grad_parameters[p][j], numeric_derivative(parameters[p].value[j], loss));
+    check_gradients(layer, input, loss, [&]() -> const Matrix<double>& { return projection; });
 }
 
 }  // namespace bnlab::testing

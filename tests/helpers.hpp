@@ -55,6 +55,13 @@ double numeric_derivative(double& value, const std::function<double()>& loss);
 // Compares analytic and numeric derivatives: |a - n| <= 1e-6 max(1, |n|).
 void check_derivative(const std::string& what, double analytic, double numeric);
 
+// Checks every derivative of `loss` (which runs `model` forward on `input`) with respect to
+// `input` and to each parameter: backward from `loss_gradient` (dL/doutput of the last forward)
+// against central differences.
+void check_gradients(BasicLayer<double>& model, Matrix<double>& input,
+                     const std::function<double()>& loss,
+                     const std::function<const Matrix<double>&()>& loss_gradient);
+
 // Gradient check of one layer in double precision, with the scalar loss sum(forward(x) * r)
 // for a fixed random r: checks dL/dx from backward and every parameter gradient.
 void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std::uint64_t seed);

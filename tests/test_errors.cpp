@@ -95,6 +95,8 @@ TEST_CASE("Bad options are errors naming the option") {
     CHECK(message_of([&] { adam.set_learning_rate(-0.5); }) ==
           "Adam: learning rate must be positive, got -0.5");
     CHECK(adam.learning_rate() == 0.01);
+    for (const char* name : {"relu", "sigmoid", "tanh"})
+        CHECK(to_string(parse_activation(name)) == name);
     CHECK(message_of([&] { parse_activation("gelu"); }) ==
           "unknown activation 'gelu' (expected relu, sigmoid or tanh)");
 }

@@ -67,25 +67,10 @@ TEST_CASE("A Sequential with BatchNorm and the cross-entropy loss: every gradien
     for (std::size_t i = 0; i < 7; ++i)
         labels(i) = static_cast<int>(rng.below(3));
     BasicSoftmaxCrossEntropy<double> loss;
-    auto loss_value = [&] { return loss.forward(model.forward(input), labels); };
-
-    model.zero_grad();
-    loss_value();
-    const Matrix<double> grad_input = model.backward(loss.backward());
-    std::vector<Parameter<double>> parameters = model.parameters();
-    REQUIRE(parameters.size() == 3 * 2 + 2 * 2);  // 3 Dense (W, b), 2 BatchNorm (gamma, beta)
-    std::vector<std::vector<double>> analytic;
-    for (const Parameter<double>& p : parameters)
-        analytic.emplace_back(p.grad, p.grad + p.size);
-
-    for (std::size_t i = 0; i < input.size(); ++i)
-        check_derivative("dL/dx[" + std::to_string(i) + "]", grad_input.data()[i],
-                         numeric_derivative(input.data()[i], loss_value));
-    for (std::size_t p = 0; p < parameters.size(); ++p)
-        for (std::size_t j = 0; j < parameters[p].size; ++j)
-            check_derivative("dL/d" + parameters[p].name + "[" + std::to_string(j) + "]",
-                             analytic[p][j],
-                             numeric_derivative(parameters[p].value[j], loss_value));
+    REQUIRE(model.parameters().size() == 3 * 2 + 2 * 2);  // 3 Dense (W, b), 2 BatchNorm (γ, β)
+    check_gradients(
+        model, input, [&] { return loss.forward(model.forward(input), labels); },
+        [&]() -> const Matrix<double>& { return loss.backward(); });
 }
 
 TEST_CASE("The compact BatchNorm backward equals the paper's step-by-step chain rule") {
