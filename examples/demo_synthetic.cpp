@@ -22,7 +22,7 @@ void run(bool batchnorm, std::uint64_t seed) {
         std::size_t steps = 0;
         batches.start_epoch();
         while (batches.next()) {
-            loss_sum += train_step(model, loss, optimizer, batches.inputs(), batches.labels());
+            loss_sum += train_step(model, loss, optimizer, batches.inputs(), batches.labels()).loss;
             ++steps;
         }
         const Evaluation test = evaluate(model, test_set, 500);

@@ -1,5 +1,6 @@
 #include "framework/data.hpp"
 
+#include <cmath>
 #include <numeric>
 #include <stdexcept>
 
@@ -34,6 +35,26 @@ BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_
               part.inputs.begin());
     std::copy(data.labels.begin() + begin, data.labels.begin() + end, part.labels.begin());
     return part;
+}
+
+template <typename T>
+Standardization standardize(BasicDataset<T>& train, BasicDataset<T>& test) {
+    const double count = static_cast<double>(train.inputs.size());
+    if (count == 0) throw std::invalid_argument("standardize: the training set is empty");
+    // Accumulated in double: a float sum over 47 million pixels would lose digits.
+    double sum = 0.0;
+    for (T value : train.inputs)
+        sum += double(value);
+    const double mean = sum / count;
+    double squares = 0.0;
+    for (T value : train.inputs)
+        squares += (double(value) - mean) * (double(value) - mean);
+    const double std = std::sqrt(squares / count);
+    if (!(std > 0.0)) throw std::invalid_argument("standardize: the training inputs are constant");
+    for (Matrix<T>* inputs : {&train.inputs, &test.inputs})
+        for (T& value : *inputs)
+            value = static_cast<T>((double(value) - mean) / std);
+    return {mean, std};
 }
 
 template <typename T>
@@ -87,6 +108,8 @@ std::size_t BasicBatchLoader<T>::batches_per_epoch() const {
 
 template BasicDataset<float> slice(const BasicDataset<float>&, std::size_t, std::size_t);
 template BasicDataset<double> slice(const BasicDataset<double>&, std::size_t, std::size_t);
+template Standardization standardize(BasicDataset<float>&, BasicDataset<float>&);
+template Standardization standardize(BasicDataset<double>&, BasicDataset<double>&);
 template class BasicBatchLoader<float>;
 template class BasicBatchLoader<double>;
 

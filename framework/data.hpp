@@ -25,6 +25,19 @@ Dataset make_blobs(std::size_t samples, std::size_t features, std::size_t classe
 template <typename T>
 BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_t end);
 
+// The shift and scale that standardization applied: x' = (x - mean) / std.
+struct Standardization {
+    double mean = 0.0;
+    double std = 1.0;
+};
+
+// Standardizes the inputs of `train` and of `test` in place with one mean and standard deviation
+// over every input value of `train` (the test set must not inform its own preprocessing), as
+// torchvision's Normalize does with the data set's published statistics. Throws when `train`
+// is empty or constant.
+template <typename T>
+Standardization standardize(BasicDataset<T>& train, BasicDataset<T>& test);
+
 template <typename T>
 class BasicBatchLoader {
   public:

@@ -19,20 +19,21 @@ Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size
 }
 
 template <typename T>
-T train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss, BasicOptimizer<T>& optimizer,
-             const Matrix<T>& inputs, const Labels& labels) {
+StepResult train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
+                      BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels) {
     optimizer.zero_grad();
-    const T value = loss.forward(model.forward(inputs), labels);
+    const Matrix<T>& logits = model.forward(inputs);
+    const StepResult result{double(loss.forward(logits, labels)), count_correct(logits, labels)};
     model.backward(loss.backward());
     optimizer.step();
-    return value;
+    return result;
 }
 
 template Evaluation evaluate(BasicLayer<float>&, const BasicDataset<float>&, std::size_t);
 template Evaluation evaluate(BasicLayer<double>&, const BasicDataset<double>&, std::size_t);
-template float train_step(BasicLayer<float>&, BasicSoftmaxCrossEntropy<float>&,
-                          BasicOptimizer<float>&, const Matrix<float>&, const Labels&);
-template double train_step(BasicLayer<double>&, BasicSoftmaxCrossEntropy<double>&,
-                           BasicOptimizer<double>&, const Matrix<double>&, const Labels&);
+template StepResult train_step(BasicLayer<float>&, BasicSoftmaxCrossEntropy<float>&,
+                               BasicOptimizer<float>&, const Matrix<float>&, const Labels&);
+template StepResult train_step(BasicLayer<double>&, BasicSoftmaxCrossEntropy<double>&,
+                               BasicOptimizer<double>&, const Matrix<double>&, const Labels&);
 
 }  // namespace bnlab

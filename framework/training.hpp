@@ -37,9 +37,16 @@ struct Evaluation {
 template <typename T>
 Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size_t batch_size);
 
-// zero_grad, forward, loss, backward, optimizer step; returns the batch's loss.
+// What one training step saw: the batch's mean loss (before the update) and how many of its
+// rows the model classified correctly in training mode.
+struct StepResult {
+    double loss = 0.0;
+    std::size_t correct = 0;
+};
+
+// zero_grad, forward, loss, backward, optimizer step.
 template <typename T>
-T train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss, BasicOptimizer<T>& optimizer,
-             const Matrix<T>& inputs, const Labels& labels);
+StepResult train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
+                      BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels);
 
 }  // namespace bnlab

@@ -5,7 +5,8 @@ set -euo pipefail
 packages=(
   g++ cmake make git
   libxtensor-dev libxtensor-blas-dev libopenblas-dev  # tensors and BLAS
-  libspdlog-dev                                       # console logging
+  libspdlog-dev libcli11-dev                          # console logging, flags
+  gnuplot-nox                                         # plots of training curves
   zlib1g-dev dataset-fashion-mnist                    # reading Fashion-MNIST, and the data
   doctest-dev nlohmann-json3-dev                      # tests and their golden data
 )

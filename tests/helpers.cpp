@@ -1,5 +1,7 @@
 #include "helpers.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -100,6 +102,20 @@ void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std:
         return sum;
     };
     check_gradients(layer, input, loss, [&]() -> const Matrix<double>& { return projection; });
+}
+
+TempDir::TempDir() {
+    // Unique per process (CTest runs test cases in parallel processes) and per folder within one.
+    static int made = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("bnlab_test_" + std::to_string(::getpid()) + "_" + std::to_string(made++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
 }
 
 }  // namespace bnlab::testing

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -65,6 +66,16 @@ void check_gradients(BasicLayer<double>& model, Matrix<double>& input,
 // Gradient check of one layer in double precision, with the scalar loss sum(forward(x) * r)
 // for a fixed random r: checks dL/dx from backward and every parameter gradient.
 void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std::uint64_t seed);
+
+// A fresh folder under the system's temporary folder, removed at the end of the test.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
 
 // Runs `action`, requires it to throw, and returns the message.
 template <typename Action>

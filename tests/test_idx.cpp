@@ -15,18 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder under the system's temporary folder, removed at the end of the test.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        path = fs::temp_directory_path() / ("bnlab_idx_" + std::to_string(::getpid()));
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 std::vector<std::uint8_t> idx_bytes(std::vector<std::uint32_t> dimensions,
                                     const std::vector<std::uint8_t>& data, std::uint8_t type = 8) {
     std::vector<std::uint8_t> bytes{0, 0, type, std::uint8_t(dimensions.size())};

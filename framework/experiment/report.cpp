@@ -1,0 +1,444 @@
+#include "framework/experiment/report.hpp"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace bnlab {
+
+namespace {
+
+// Fields that do not make a different variant: runs differing only in these are repeats.
+const char* const kRepeatFields[] = {"seed", "threads", "data", "log"};
+
+nlohmann::ordered_json variant_key(const RunLog& log) {
+    nlohmann::ordered_json key = log.config();
+    for (const char* field : kRepeatFields)
+        key.erase(field);
+    return key;
+}
+
+std::string field_text(const nlohmann::ordered_json& value) {
+    if (value.is_string()) return value.get<std::string>();
+    if (value.is_array()) {
+        std::string text;
+        for (const nlohmann::ordered_json& item : value)
+            text += (text.empty() ? "" : ",") + field_text(item);
+        return text;
+    }
+    return value.dump();
+}
+
+std::string fixed(double value, int digits) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.*f", digits, value);
+    return text;
+}
+
+// "4.7 ± 1.2" (sample standard deviation), or just the mean of a single value.
+std::string mean_sd(const std::vector<double>& values, int digits) {
+    if (values.empty()) return "-";
+    double sum = 0.0;
+    for (double value : values)
+        sum += value;
+    const double mean = sum / double(values.size());
+    if (values.size() == 1) return fixed(mean, digits);
+    double squares = 0.0;
+    for (double value : values)
+        squares += (value - mean) * (value - mean);
+    return fixed(mean, digits) + " ± " +
+           fixed(std::sqrt(squares / double(values.size() - 1)), digits);
+}
+
+std::string html_escape(const std::string& text) {
+    std::string escaped;
+    for (char c : text) {
+        switch (c) {
+            case '&':
+                escaped += "&amp;";
+                break;
+            case '<':
+                escaped += "&lt;";
+                break;
+            case '>':
+                escaped += "&gt;";
+                break;
+            case '"':
+                escaped += "&quot;";
+                break;
+            default:
+                escaped += c;
+        }
+    }
+    return escaped;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+    std::ostringstream contents;
+    contents << file.rdbuf();
+    return contents.str();
+}
+
+// A gnuplot single-quoted string: quotes are doubled.
+std::string gnuplot_quoted(const std::string& text) {
+    std::string quoted = "'";
+    for (char c : text)
+        quoted += c == '\'' ? std::string("''") : std::string(1, c);
+    return quoted + "'";
+}
+
+const char* const kColours[] = {"1f77b4", "d62728", "2ca02c", "9467bd",
+                                "ff7f0e", "8c564b", "e377c2", "17becf"};
+
+// Mean test accuracy and training loss per epoch over the runs that have that epoch.
+std::vector<std::array<double, 3>> variant_means(const Variant& variant) {
+    std::map<int, std::array<double, 3>> sums;  // epoch -> accuracy, loss, count
+    for (const RunLog* run : variant.runs)
+        for (const EpochStats& epoch : run->epochs) {
+            std::array<double, 3>& sum = sums[epoch.epoch];
+            sum[0] += epoch.test_acc;
+            sum[1] += epoch.train_loss;
+            sum[2] += 1.0;
+        }
+    std::vector<std::array<double, 3>> means;
+    for (const auto& [epoch, sum] : sums)
+        means.push_back({double(epoch), sum[0] / sum[2], sum[1] / sum[2]});
+    return means;
+}
+
+// The data as gnuplot datablocks, and the commands that draw both panels from them.
+struct GnuplotScript {
+    std::string data;
+    std::string panels;
+};
+
+GnuplotScript gnuplot_script(const std::vector<Variant>& variants, const std::string& title) {
+    std::ostringstream script;
+    script.precision(9);
+    script << "# Drawn by bnlab's curves; run `gnuplot THIS_FILE` to draw it again.\n";
+    std::ostringstream accuracy_plot, loss_plot;
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+        const std::string colour = kColours[v % std::size(kColours)];
+        for (std::size_t r = 0; r < variants[v].runs.size(); ++r) {
+            const std::string block = "$run_" + std::to_string(v) + "_" + std::to_string(r);
+            script << block << " << EOD\n# " << variants[v].runs[r]->path << "\n";
+            for (const EpochStats& epoch : variants[v].runs[r]->epochs)
+                script << epoch.epoch << ' ' << epoch.test_acc << ' ' << epoch.train_loss << '\n';
+            script << "EOD\n";
+            // Thin and translucent, in the variant's colour: one line per seed.
+            const std::string style = " with lines lw 1 lc rgb '#70" + colour + "' notitle, ";
+            accuracy_plot << block << " using 1:2" << style;
+            loss_plot << block << " using 1:3" << style;
+        }
+        const std::string mean_block = "$mean_" + std::to_string(v);
+        script << mean_block << " << EOD\n";
+        for (const auto& [epoch, accuracy, loss] : variant_means(variants[v]))
+            script << epoch << ' ' << accuracy << ' ' << loss << '\n';
+        script << "EOD\n";
+        const std::string runs = std::to_string(variants[v].runs.size());
+        const std::string style = " with linespoints lw 3 pt 7 ps 0.6 lc rgb '#" + colour +
+                                  "' title " +
+                                  gnuplot_quoted(variants[v].label + " (mean of " + runs + ")");
+        accuracy_plot << mean_block << " using 1:2" << style << ", ";
+        loss_plot << mean_block << " using 1:3" << style << ", ";
+    }
+    auto plot_command = [](const std::ostringstream& plots) {
+        std::string text = plots.str();
+        return "plot " + text.substr(0, text.size() - 2) + "\n";  // drop the last ", "
+    };
+    std::ostringstream panels;
+    panels << "set termoption noenhanced\n"
+           << "set multiplot layout 1,2 title " << gnuplot_quoted(title) << "\n"
+           << "set grid\nset xlabel 'epoch'\nset xtics 1\n"
+           << "set title 'Test accuracy'\nset ylabel 'accuracy'\nset key bottom right\n"
+           << plot_command(accuracy_plot)
+           << "set title 'Training loss (mean over the epoch)'\nset ylabel 'loss'\n"
+           << "set key top right\n"
+           << plot_command(loss_plot) << "unset multiplot\n";
+    return {script.str(), panels.str()};
+}
+
+// Runs `gnuplot script` and throws with gnuplot's own message when it fails.
+void run_gnuplot(const std::string& script_path) {
+    const std::string errors_path = script_path + ".errors";
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, errors_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    std::string program = "gnuplot";
+    char* argv[] = {program.data(), const_cast<char*>(script_path.c_str()), nullptr};
+    pid_t child = 0;
+    const int spawn_error = posix_spawnp(&child, "gnuplot", &actions, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (spawn_error != 0) {
+        std::remove(errors_path.c_str());
+        throw std::runtime_error(std::string("cannot run gnuplot (Debian package gnuplot-nox): ") +
+                                 std::strerror(spawn_error));
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::string errors;
+    try {
+        errors = read_file(errors_path);
+    } catch (const std::runtime_error&) {
+    }
+    std::remove(errors_path.c_str());
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !errors.empty())
+        throw std::runtime_error("gnuplot failed on " + script_path + ": " + errors);
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& contents) {
+    const std::string temporary = path + ".tmp";
+    {
+        std::ofstream file(temporary, std::ios::binary);
+        if (!file) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+        file << contents;
+        file.flush();
+        if (!file) {
+            std::remove(temporary.c_str());
+            throw std::runtime_error("writing " + path + " failed");
+        }
+    }
+    if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+        const std::string reason = std::strerror(errno);
+        std::remove(temporary.c_str());
+        throw std::runtime_error("cannot replace " + path + ": " + reason);
+    }
+}
+
+std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
+    std::vector<Variant> variants;
+    if (logs.empty()) return variants;
+    std::vector<nlohmann::ordered_json> keys;
+    for (const RunLog& log : logs) {
+        const nlohmann::ordered_json key = variant_key(log);
+        std::size_t v = 0;
+        while (v < keys.size() && keys[v] != key)
+            ++v;
+        if (v == keys.size()) {
+            keys.push_back(key);
+            variants.emplace_back();
+        }
+        variants[v].runs.push_back(&log);
+    }
+    // Label each variant by the fields that tell the variants apart.
+    std::vector<std::string> differing;
+    for (const auto& item : keys.front().items()) {
+        for (const nlohmann::ordered_json& key : keys)
+            if (!key.contains(item.key()) || key.at(item.key()) != item.value()) {
+                differing.push_back(item.key());
+                break;
+            }
+    }
+    if (differing.empty())
+        for (const char* field : {"hidden", "act", "bn"})
+            if (keys.front().contains(field)) differing.push_back(field);
+    for (std::size_t v = 0; v < variants.size(); ++v)
+        for (const std::string& field : differing)
+            variants[v].label += (variants[v].label.empty() ? "" : " ") + field + "=" +
+                                 (keys[v].contains(field) ? field_text(keys[v].at(field)) : "?");
+    return variants;
+}
+
+std::vector<std::vector<std::string>> comparison_rows(const std::vector<Variant>& variants) {
+    std::vector<std::vector<std::string>> rows{{"variant", "runs", "target", "epochs to target",
+                                                "reached", "best test acc", "final test acc",
+                                                "s/epoch"}};
+    for (const Variant& variant : variants) {
+        std::vector<double> epochs, best, final, seconds;
+        std::size_t diverged = 0;
+        for (const RunLog* run : variant.runs) {
+            const RunOutcome outcome = run->outcome();
+            if (outcome.epochs_to_target) epochs.push_back(*outcome.epochs_to_target);
+            if (outcome.divergence) ++diverged;
+            if (run->epochs.empty()) continue;
+            best.push_back(outcome.best_test_acc);
+            final.push_back(outcome.final_test_acc);
+            seconds.push_back(outcome.seconds_per_epoch);
+        }
+        const std::size_t runs = variant.runs.size();
+        std::string reached = std::to_string(epochs.size()) + " of " + std::to_string(runs);
+        if (diverged > 0) reached += " (" + std::to_string(diverged) + " diverged)";
+        rows.push_back({variant.label, std::to_string(runs),
+                        field_text(variant.runs.front()->config().at("target")),
+                        epochs.empty() ? "never" : mean_sd(epochs, 1), reached, mean_sd(best, 4),
+                        mean_sd(final, 4), mean_sd(seconds, 2)});
+    }
+    return rows;
+}
+
+std::string markdown_table(const std::vector<std::vector<std::string>>& rows) {
+    // Widths in characters, counting "±" (two bytes in UTF-8) as one.
+    auto width_of = [](const std::string& text) {
+        std::size_t width = 0;
+        for (unsigned char c : text)
+            width += (c & 0xC0) != 0x80;
+        return width;
+    };
+    std::vector<std::size_t> widths;
+    for (const auto& row : rows)
+        for (std::size_t c = 0; c < row.size(); ++c) {
+            if (widths.size() <= c) widths.push_back(0);
+            widths[c] = std::max(widths[c], width_of(row[c]));
+        }
+    std::ostringstream table;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        table << "|";
+        for (std::size_t c = 0; c < rows[r].size(); ++c)
+            table << " " << rows[r][c] << std::string(widths[c] - width_of(rows[r][c]), ' ')
+                  << " |";
+        table << "\n";
+        if (r == 0) {
+            table << "|";
+            for (std::size_t width : widths)
+                table << std::string(width + 2, '-') << "|";
+            table << "\n";
+        }
+    }
+    return table.str();
+}
+
+std::string epoch_table(const std::vector<Variant>& variants) {
+    std::ostringstream table;
+    std::vector<const RunLog*> runs;
+    std::vector<std::string> labels;
+    for (const Variant& variant : variants)
+        for (const RunLog* run : variant.runs) {
+            runs.push_back(run);
+            labels.push_back(variant.label);
+        }
+    int epochs = 0;
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        table << "[" << i + 1 << "] " << labels[i]
+              << " seed=" << field_text(runs[i]->config().at("seed")) << "  " << runs[i]->path
+              << "\n";
+        if (!runs[i]->epochs.empty()) epochs = std::max(epochs, runs[i]->epochs.back().epoch);
+    }
+    char cell[64];
+    table << "\nepoch";
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        std::snprintf(cell, sizeof cell, " | [%zu] test_acc train_loss", i + 1);
+        table << cell;
+    }
+    table << "\n";
+    for (int epoch = 1; epoch <= epochs; ++epoch) {
+        std::snprintf(cell, sizeof cell, "%5d", epoch);
+        table << cell;
+        for (std::size_t i = 0; i < runs.size(); ++i) {
+            const EpochStats* found = nullptr;
+            for (const EpochStats& stats : runs[i]->epochs)
+                if (stats.epoch == epoch) found = &stats;
+            const std::string number = std::to_string(i + 1);
+            const std::size_t width = std::strlen(" | [] test_acc train_loss") + number.size();
+            if (found)
+                std::snprintf(cell, sizeof cell, " | %*.4f %10.4f", int(width - 14),
+                              found->test_acc, found->train_loss);
+            else
+                std::snprintf(cell, sizeof cell, " | %*s", int(width - 3), "-");
+            table << cell;
+        }
+        table << "\n";
+    }
+    return table.str();
+}
+
+void write_curves(const std::vector<Variant>& variants, const std::string& prefix,
+                  const std::string& title) {
+    if (variants.empty()) throw std::invalid_argument("write_curves: no runs to plot");
+    const std::string svg = prefix + ".svg", png = prefix + ".png", script_path = prefix + ".gp";
+    const GnuplotScript plots = gnuplot_script(variants, title);
+    // Draw into temporary files, renamed into place only when gnuplot succeeded.
+    const std::string drawing =
+        plots.data +
+        "set terminal svg size 1200,480 dynamic font 'Helvetica,13' background rgb 'white'\n"
+        "set output " +
+        gnuplot_quoted(svg + ".tmp") + "\n" + plots.panels +
+        "set terminal pngcairo size 1200,480 font 'Helvetica,11' background rgb 'white'\n"
+        "set output " +
+        gnuplot_quoted(png + ".tmp") + "\n" + plots.panels + "set output\n";
+    write_file_atomically(script_path + ".tmp", drawing);
+    try {
+        run_gnuplot(script_path + ".tmp");
+    } catch (...) {
+        for (const std::string& path : {svg, png, script_path})
+            std::remove((path + ".tmp").c_str());
+        throw;
+    }
+    // The kept script draws to the final names, so that running it again redraws them.
+    std::string kept = drawing;
+    for (const std::string& path : {svg, png}) {
+        const std::string from = gnuplot_quoted(path + ".tmp");
+        kept.replace(kept.find(from), from.size(), gnuplot_quoted(path));
+    }
+    write_file_atomically(script_path, kept);
+    std::remove((script_path + ".tmp").c_str());
+    for (const std::string& path : {svg, png})
+        if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0)
+            throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+}
+
+void write_report_html(const std::string& path, const std::string& title,
+                       const std::vector<Variant>& variants, const std::string& svg_path) {
+    std::string svg = read_file(svg_path);
+    const std::size_t svg_start = svg.find("<svg");
+    if (svg_start == std::string::npos) throw std::runtime_error(svg_path + ": not an SVG file");
+    svg = svg.substr(svg_start);  // the XML prolog and doctype are not allowed inside HTML
+
+    std::ostringstream html;
+    html << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>"
+         << html_escape(title) << "</title>\n<style>\n"
+         << "body{font-family:sans-serif;max-width:1240px;margin:2em auto;padding:0 1em;}\n"
+         << "table{border-collapse:collapse;}td,th{border:1px solid #bbb;padding:4px 10px;"
+            "text-align:right;}\nth{background:#eee;}td:first-child{text-align:left;}\n"
+         << "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px;}\n"
+         << "</style>\n</head>\n<body>\n<h1>" << html_escape(title) << "</h1>\n";
+    const std::vector<std::vector<std::string>> rows = comparison_rows(variants);
+    html << "<h2>Results</h2>\n<table>\n";
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        html << "<tr>";
+        for (const std::string& cell : rows[r])
+            html << (r == 0 ? "<th>" : "<td>") << html_escape(cell) << (r == 0 ? "</th>" : "</td>");
+        html << "</tr>\n";
+    }
+    html << "</table>\n<p>Epochs to target: the first epoch whose test accuracy reached the "
+            "target, mean ± standard deviation over the runs that reached it. Seconds per "
+            "epoch count training only, not evaluation.</p>\n"
+         << "<h2>Curves</h2>\n"
+         << svg << "\n"
+         << "<h2>Per epoch</h2>\n<pre>" << html_escape(epoch_table(variants)) << "</pre>\n";
+    for (const Variant& variant : variants) {
+        const nlohmann::ordered_json& header = variant.runs.front()->header;
+        html << "<h2>Variant " << html_escape(variant.label)
+             << "</h2>\n<h3>Configuration</h3>\n<pre>" << html_escape(header.at("config").dump(2))
+             << "</pre>\n";
+        if (header.contains("model") && header["model"].contains("summary"))
+            html << "<h3>Model</h3>\n<pre>"
+                 << html_escape(header["model"]["summary"].get<std::string>()) << "</pre>\n";
+        nlohmann::ordered_json environment;
+        for (const char* field : {"versions", "threads", "host", "started", "command"})
+            if (header.contains(field)) environment[field] = header[field];
+        html << "<h3>Environment</h3>\n<pre>" << html_escape(environment.dump(2)) << "</pre>\n";
+    }
+    html << "</body>\n</html>\n";
+    write_file_atomically(path, html.str());
+}
+
+}  // namespace bnlab

@@ -1,0 +1,49 @@
+#pragma once
+// What `curves` and `compare_bn` make of any number of run logs: runs grouped into variants
+// (runs whose configurations differ only in seed, threads, data folder or log path), a table
+// comparing the variants, a side-by-side per-epoch table, plots drawn by gnuplot, and a
+// self-contained HTML report.
+
+#include <string>
+#include <vector>
+
+#include "framework/experiment/run_log.hpp"
+
+namespace bnlab {
+
+struct Variant {
+    std::string label;                // what sets it apart from the others, e.g. "bn=on"
+    std::vector<const RunLog*> runs;  // in the order given
+};
+
+// Groups `logs` (which must outlive the result) by configuration, in order of first appearance.
+std::vector<Variant> group_variants(const std::vector<RunLog>& logs);
+
+// One row per variant: variant, runs, target, epochs to target (mean ± sd over the runs that
+// reached it), how many reached it (diverged runs count as not reaching it), best and final
+// test accuracy (mean ± sd), training seconds per epoch. The first row holds the headers.
+std::vector<std::vector<std::string>> comparison_rows(const std::vector<Variant>& variants);
+
+// The rows as a Markdown table (aligned, so it reads as plain text too).
+std::string markdown_table(const std::vector<std::vector<std::string>>& rows);
+
+// Per epoch, each run's test accuracy and training loss side by side, after a key of the runs.
+std::string epoch_table(const std::vector<Variant>& variants);
+
+// Writes PREFIX.svg and PREFIX.png: test accuracy and training loss against epoch, one colour
+// per variant, each run a thin line and the variant's mean a thick one; also PREFIX.gp, the
+// gnuplot script (with the data inside) that drew them. Files appear whole or not at all.
+// Throws std::runtime_error when gnuplot is missing or fails, with its message.
+void write_curves(const std::vector<Variant>& variants, const std::string& prefix,
+                  const std::string& title);
+
+// A single HTML file a browser opens from disk: title, the comparison table, the SVG plot
+// inline, the per-epoch table, and each variant's configuration, model and library versions.
+void write_report_html(const std::string& path, const std::string& title,
+                       const std::vector<Variant>& variants, const std::string& svg_path);
+
+// Writes `contents` to `path` through a temporary file renamed over it, so that readers see the
+// old file or the new one, never a part.
+void write_file_atomically(const std::string& path, const std::string& contents);
+
+}  // namespace bnlab

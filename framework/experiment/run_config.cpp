@@ -1,0 +1,138 @@
+#include "framework/experiment/run_config.hpp"
+
+#include <stdexcept>
+
+#include <CLI/CLI.hpp>
+
+namespace bnlab {
+
+const std::vector<std::string>& preset_names() {
+    static const std::vector<std::string> names{"paper", "deep", "relu"};
+    return names;
+}
+
+TrainConfig preset_config(const std::string& name) {
+    TrainConfig config;  // the defaults are the paper preset
+    config.preset = name;
+    if (name == "paper") return config;
+    if (name == "deep") {
+        config.hidden.assign(6, 100);
+        return config;
+    }
+    if (name == "relu") {
+        config.hidden = {256, 256};
+        config.activation = Activation::relu;
+        config.batch = 128;
+        config.lr = 0.1;
+        config.target = 0.87;
+        return config;
+    }
+    throw std::invalid_argument("unknown preset '" + name + "' (expected paper, deep or relu)");
+}
+
+std::string hidden_string(const std::vector<std::size_t>& hidden) {
+    std::string text;
+    for (std::size_t width : hidden)
+        text += (text.empty() ? "" : ",") + std::to_string(width);
+    return text;
+}
+
+nlohmann::ordered_json to_json(const TrainConfig& config) {
+    return {{"preset", config.preset},
+            {"data", config.data_dir},
+            {"standardize", config.standardize},
+            {"hidden", config.hidden},
+            {"act", to_string(config.activation)},
+            {"bn", config.batchnorm ? "on" : "off"},
+            {"optimizer", config.optimizer},
+            {"lr", config.lr},
+            {"momentum", config.momentum},
+            {"weight_decay", config.weight_decay},
+            {"batch", config.batch},
+            {"epochs", config.epochs},
+            {"seed", config.seed},
+            {"threads", config.threads},
+            {"target", config.target},
+            {"log", config.log_path.empty() ? nlohmann::ordered_json()
+                                            : nlohmann::ordered_json(config.log_path)}};
+}
+
+TrainFlags::TrainFlags(CLI::App& app) {
+    app.add_option("--preset", preset_,
+                   "Starting configuration, which the flags below override:\n"
+                   "paper: 3 x 100 sigmoid, batch 60, lr 0.5, target 0.85 (the BN paper's MNIST "
+                   "network)\ndeep: 6 x 100 sigmoid, otherwise as paper\n"
+                   "relu: 2 x 256 ReLU, batch 128, lr 0.1, target 0.87\n"
+                   "All use plain SGD and 10 epochs.")
+        ->check(CLI::IsMember(preset_names()))
+        ->capture_default_str();
+    overrides(app.add_option("--data", given_.data_dir,
+                             "Folder with Fashion-MNIST's four IDX files, gzip'd or plain "
+                             "[default: " +
+                                 std::string(kFashionMnistDir) + "]")
+                  ->check(CLI::ExistingDirectory),
+              [this](TrainConfig& c) { c.data_dir = given_.data_dir; });
+    overrides(app.add_flag("--standardize", given_.standardize,
+                           "Standardize pixels with the training set's mean and standard "
+                           "deviation (else they are only scaled to [0, 1])"),
+              [this](TrainConfig& c) { c.standardize = given_.standardize; });
+    overrides(app.add_option("--hidden", given_.hidden,
+                             "Hidden layer widths, comma-separated, e.g. 100,100,100")
+                  ->delimiter(',')
+                  ->check(CLI::PositiveNumber),
+              [this](TrainConfig& c) { c.hidden = given_.hidden; });
+    overrides(app.add_option("--act", activation_, "Hidden activation: relu, sigmoid or tanh")
+                  ->check(CLI::IsMember({"relu", "sigmoid", "tanh"})),
+              [this](TrainConfig& c) { c.activation = parse_activation(activation_); });
+    overrides(app.add_option("--bn", batchnorm_,
+                             "BatchNorm after every hidden Dense layer: on or off [default: on]")
+                  ->check(CLI::IsMember({"on", "off"})),
+              [this](TrainConfig& c) { c.batchnorm = batchnorm_ == "on"; });
+    overrides(app.add_option("--optimizer", given_.optimizer, "sgd or adam [default: sgd]")
+                  ->check(CLI::IsMember({"sgd", "adam"})),
+              [this](TrainConfig& c) { c.optimizer = given_.optimizer; });
+    overrides(app.add_option("--lr", given_.lr, "Learning rate")->check(CLI::PositiveNumber),
+              [this](TrainConfig& c) { c.lr = given_.lr; });
+    overrides(app.add_option("--momentum", given_.momentum, "SGD momentum [default: 0]")
+                  ->check(CLI::NonNegativeNumber),
+              [this](TrainConfig& c) { c.momentum = given_.momentum; });
+    overrides(app.add_option("--weight-decay", given_.weight_decay,
+                             "L2 weight decay added to the gradient [default: 0]")
+                  ->check(CLI::NonNegativeNumber),
+              [this](TrainConfig& c) { c.weight_decay = given_.weight_decay; });
+    overrides(app.add_option("--batch", given_.batch,
+                             "Mini-batch size. Training drops the last partial batch of each "
+                             "epoch (Fashion-MNIST's 60000 images divide evenly by 60 and "
+                             "leave 96 out at 128); evaluation uses every test image.")
+                  ->check(CLI::PositiveNumber),
+              [this](TrainConfig& c) { c.batch = given_.batch; });
+    overrides(app.add_option("--epochs", given_.epochs, "Passes over the training set")
+                  ->check(CLI::PositiveNumber),
+              [this](TrainConfig& c) { c.epochs = given_.epochs; });
+    overrides(app.add_option("--seed", given_.seed,
+                             "Seed of the weights' initialization and the shuffling [default: 1]"),
+              [this](TrainConfig& c) { c.seed = given_.seed; });
+    overrides(app.add_option("--threads", given_.threads,
+                             "OpenBLAS threads; 0 keeps OpenBLAS's default, one per core "
+                             "[default: 0]")
+                  ->check(CLI::NonNegativeNumber),
+              [this](TrainConfig& c) { c.threads = given_.threads; });
+    overrides(app.add_option("--target", given_.target,
+                             "Test accuracy to reach; the log records the first epoch at or "
+                             "above it")
+                  ->check(CLI::Range(0.0, 1.0)),
+              [this](TrainConfig& c) { c.target = given_.target; });
+}
+
+void TrainFlags::overrides(CLI::Option* option, std::function<void(TrainConfig&)> apply) {
+    overrides_.emplace_back(option, std::move(apply));
+}
+
+TrainConfig TrainFlags::resolve() const {
+    TrainConfig config = preset_config(preset_);
+    for (const auto& [option, apply] : overrides_)
+        if (option->count() > 0) apply(config);
+    return config;
+}
+
+}  // namespace bnlab

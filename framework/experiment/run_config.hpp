@@ -1,0 +1,79 @@
+#pragma once
+// Everything that defines one training run, the presets of the BatchNorm comparison, and the
+// command-line flags that `train` and `compare_bn` share (a preset first, then any flag given
+// overrides it).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "framework/idx.hpp"
+#include "models/mlp.hpp"
+
+namespace CLI {
+class App;
+class Option;
+}  // namespace CLI
+
+namespace bnlab {
+
+struct TrainConfig {
+    std::string preset = "paper";  // where the defaults below came from
+    std::string data_dir = kFashionMnistDir;
+    bool standardize = false;  // else pixels are only scaled to [0, 1]
+    std::vector<std::size_t> hidden{100, 100, 100};
+    Activation activation = Activation::sigmoid;
+    bool batchnorm = true;
+    std::string optimizer = "sgd";  // "sgd" or "adam"
+    double lr = 0.5;
+    double momentum = 0.0;
+    double weight_decay = 0.0;
+    std::size_t batch = 60;  // the last partial batch of each training epoch is dropped
+    int epochs = 10;
+    std::uint64_t seed = 1;
+    int threads = 0;       // OpenBLAS threads; 0 keeps OpenBLAS's default
+    double target = 0.85;  // the test accuracy whose first epoch is reported
+    std::string log_path;  // JSONL log; empty for none
+};
+
+// The comparison's presets, all plain SGD without momentum:
+//   paper: the BN paper's MNIST network, 3 x 100 sigmoid, batch 60, lr 0.5, target 0.85;
+//   deep:  6 x 100 sigmoid, otherwise as paper;
+//   relu:  2 x 256 ReLU, batch 128, lr 0.1, target 0.87.
+// Throws std::invalid_argument naming the unknown preset and the known ones.
+TrainConfig preset_config(const std::string& name);
+const std::vector<std::string>& preset_names();
+
+// "100,100,100"
+std::string hidden_string(const std::vector<std::size_t>& hidden);
+
+// Every field, keyed by its flag's name ("hidden": [100, 100, 100], "bn": "on", "lr": 0.5, …).
+nlohmann::ordered_json to_json(const TrainConfig& config);
+
+// Registers train's flags on `app`. After app.parse(), resolve() gives the preset's
+// configuration with every flag that was given applied over it. Holds pointers into itself for
+// CLI11, so it stays where it was made.
+class TrainFlags {
+  public:
+    explicit TrainFlags(CLI::App& app);
+    TrainFlags(const TrainFlags&) = delete;
+    TrainFlags& operator=(const TrainFlags&) = delete;
+
+    TrainConfig resolve() const;
+
+  private:
+    // Registers `option` so that, when given, `apply` copies its value into the configuration.
+    void overrides(CLI::Option* option, std::function<void(TrainConfig&)> apply);
+
+    TrainConfig given_;
+    std::string preset_ = "paper";
+    std::string activation_;
+    std::string batchnorm_;
+    std::vector<std::pair<CLI::Option*, std::function<void(TrainConfig&)>>> overrides_;
+};
+
+}  // namespace bnlab

@@ -1,0 +1,135 @@
+#include "framework/experiment/run_log.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace bnlab {
+
+RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
+                      std::optional<Divergence> divergence) {
+    RunOutcome outcome;
+    outcome.divergence = divergence;
+    double seconds = 0.0;
+    for (const EpochStats& epoch : epochs) {
+        if (!outcome.epochs_to_target && epoch.test_acc >= target)
+            outcome.epochs_to_target = epoch.epoch;
+        if (epoch.test_acc > outcome.best_test_acc) {
+            outcome.best_test_acc = epoch.test_acc;
+            outcome.best_epoch = epoch.epoch;
+        }
+        seconds += epoch.seconds;
+    }
+    if (!epochs.empty()) {
+        outcome.final_test_acc = epochs.back().test_acc;
+        outcome.seconds_per_epoch = seconds / double(epochs.size());
+    }
+    return outcome;
+}
+
+nlohmann::ordered_json to_json(const EpochStats& epoch) {
+    return {{"type", "epoch"},
+            {"epoch", epoch.epoch},
+            {"step", epoch.step},
+            {"train_loss", epoch.train_loss},
+            {"train_acc", epoch.train_acc},
+            {"test_loss", epoch.test_loss},
+            {"test_acc", epoch.test_acc},
+            {"lr", epoch.lr},
+            {"seconds", epoch.seconds},
+            {"samples_per_s", epoch.samples_per_s},
+            {"eval_seconds", epoch.eval_seconds}};
+}
+
+nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, double total_seconds) {
+    nlohmann::ordered_json diverged_at;  // null unless diverged
+    if (outcome.divergence)
+        diverged_at = {{"epoch", outcome.divergence->epoch}, {"step", outcome.divergence->step}};
+    return {{"type", "final"},
+            {"status", outcome.divergence ? "diverged" : "completed"},
+            {"target", target},
+            {"epochs_to_target", outcome.epochs_to_target
+                                     ? nlohmann::ordered_json(*outcome.epochs_to_target)
+                                     : nlohmann::ordered_json()},
+            {"best_test_acc", outcome.best_test_acc},
+            {"best_epoch", outcome.best_epoch},
+            {"final_test_acc", outcome.final_test_acc},
+            {"seconds_per_epoch", outcome.seconds_per_epoch},
+            {"seconds", total_seconds},
+            {"diverged_at", diverged_at}};
+}
+
+RunLogWriter::RunLogWriter(const std::string& path) : path_(path), file_(path) {
+    if (!file_)
+        throw std::runtime_error("cannot write the log " + path + ": " + std::strerror(errno));
+}
+
+void RunLogWriter::write(const nlohmann::ordered_json& line) {
+    file_ << line.dump() << '\n';
+    file_.flush();
+    if (!file_) throw std::runtime_error("writing the log " + path_ + " failed");
+}
+
+RunOutcome RunLog::outcome() const {
+    std::optional<Divergence> divergence;
+    if (final && final->at("status") == "diverged") {
+        const nlohmann::ordered_json& at = final->at("diverged_at");
+        divergence = Divergence{at.at("epoch").get<int>(), at.at("step").get<long>()};
+    }
+    return outcome_of(epochs, target(), divergence);
+}
+
+namespace {
+
+EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
+    EpochStats epoch;
+    epoch.epoch = line.at("epoch").get<int>();
+    epoch.step = line.at("step").get<long>();
+    epoch.train_loss = line.at("train_loss").get<double>();
+    epoch.train_acc = line.at("train_acc").get<double>();
+    epoch.test_loss = line.at("test_loss").get<double>();
+    epoch.test_acc = line.at("test_acc").get<double>();
+    epoch.lr = line.at("lr").get<double>();
+    epoch.seconds = line.at("seconds").get<double>();
+    epoch.samples_per_s = line.at("samples_per_s").get<double>();
+    epoch.eval_seconds = line.value("eval_seconds", 0.0);
+    return epoch;
+}
+
+}  // namespace
+
+RunLog read_run_log(const std::string& path) {
+    std::ifstream file(path);
+    if (!file) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+    RunLog log;
+    log.path = path;
+    std::string text;
+    for (int number = 1; std::getline(file, text); ++number) {
+        const std::string where = path + ":" + std::to_string(number) + ": ";
+        if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+        try {
+            const nlohmann::ordered_json line = nlohmann::ordered_json::parse(text);
+            const std::string type = line.at("type").get<std::string>();
+            if (log.header.is_null() && type != "config")
+                throw std::runtime_error("expected the config line first, got a '" + type +
+                                         "' line");
+            if (type == "config") {
+                if (!log.header.is_null()) throw std::runtime_error("a second config line");
+                line.at("config").at("target").get<double>();
+                log.header = line;
+            } else if (type == "epoch") {
+                log.epochs.push_back(epoch_from_json(line));
+            } else if (type == "final") {
+                log.final = line;
+            }  // other types (probes, …) are for other readers
+        } catch (const nlohmann::ordered_json::exception& error) {
+            throw std::runtime_error(where + error.what());
+        } catch (const std::runtime_error& error) {
+            throw std::runtime_error(where + error.what());
+        }
+    }
+    if (log.header.is_null()) throw std::runtime_error(path + ": no config line (empty log?)");
+    return log;
+}
+
+}  // namespace bnlab

@@ -1,0 +1,86 @@
+#pragma once
+// The JSONL log of a training run, one JSON object per line:
+//   {"type":"config", "config":{every flag}, "model":{…}, "versions":{…}, "threads":{…}, …}
+//   {"type":"epoch", "epoch":1, "step":1000, "train_loss":…, "train_acc":…, "test_loss":…,
+//    "test_acc":…, "lr":…, "seconds":…, "samples_per_s":…, "eval_seconds":…}   (one per epoch)
+//   {"type":"final", "status":"completed"|"diverged", "epochs_to_target":4|null,
+//    "best_test_acc":…, "best_epoch":…, "final_test_acc":…, "diverged_at":null|{…}, …}
+// train_loss and train_acc are means over the epoch's training batches, in training mode, as
+// the weights changed; test_* are measured in eval mode after the epoch. `seconds` is the
+// epoch's training time alone; samples_per_s is the training samples over it.
+
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace bnlab {
+
+struct EpochStats {
+    int epoch = 0;
+    long step = 0;  // optimizer steps since the start of training, at the end of this epoch
+    double train_loss = 0.0;
+    double train_acc = 0.0;
+    double test_loss = 0.0;
+    double test_acc = 0.0;
+    double lr = 0.0;
+    double seconds = 0.0;
+    double samples_per_s = 0.0;
+    double eval_seconds = 0.0;
+};
+
+// Where a run stopped because its loss stopped being a finite number.
+struct Divergence {
+    int epoch = 0;  // the epoch in progress
+    long step = 0;  // the step whose loss was not finite, counted from the start of training
+};
+
+// How a run went, from its epochs: what the final line records.
+struct RunOutcome {
+    std::optional<int> epochs_to_target;  // first epoch with test_acc >= target
+    double best_test_acc = 0.0;
+    int best_epoch = 0;
+    double final_test_acc = 0.0;
+    double seconds_per_epoch = 0.0;  // mean training time of an epoch
+    std::optional<Divergence> divergence;
+};
+
+RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
+                      std::optional<Divergence> divergence);
+
+nlohmann::ordered_json to_json(const EpochStats& epoch);
+nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, double total_seconds);
+
+// Appends whole lines to a new log file, flushed as each is written so that a run can be
+// watched (or survives a crash) up to its last line.
+class RunLogWriter {
+  public:
+    // Throws std::runtime_error naming the file when it cannot be created.
+    explicit RunLogWriter(const std::string& path);
+    void write(const nlohmann::ordered_json& line);
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+    std::ofstream file_;
+};
+
+// A log read back, e.g. by `curves`; a run still going (or cut short) has no final line.
+struct RunLog {
+    std::string path;
+    nlohmann::ordered_json header;  // the config line
+    std::vector<EpochStats> epochs;
+    std::optional<nlohmann::ordered_json> final;
+
+    const nlohmann::ordered_json& config() const { return header.at("config"); }
+    double target() const { return config().at("target").get<double>(); }
+    RunOutcome outcome() const;
+};
+
+// Throws std::runtime_error "path:line: problem" for an unreadable file, a line that is not
+// JSON, a missing config line, or an epoch line without its numbers.
+RunLog read_run_log(const std::string& path);
+
+}  // namespace bnlab

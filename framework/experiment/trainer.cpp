@@ -1,0 +1,262 @@
+#include "framework/experiment/trainer.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+#include <zlib.h>
+#include <CLI/Version.hpp>
+#include <xtensor-blas/xblas_config.hpp>
+#include <xtensor/xtensor_config.hpp>
+
+#include "framework/blas_threads.hpp"
+#include "framework/training.hpp"
+
+namespace bnlab {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string utc_now() {
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return text;
+}
+
+std::string host_name() {
+    char name[256] = {};
+    return gethostname(name, sizeof name - 1) == 0 ? name : "";
+}
+
+// A bar redrawn in place on stdout: "  epoch 3/10 [#########-----------]  450/1000  loss 0.4321".
+class ProgressBar {
+  public:
+    ProgressBar(bool enabled, int epoch, int epochs, std::size_t steps)
+        : enabled_(enabled),
+          epoch_(epoch),
+          epochs_(epochs),
+          steps_(steps),
+          redraw_every_(std::max<std::size_t>(1, steps / 100)) {}
+
+    void update(std::size_t done, double mean_loss) {
+        if (!enabled_ || (done % redraw_every_ != 0 && done != steps_)) return;
+        constexpr std::size_t width = 30;
+        const std::size_t filled = steps_ == 0 ? width : width * done / steps_;
+        std::printf("\r  epoch %d/%d [%s%s] %zu/%zu  loss %.4f", epoch_, epochs_,
+                    std::string(filled, '#').c_str(), std::string(width - filled, '-').c_str(),
+                    done, steps_, mean_loss);
+        std::fflush(stdout);
+    }
+    // Clears the bar's line so that the next log line starts clean.
+    ~ProgressBar() {
+        if (enabled_) std::printf("\r\033[K"), std::fflush(stdout);
+    }
+
+  private:
+    bool enabled_;
+    int epoch_, epochs_;
+    std::size_t steps_, redraw_every_;
+};
+
+std::unique_ptr<BasicOptimizer<float>> make_optimizer(const TrainConfig& config,
+                                                      Sequential& model) {
+    if (config.optimizer == "sgd")
+        return std::make_unique<SGD>(
+            model.parameters(),
+            SGDOptions(config.lr).momentum(config.momentum).weight_decay(config.weight_decay));
+    if (config.optimizer == "adam")
+        return std::make_unique<Adam>(model.parameters(),
+                                      AdamOptions(config.lr).weight_decay(config.weight_decay));
+    throw std::invalid_argument("unknown optimizer '" + config.optimizer +
+                                "' (expected sgd or adam)");
+}
+
+void check_data(const Dataset& train, const Dataset& test) {
+    if (train.size() == 0 || test.size() == 0)
+        throw std::invalid_argument("training and test sets must both have samples");
+    if (train.inputs.shape(1) != test.inputs.shape(1))
+        throw std::invalid_argument(
+            "training inputs have " + std::to_string(train.inputs.shape(1)) +
+            " features but test inputs " + std::to_string(test.inputs.shape(1)));
+}
+
+std::size_t class_count(const Dataset& train, const Dataset& test) {
+    int largest = 1;
+    for (const Labels* labels : {&train.labels, &test.labels})
+        for (int label : *labels)
+            largest = std::max(largest, label);
+    return static_cast<std::size_t>(largest) + 1;
+}
+
+}  // namespace
+
+PreparedData load_data(const TrainConfig& config) {
+    PreparedData data{load_fashion_mnist(config.data_dir), nullptr};
+    nlohmann::ordered_json standardization;  // null when pixels are only scaled to [0, 1]
+    if (config.standardize) {
+        const Standardization applied = standardize(data.sets.train, data.sets.test);
+        standardization = {{"mean", applied.mean}, {"std", applied.std}};
+    }
+    data.description = {{"dir", config.data_dir},
+                        {"train_samples", data.sets.train.size()},
+                        {"test_samples", data.sets.test.size()},
+                        {"features", data.sets.train.inputs.shape(1)},
+                        {"scaling", "pixel / 255"},
+                        {"standardization", standardization}};
+    return data;
+}
+
+nlohmann::ordered_json library_versions() {
+    auto version = [](int major, int minor, int patch) {
+        return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+    };
+    return {
+        {"bnlab", BNLAB_VERSION},
+        {"xtensor", version(XTENSOR_VERSION_MAJOR, XTENSOR_VERSION_MINOR, XTENSOR_VERSION_PATCH)},
+        {"xtensor-blas", version(XTENSOR_BLAS_VERSION_MAJOR, XTENSOR_BLAS_VERSION_MINOR,
+                                 XTENSOR_BLAS_VERSION_PATCH)},
+        {"openblas", blas_config()},
+        {"spdlog", version(SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, SPDLOG_VER_PATCH)},
+        {"nlohmann_json", version(NLOHMANN_JSON_VERSION_MAJOR, NLOHMANN_JSON_VERSION_MINOR,
+                                  NLOHMANN_JSON_VERSION_PATCH)},
+        {"cli11", CLI11_VERSION},
+        {"zlib", ZLIB_VERSION},
+        {"compiler", std::string("g++ ") + __VERSION__}};
+}
+
+nlohmann::ordered_json config_line(const TrainConfig& config, Sequential& model,
+                                   const RunContext& context) {
+    nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+    for (std::size_t i = 0; i < model.size(); ++i)
+        layers.push_back(model[i].describe());
+    nlohmann::ordered_json line = {{"type", "config"},
+                                   {"config", to_json(config)},
+                                   {"model",
+                                    {{"layers", layers},
+                                     {"parameters", model.parameter_count()},
+                                     {"summary", model.summary()}}},
+                                   {"threads",
+                                    {{"requested", config.threads},
+                                     {"openblas", blas_threads()},
+                                     {"openblas_core", blas_core_name()},
+                                     {"hardware", sysconf(_SC_NPROCESSORS_ONLN)}}},
+                                   {"versions", library_versions()},
+                                   {"started", utc_now()},
+                                   {"host", host_name()}};
+    if (context.extra.is_object()) line.update(context.extra);
+    return line;
+}
+
+RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
+                    const RunContext& context) {
+    check_data(train, test);
+    if (config.epochs <= 0)
+        throw std::invalid_argument("epochs must be positive, got " +
+                                    std::to_string(config.epochs));
+    set_blas_threads(config.threads);
+    Rng rng(config.seed);
+    Sequential model = mlp(train.inputs.shape(1), config.hidden, class_count(train, test),
+                           config.activation, config.batchnorm, rng);
+    std::unique_ptr<BasicOptimizer<float>> optimizer = make_optimizer(config, model);
+    SoftmaxCrossEntropy loss;
+    BatchLoader batches(train, config.batch, &rng, /*drop_last=*/true);
+    std::unique_ptr<RunLogWriter> log;
+    if (!config.log_path.empty()) {
+        log = std::make_unique<RunLogWriter>(config.log_path);
+        log->write(config_line(config, model, context));
+    }
+    const std::string prefix = context.name.empty() ? "" : context.name + ": ";
+
+    RunResult result;
+    std::optional<Divergence> divergence;
+    long step = 0;
+    const Clock::time_point run_start = Clock::now();
+    for (int epoch = 1; epoch <= config.epochs && !divergence; ++epoch) {
+        const Clock::time_point epoch_start = Clock::now();
+        model.train();
+        batches.start_epoch();
+        double loss_sum = 0.0;
+        std::size_t correct = 0, samples = 0, steps = 0;
+        {
+            ProgressBar bar(context.progress_bar, epoch, config.epochs,
+                            batches.batches_per_epoch());
+            while (batches.next()) {
+                ++step;
+                const StepResult outcome =
+                    train_step(model, loss, *optimizer, batches.inputs(), batches.labels());
+                if (!std::isfinite(outcome.loss)) {
+                    divergence = Divergence{epoch, step};
+                    break;
+                }
+                loss_sum += outcome.loss;
+                correct += outcome.correct;
+                samples += batches.labels().size();
+                ++steps;
+                bar.update(steps, loss_sum / double(steps));
+            }
+        }
+        if (divergence) {
+            spdlog::error(
+                "{}diverged: the training loss is not a finite number at epoch {}, "
+                "step {} (lr {}); the run stops here",
+                prefix, epoch, step, number_string(optimizer->learning_rate()));
+            break;
+        }
+        const double train_seconds = seconds_since(epoch_start);
+        const Clock::time_point eval_start = Clock::now();
+        const Evaluation tested = evaluate(model, test, 1000);
+        if (!std::isfinite(tested.loss)) {
+            divergence = Divergence{epoch, step};
+            spdlog::error(
+                "{}diverged: the test loss is not a finite number after epoch {}, "
+                "step {}; the run stops here",
+                prefix, epoch, step);
+            break;
+        }
+        EpochStats stats;
+        stats.epoch = epoch;
+        stats.step = step;
+        stats.train_loss = loss_sum / double(steps);
+        stats.train_acc = double(correct) / double(samples);
+        stats.test_loss = tested.loss;
+        stats.test_acc = tested.accuracy;
+        stats.lr = optimizer->learning_rate();
+        stats.seconds = train_seconds;
+        stats.samples_per_s = double(samples) / train_seconds;
+        stats.eval_seconds = seconds_since(eval_start);
+        result.epochs.push_back(stats);
+        if (log) log->write(to_json(stats));
+        spdlog::info(
+            "{}epoch {:>2}/{}  train loss {:.4f} acc {:.4f}  test loss {:.4f} acc {:.4f}"
+            "  {:.2f} s ({:.0f} samples/s)",
+            prefix, epoch, config.epochs, stats.train_loss, stats.train_acc, stats.test_loss,
+            stats.test_acc, stats.seconds, stats.samples_per_s);
+    }
+    result.outcome = outcome_of(result.epochs, config.target, divergence);
+    if (log) log->write(final_line(result.outcome, config.target, seconds_since(run_start)));
+    const RunOutcome& outcome = result.outcome;
+    spdlog::info("{}{}; best test accuracy {:.4f} (epoch {}); target {} {}", prefix,
+                 divergence ? "diverged" : "done", outcome.best_test_acc, outcome.best_epoch,
+                 number_string(config.target),
+                 outcome.epochs_to_target
+                     ? "reached at epoch " + std::to_string(*outcome.epochs_to_target)
+                     : std::string("not reached"));
+    return result;
+}
+
+}  // namespace bnlab

@@ -1,0 +1,422 @@
+// The experiment layer behind train, compare_bn and curves: flags over presets, the trainer's
+// JSONL log (schema, determinism, divergence), reading logs back, the comparison table, and the
+// gnuplot curves.
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <fstream>
+#include <limits>
+
+#include "framework/experiment/report.hpp"
+#include "framework/experiment/trainer.hpp"
+#include "helpers.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+// Console lines would only clutter the test output.
+struct QuietLogs {
+    QuietLogs() { spdlog::set_level(spdlog::level::off); }
+    ~QuietLogs() { spdlog::set_level(spdlog::level::info); }
+};
+
+struct SmallProblem {
+    Dataset train;
+    Dataset test;
+};
+
+SmallProblem small_problem() {
+    Rng rng(3);
+    const Dataset all = make_blobs(900, 12, 4, 0.6, rng);
+    return {slice(all, 0, 720), slice(all, 720, 900)};
+}
+
+TrainConfig small_config(const std::string& log_path) {
+    TrainConfig config;
+    config.data_dir = "(synthetic blobs)";
+    config.hidden = {16, 16};
+    config.batch = 24;
+    config.epochs = 3;
+    config.lr = 0.5;
+    config.target = 0.6;
+    config.log_path = log_path;
+    return config;
+}
+
+std::vector<Json> read_lines(const std::string& path) {
+    std::ifstream file(path);
+    std::vector<Json> lines;
+    for (std::string text; std::getline(file, text);)
+        lines.push_back(Json::parse(text));
+    return lines;
+}
+
+// The log without what depends on the clock.
+std::vector<Json> without_timing(std::vector<Json> lines) {
+    for (Json& line : lines)
+        for (const char* field :
+             {"seconds", "samples_per_s", "eval_seconds", "seconds_per_epoch", "started"})
+            line.erase(field);
+    return lines;
+}
+
+TrainConfig parse_flags(const std::string& command_line) {
+    CLI::App app;
+    TrainFlags flags(app);
+    app.parse(command_line);
+    return flags.resolve();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+}
+
+}  // namespace
+
+TEST_CASE("Presets, and flags given over them") {
+    const TrainConfig paper = preset_config("paper");
+    CHECK(paper.hidden == std::vector<std::size_t>{100, 100, 100});
+    CHECK(paper.activation == Activation::sigmoid);
+    CHECK(paper.batch == 60);
+    CHECK(paper.lr == 0.5);
+    CHECK(paper.target == 0.85);
+    CHECK(paper.optimizer == "sgd");
+    CHECK(paper.momentum == 0.0);
+    CHECK(preset_config("deep").hidden == std::vector<std::size_t>(6, 100));
+    const TrainConfig relu = preset_config("relu");
+    CHECK(relu.hidden == std::vector<std::size_t>{256, 256});
+    CHECK(relu.activation == Activation::relu);
+    CHECK(relu.batch == 128);
+    CHECK(relu.lr == 0.1);
+    CHECK(relu.target == 0.87);
+    CHECK(message_of([] { preset_config("huge"); }) ==
+          "unknown preset 'huge' (expected paper, deep or relu)");
+
+    CHECK(parse_flags("").hidden == paper.hidden);
+    const TrainConfig custom = parse_flags(
+        "--preset relu --lr 0.05 --bn off --hidden 64,32 --act tanh --seed 7 "
+        "--optimizer adam --momentum 0.9 --weight-decay 1e-4 --epochs 3 --threads 1 "
+        "--target 0.5 --standardize");
+    CHECK(custom.preset == "relu");
+    CHECK(custom.batch == 128);  // from the preset
+    CHECK(custom.lr == 0.05);
+    CHECK(!custom.batchnorm);
+    CHECK(custom.hidden == std::vector<std::size_t>{64, 32});
+    CHECK(custom.activation == Activation::tanh);
+    CHECK(custom.seed == 7);
+    CHECK(custom.optimizer == "adam");
+    CHECK(custom.momentum == 0.9);
+    CHECK(custom.weight_decay == 1e-4);
+    CHECK(custom.epochs == 3);
+    CHECK(custom.threads == 1);
+    CHECK(custom.target == 0.5);
+    CHECK(custom.standardize);
+}
+
+TEST_CASE("Bad flags are errors naming the flag") {
+    auto error_of = [](const std::string& command_line) {
+        return message_of([&] { parse_flags(command_line); });
+    };
+    CHECK(error_of("--bn maybe").find("--bn") != std::string::npos);
+    CHECK(error_of("--act softplus").find("--act") != std::string::npos);
+    CHECK(error_of("--preset huge").find("--preset") != std::string::npos);
+    CHECK(error_of("--batch 0").find("--batch") != std::string::npos);
+    CHECK(error_of("--lr -1").find("--lr") != std::string::npos);
+    CHECK(error_of("--lr fast").find("--lr") != std::string::npos);
+    CHECK(error_of("--epochs 0").find("--epochs") != std::string::npos);
+    CHECK(error_of("--hidden 100,abc").find("--hidden") != std::string::npos);
+    CHECK(error_of("--target 2").find("--target") != std::string::npos);
+    CHECK(error_of("--data /no/such/folder").find("--data") != std::string::npos);
+    CHECK(error_of("--optimizer rmsprop").find("--optimizer") != std::string::npos);
+}
+
+TEST_CASE("The help says that training drops the last partial batch") {
+    CLI::App app;
+    TrainFlags flags(app);
+    CHECK(app.help().find("drops the last partial batch") != std::string::npos);
+}
+
+TEST_CASE("Standardization uses the training set's statistics for both sets") {
+    Dataset train{Matrix<float>{{0.f, 2.f}, {4.f, 6.f}}, Labels{0, 1}};
+    Dataset test{Matrix<float>{{3.f, 3.f}}, Labels{0}};
+    const Standardization applied = standardize(train, test);
+    CHECK(applied.mean == doctest::Approx(3.0));
+    CHECK(applied.std == doctest::Approx(std::sqrt(5.0)));
+    CHECK(train.inputs(0, 0) == doctest::Approx(-3.0 / std::sqrt(5.0)));
+    CHECK(train.inputs(1, 1) == doctest::Approx(3.0 / std::sqrt(5.0)));
+    CHECK(test.inputs(0, 0) == doctest::Approx(0.0));
+    Dataset constant{Matrix<float>{{1.f}, {1.f}}, Labels{0, 1}};
+    CHECK(message_of([&] { standardize(constant, test); }) ==
+          "standardize: the training inputs are constant");
+}
+
+TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
+    QuietLogs quiet;
+    TempDir dir;
+    const SmallProblem data = small_problem();
+    const TrainConfig config = small_config(dir / "run.jsonl");
+    const RunResult result = train_mlp(config, data.train, data.test, {"", {{"command", "test"}}});
+    const std::vector<Json> lines = read_lines(config.log_path);
+    REQUIRE(lines.size() == 5);
+
+    const Json& header = lines[0];
+    CHECK(header.at("type") == "config");
+    CHECK(header.at("command") == "test");
+    std::vector<std::string> flags;
+    for (const auto& item : header.at("config").items())
+        flags.push_back(item.key());
+    CHECK(flags == std::vector<std::string>{"preset", "data", "standardize", "hidden", "act", "bn",
+                                            "optimizer", "lr", "momentum", "weight_decay", "batch",
+                                            "epochs", "seed", "threads", "target", "log"});
+    CHECK(header.at("config").at("hidden") == Json{16, 16});
+    CHECK(header.at("config").at("bn") == "on");
+    CHECK(header.at("model").at("layers").size() == 7);
+    CHECK(header.at("model").at("layers")[1] == "BatchNorm(16, eps=1e-05, momentum=0.1)");
+    CHECK(header.at("model").at("parameters") ==
+          (12 * 16 + 16) + 32 + (16 * 16 + 16) + 32 + (16 * 4 + 4));
+    CHECK(header.at("model").at("summary").get<std::string>().find("Trainable parameters") !=
+          std::string::npos);
+    for (const char* library : {"bnlab", "xtensor", "xtensor-blas", "openblas", "spdlog",
+                                "nlohmann_json", "cli11", "zlib", "compiler"})
+        CHECK_MESSAGE(!header.at("versions").at(library).get<std::string>().empty(), library);
+    CHECK(header.at("threads").at("openblas").get<int>() >= 1);
+    CHECK(!header.at("threads").at("openblas_core").get<std::string>().empty());
+    CHECK(!header.at("started").get<std::string>().empty());
+
+    const long steps_per_epoch = 720 / 24;
+    for (int epoch = 1; epoch <= 3; ++epoch) {
+        const Json& line = lines[std::size_t(epoch)];
+        CAPTURE(line.dump());
+        CHECK(line.at("type") == "epoch");
+        CHECK(line.at("epoch") == epoch);
+        CHECK(line.at("step") == epoch * steps_per_epoch);
+        for (const char* field : {"train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                                  "seconds", "samples_per_s", "eval_seconds"})
+            CHECK_MESSAGE(line.at(field).is_number(), field);
+        CHECK(line.at("lr") == 0.5);
+        CHECK(line.at("test_acc").get<double>() >= 0.0);
+        CHECK(line.at("test_acc").get<double>() <= 1.0);
+        CHECK(line.at("samples_per_s").get<double>() > 0.0);
+        CHECK(line.at("test_acc") == result.epochs[std::size_t(epoch - 1)].test_acc);
+    }
+    // The loss falls on this easy problem.
+    CHECK(lines[3].at("train_loss").get<double>() < lines[1].at("train_loss").get<double>());
+
+    const Json& final = lines[4];
+    CHECK(final.at("type") == "final");
+    CHECK(final.at("status") == "completed");
+    CHECK(final.at("diverged_at").is_null());
+    CHECK(final.at("target") == 0.6);
+    double best = 0.0;
+    int best_epoch = 0;
+    Json first_reached;  // null until an epoch reaches the target
+    for (int epoch = 1; epoch <= 3; ++epoch) {
+        const double accuracy = lines[std::size_t(epoch)].at("test_acc").get<double>();
+        if (accuracy > best) best = accuracy, best_epoch = epoch;
+        if (first_reached.is_null() && accuracy >= 0.6) first_reached = epoch;
+    }
+    CHECK(final.at("epochs_to_target") == first_reached);
+    CHECK(final.at("best_test_acc") == best);
+    CHECK(final.at("best_epoch") == best_epoch);
+    CHECK(final.at("final_test_acc") == lines[3].at("test_acc"));
+
+    // Reading it back gives the same numbers.
+    const RunLog log = read_run_log(config.log_path);
+    REQUIRE(log.epochs.size() == 3);
+    CHECK(log.epochs[2].test_loss == lines[3].at("test_loss").get<double>());
+    CHECK(log.outcome().best_test_acc == best);
+    CHECK(log.outcome().epochs_to_target == result.outcome.epochs_to_target);
+}
+
+TEST_CASE("The same seed gives identical JSONL numbers; another seed does not") {
+    QuietLogs quiet;
+    TempDir dir;
+    const SmallProblem data = small_problem();
+    auto run = [&](std::uint64_t seed, const std::string& name) {
+        TrainConfig config = small_config(dir / "same.jsonl");
+        config.seed = seed;
+        train_mlp(config, data.train, data.test);
+        std::filesystem::rename(config.log_path, dir / name);
+        return without_timing(read_lines(dir / name));
+    };
+    const std::vector<Json> first = run(5, "a.jsonl"), second = run(5, "b.jsonl");
+    REQUIRE(first.size() == 5);
+    CHECK(first == second);
+    const std::vector<Json> other = run(6, "c.jsonl");
+    CHECK(other[1].at("train_loss") != first[1].at("train_loss"));
+}
+
+TEST_CASE("A run whose loss stops being finite stops cleanly and is logged as diverged") {
+    QuietLogs quiet;
+    TempDir dir;
+    SmallProblem data = small_problem();
+    TrainConfig config = small_config(dir / "diverged.jsonl");
+    config.epochs = 4;
+    // One sample poisoned with NaN: the first batch that holds it (in epoch 1) has a NaN loss.
+    data.train.inputs(100, 3) = std::numeric_limits<float>::quiet_NaN();
+    const RunResult result = train_mlp(config, data.train, data.test);
+    REQUIRE(result.outcome.divergence.has_value());
+    CHECK(result.outcome.divergence->epoch == 1);
+    CHECK(result.outcome.divergence->step >= 1);
+    CHECK(result.outcome.divergence->step <= 30);
+    CHECK(result.epochs.empty());
+    CHECK(!result.outcome.epochs_to_target);
+
+    const std::vector<Json> lines = read_lines(config.log_path);
+    REQUIRE(lines.size() == 2);  // config and final: no epoch finished
+    CHECK(lines[1].at("status") == "diverged");
+    CHECK(lines[1].at("diverged_at").at("epoch") == 1);
+    CHECK(lines[1].at("diverged_at").at("step") == result.outcome.divergence->step);
+    CHECK(lines[1].at("epochs_to_target").is_null());
+
+    // A learning rate that blows the weights up diverges later, after whole epochs are logged.
+    TrainConfig blowing_up = small_config(dir / "lr.jsonl");
+    blowing_up.batchnorm = false;
+    blowing_up.activation = Activation::relu;
+    blowing_up.lr = 1e30;
+    blowing_up.epochs = 3;
+    const RunResult blown = train_mlp(blowing_up, small_problem().train, small_problem().test);
+    REQUIRE(blown.outcome.divergence.has_value());
+    for (const EpochStats& epoch : blown.epochs)
+        CHECK(std::isfinite(epoch.test_loss));
+
+    // The comparison counts the diverged run as not having reached the target.
+    TrainConfig healthy = small_config(dir / "healthy.jsonl");
+    healthy.seed = 2;
+    healthy.epochs = 4;
+    train_mlp(healthy, small_problem().train, small_problem().test);
+    std::vector<RunLog> logs{read_run_log(config.log_path), read_run_log(healthy.log_path)};
+    const std::vector<Variant> variants = group_variants(logs);
+    REQUIRE(variants.size() == 1);  // differing only in seed: one variant, two runs
+    const std::vector<std::vector<std::string>> rows = comparison_rows(variants);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[1][4].find("of 2 (1 diverged)") != std::string::npos);
+}
+
+TEST_CASE("Variants are told apart by the fields that differ, and summarized as mean ± sd") {
+    auto log_of = [](const std::string& bn, int seed, std::vector<double> accuracies) {
+        RunLog log;
+        log.path = "bn-" + bn + "-" + std::to_string(seed) + ".jsonl";
+        log.header = {
+            {"type", "config"},
+            {"config", {{"hidden", {100, 100}}, {"bn", bn}, {"seed", seed}, {"target", 0.85}}}};
+        for (std::size_t i = 0; i < accuracies.size(); ++i) {
+            EpochStats epoch;
+            epoch.epoch = int(i + 1);
+            epoch.test_acc = accuracies[i];
+            epoch.train_loss = 1.0 / double(i + 1);
+            epoch.seconds = 2.0;
+            log.epochs.push_back(epoch);
+        }
+        return log;
+    };
+    const std::vector<RunLog> logs{
+        log_of("on", 1, {0.80, 0.86, 0.84}), log_of("off", 1, {0.70, 0.75, 0.80}),
+        log_of("on", 2, {0.81, 0.83, 0.87}), log_of("off", 2, {0.72, 0.78, 0.86})};
+    const std::vector<Variant> variants = group_variants(logs);
+    REQUIRE(variants.size() == 2);
+    CHECK(variants[0].label == "bn=on");
+    CHECK(variants[1].label == "bn=off");
+    CHECK(variants[0].runs.size() == 2);
+    const std::vector<std::vector<std::string>> rows = comparison_rows(variants);
+    CHECK(rows[0] == std::vector<std::string>{"variant", "runs", "target", "epochs to target",
+                                              "reached", "best test acc", "final test acc",
+                                              "s/epoch"});
+    // Epochs to 0.85: 2 and 3 with BatchNorm; only seed 2 (epoch 3) without.
+    CHECK(rows[1] == std::vector<std::string>{"bn=on", "2", "0.85", "2.5 ± 0.7", "2 of 2",
+                                              "0.8650 ± 0.0071", "0.8550 ± 0.0212", "2.00 ± 0.00"});
+    CHECK(rows[2] == std::vector<std::string>{"bn=off", "2", "0.85", "3.0", "1 of 2",
+                                              "0.8300 ± 0.0424", "0.8300 ± 0.0424", "2.00 ± 0.00"});
+    const std::string table = markdown_table(rows);
+    CHECK(table.find("| bn=on   | 2    | 0.85   | 2.5 ± 0.7        |") != std::string::npos);
+
+    const std::string epochs = epoch_table(variants);
+    CHECK(epochs.find("[1] bn=on seed=1  bn-on-1.jsonl") != std::string::npos);
+    CHECK(epochs.find("[4] bn=off seed=2  bn-off-2.jsonl") != std::string::npos);
+    CHECK(epochs.find("epoch | [1] test_acc train_loss | [2] test_acc train_loss |") !=
+          std::string::npos);
+    CHECK(epochs.find("    3 |       0.8400     0.3333 |       0.8700     0.3333 |") !=
+          std::string::npos);
+
+    // Runs that are all alike are one variant, labelled by the network.
+    const std::vector<RunLog> alike{log_of("on", 1, {0.5}), log_of("on", 2, {0.6})};
+    const std::vector<Variant> one = group_variants(alike);
+    REQUIRE(one.size() == 1);
+    CHECK(one[0].label == "hidden=100,100 bn=on");
+}
+
+TEST_CASE("curves on two small logs writes an SVG and a PNG that show both variants") {
+    QuietLogs quiet;
+    TempDir dir;
+    const SmallProblem data = small_problem();
+    for (bool batchnorm : {true, false}) {
+        TrainConfig config = small_config(dir / (batchnorm ? "on.jsonl" : "off.jsonl"));
+        config.batchnorm = batchnorm;
+        train_mlp(config, data.train, data.test);
+    }
+    const std::vector<RunLog> logs{read_run_log(dir / "on.jsonl"), read_run_log(dir / "off.jsonl")};
+    const std::vector<Variant> variants = group_variants(logs);
+    REQUIRE(variants.size() == 2);
+    write_curves(variants, dir / "curves", "two small runs");
+
+    std::ifstream svg_file(dir / "curves.svg");
+    const std::string svg((std::istreambuf_iterator<char>(svg_file)),
+                          std::istreambuf_iterator<char>());
+    CHECK(svg.find("<svg") != std::string::npos);
+    CHECK(svg.find("two small runs") != std::string::npos);
+    CHECK(svg.find("Test accuracy") != std::string::npos);
+    CHECK(svg.find("Training loss") != std::string::npos);
+    // Each variant's mean appears in the key of both panels, and each is a drawn path.
+    for (const char* title : {"bn=on (mean of 1)", "bn=off (mean of 1)"}) {
+        std::size_t count = 0;
+        for (std::size_t at = svg.find(title); at != std::string::npos;
+             at = svg.find(title, at + 1))
+            ++count;
+        CHECK_MESSAGE(count >= 2, title);
+    }
+    CHECK(svg.find("stroke='rgb( 31, 119, 180)'") != std::string::npos);  // bn=on's blue
+    CHECK(svg.find("stroke='rgb(214,  39,  40)'") != std::string::npos);  // bn=off's red
+
+    std::ifstream png(dir / "curves.png", std::ios::binary);
+    char magic[4] = {};
+    png.read(magic, 4);
+    CHECK(std::string(magic + 1, 3) == "PNG");
+    CHECK(std::filesystem::exists(dir / "curves.gp"));
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path))
+        CHECK_MESSAGE(entry.path().extension() != ".tmp", entry.path().string());
+
+    write_report_html(dir / "report.html", "two small runs", variants, dir / "curves.svg");
+    std::ifstream html_file(dir / "report.html");
+    const std::string html((std::istreambuf_iterator<char>(html_file)),
+                           std::istreambuf_iterator<char>());
+    CHECK(html.find("<!DOCTYPE html>") == 0);
+    CHECK(html.find("<svg") != std::string::npos);
+    CHECK(html.find("<?xml") == std::string::npos);
+    CHECK(html.find("<td>bn=on</td>") != std::string::npos);
+    CHECK(html.find("xtensor-blas") != std::string::npos);
+}
+
+TEST_CASE("Reading a bad log names the file, the line and the problem") {
+    TempDir dir;
+    auto error_reading = [&](const std::string& text) {
+        write_text(dir / "bad.jsonl", text);
+        return message_of([&] { read_run_log(dir / "bad.jsonl"); });
+    };
+    const std::string path = dir / "bad.jsonl";
+    CHECK(message_of([&] { read_run_log(dir / "missing.jsonl"); }) ==
+          dir / "missing.jsonl" + ": cannot open: No such file or directory");
+    CHECK(error_reading("") == path + ": no config line (empty log?)");
+    CHECK(error_reading("not json\n").find(path + ":1: ") == 0);
+    CHECK(error_reading("{\"type\":\"epoch\",\"epoch\":1}\n") ==
+          path + ":1: expected the config line first, got a 'epoch' line");
+    const std::string header = "{\"type\":\"config\",\"config\":{\"target\":0.85}}\n";
+    const std::string missing = error_reading(header + "{\"type\":\"epoch\",\"epoch\":1}\n");
+    CHECK(missing.find(path + ":2: ") == 0);
+    CHECK(missing.find("step") != std::string::npos);
+    CHECK(error_reading(header + header) == path + ":2: a second config line");
+    CHECK(error_reading("{\"type\":\"config\",\"config\":{}}\n").find("target") !=
+          std::string::npos);
+}
