@@ -122,11 +122,19 @@ FashionMnist load_fashion_mnist(const std::string& directory) {
             ": no such data folder (Fashion-MNIST comes with Debian's "
             "dataset-fashion-mnist package: apt-get install dataset-fashion-mnist)");
     auto file = [&](const std::string& name) {
-        const fs::path gz = fs::path(directory) / (name + ".gz");
-        return (fs::exists(gz) ? gz : fs::path(directory) / name).string();
+        const fs::path gz = fs::path(directory) / (name + ".gz"),
+                       plain = fs::path(directory) / name;
+        if (fs::exists(gz)) return gz.string();
+        if (fs::exists(plain)) return plain.string();
+        throw std::runtime_error(directory + ": neither " + name + ".gz nor " + name +
+                                 " is there (is this a Fashion-MNIST folder?)");
     };
-    return {load_idx_pair(file("train-images-idx3-ubyte"), file("train-labels-idx1-ubyte")),
-            load_idx_pair(file("t10k-images-idx3-ubyte"), file("t10k-labels-idx1-ubyte"))};
+    // Looked up in order, so that a folder without any of them names the first.
+    const std::string train_images = file("train-images-idx3-ubyte");
+    const std::string train_labels = file("train-labels-idx1-ubyte");
+    const std::string test_images = file("t10k-images-idx3-ubyte");
+    const std::string test_labels = file("t10k-labels-idx1-ubyte");
+    return {load_idx_pair(train_images, train_labels), load_idx_pair(test_images, test_labels)};
 }
 
 }  // namespace bnlab

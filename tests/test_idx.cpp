@@ -118,6 +118,10 @@ TEST_CASE("Images and labels that do not match are errors naming both files") {
           dir / "nowhere" +
               ": no such data folder (Fashion-MNIST comes with Debian's dataset-fashion-mnist "
               "package: apt-get install dataset-fashion-mnist)");
+    CHECK(message_of([&] { load_fashion_mnist(dir.path.string()); }) ==
+          dir.path.string() +
+              ": neither train-images-idx3-ubyte.gz nor train-images-idx3-ubyte is there (is this "
+              "a Fashion-MNIST folder?)");
 }
 
 TEST_CASE("Fashion-MNIST from Debian's dataset-fashion-mnist: 60000 + 10000 images, balanced") {

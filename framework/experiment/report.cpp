@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cmath>
@@ -161,12 +162,24 @@ GnuplotScript gnuplot_script(const std::vector<Variant>& variants, const std::st
         std::string text = plots.str();
         return "plot " + text.substr(0, text.size() - 2) + "\n";  // drop the last ", "
     };
+    // The target accuracy of each variant as a dashed line, labelled.
+    std::ostringstream targets;
+    std::vector<double> drawn;
+    for (const Variant& variant : variants) {
+        const double target = variant.runs.front()->target();
+        if (std::find(drawn.begin(), drawn.end(), target) != drawn.end()) continue;
+        drawn.push_back(target);
+        targets << "set arrow from graph 0, first " << target << " to graph 1, first " << target
+                << " nohead dt 2 lw 1.5 lc rgb '#666666'\n"
+                << "set label 'target " << field_text(variant.runs.front()->config().at("target"))
+                << "' at graph 0.02, first " << target << " offset 0,0.6 tc rgb '#666666'\n";
+    }
     std::ostringstream panels;
     panels << "set termoption noenhanced\n"
            << "set multiplot layout 1,2 title " << gnuplot_quoted(title) << "\n"
            << "set grid\nset xlabel 'epoch'\nset xtics 1\n"
            << "set title 'Test accuracy'\nset ylabel 'accuracy'\nset key bottom right\n"
-           << plot_command(accuracy_plot)
+           << targets.str() << plot_command(accuracy_plot) << "unset arrow\nunset label\n"
            << "set title 'Training loss (mean over the epoch)'\nset ylabel 'loss'\n"
            << "set key top right\n"
            << plot_command(loss_plot) << "unset multiplot\n";

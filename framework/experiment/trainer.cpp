@@ -250,12 +250,16 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
     result.outcome = outcome_of(result.epochs, config.target, divergence);
     if (log) log->write(final_line(result.outcome, config.target, seconds_since(run_start)));
     const RunOutcome& outcome = result.outcome;
-    spdlog::info("{}{}; best test accuracy {:.4f} (epoch {}); target {} {}", prefix,
-                 divergence ? "diverged" : "done", outcome.best_test_acc, outcome.best_epoch,
-                 number_string(config.target),
-                 outcome.epochs_to_target
-                     ? "reached at epoch " + std::to_string(*outcome.epochs_to_target)
-                     : std::string("not reached"));
+    const std::string target =
+        "target " + number_string(config.target) + " " +
+        (outcome.epochs_to_target ? "reached at epoch " + std::to_string(*outcome.epochs_to_target)
+                                  : std::string("not reached"));
+    if (result.epochs.empty())
+        spdlog::info("{}diverged before the first epoch ended; {}", prefix, target);
+    else
+        spdlog::info("{}{}; best test accuracy {:.4f} (epoch {}); {}", prefix,
+                     divergence ? "diverged" : "done", outcome.best_test_acc, outcome.best_epoch,
+                     target);
     return result;
 }
 
