@@ -380,8 +380,8 @@ TEST_CASE("curves on two small logs writes an SVG and a PNG that show both varia
                           std::istreambuf_iterator<char>());
     CHECK(svg.find("<svg") != std::string::npos);
     CHECK(svg.find("two small runs") != std::string::npos);
-    CHECK(svg.find("Test accuracy") != std::string::npos);
-    CHECK(svg.find("Training loss") != std::string::npos);
+    CHECK(svg.find("Test accuracy after each epoch") != std::string::npos);
+    CHECK(svg.find("Training loss per epoch") != std::string::npos);
     // Each variant's mean appears in the key of both panels, and each is a drawn path.
     for (const char* title : {"bn=on (mean of 1)", "bn=off (mean of 1)"}) {
         std::size_t count = 0;

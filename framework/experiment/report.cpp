@@ -176,12 +176,14 @@ GnuplotScript gnuplot_script(const std::vector<Variant>& variants, const std::st
     }
     std::ostringstream panels;
     panels << "set termoption noenhanced\n"
-           << "set multiplot layout 1,2 title " << gnuplot_quoted(title) << "\n"
-           << "set grid\nset xlabel 'epoch'\nset xtics 1\n"
-           << "set title 'Test accuracy'\nset ylabel 'accuracy'\nset key bottom right\n"
+           << "set multiplot layout 1,2 title " << gnuplot_quoted(title)
+           << "\n"
+           // The key goes below each panel, where no curve runs; "epoch" is in the titles
+           // because an x label would collide with the key.
+           << "set grid\nset xtics 1\nset key below\n"
+           << "set title 'Test accuracy after each epoch'\nset ylabel 'accuracy'\n"
            << targets.str() << plot_command(accuracy_plot) << "unset arrow\nunset label\n"
-           << "set title 'Training loss (mean over the epoch)'\nset ylabel 'loss'\n"
-           << "set key top right\n"
+           << "set title 'Training loss per epoch (mean over its batches)'\nset ylabel 'loss'\n"
            << plot_command(loss_plot) << "unset multiplot\n";
     return {script.str(), panels.str()};
 }
