@@ -3,7 +3,6 @@
 // curves, and a report, all under runs/<preset>-<time>/ (or --out).
 #include <unistd.h>
 
-#include <ctime>
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
@@ -11,19 +10,6 @@
 
 #include "framework/experiment/report.hpp"
 #include "framework/experiment/trainer.hpp"
-
-namespace {
-
-std::string local_time_stamp() {
-    const std::time_t now = std::time(nullptr);
-    std::tm local{};
-    localtime_r(&now, &local);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &local);
-    return text;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     using namespace bnlab;
@@ -50,12 +36,11 @@ int main(int argc, char** argv) {
 
     try {
         const TrainConfig base = flags.resolve();
-        if (out_dir.empty()) out_dir = "runs/" + base.preset + "-" + local_time_stamp();
+        if (out_dir.empty())
+            out_dir = "runs/" + base.preset + "-" + time_now("%Y%m%d-%H%M%S", false);
         PreparedData data = load_data(base);
         fs::create_directories(out_dir);
-        std::string command;
-        for (int i = 0; i < argc; ++i)
-            command += (i ? " " : "") + std::string(argv[i]);
+        const std::string command = command_line(argc, argv);
         spdlog::info("{} x 2 runs of {} {} (batch {}, {} lr {}, {} epochs, target {}) into {}",
                      seeds, hidden_string(base.hidden), to_string(base.activation), base.batch,
                      base.optimizer, number_string(base.lr), base.epochs,

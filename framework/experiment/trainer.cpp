@@ -29,15 +29,6 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-std::string utc_now() {
-    const std::time_t now = std::time(nullptr);
-    std::tm utc{};
-    gmtime_r(&now, &utc);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    return text;
-}
-
 std::string host_name() {
     char name[256] = {};
     return gethostname(name, sizeof name - 1) == 0 ? name : "";
@@ -105,6 +96,24 @@ std::size_t class_count(const Dataset& train, const Dataset& test) {
 
 }  // namespace
 
+std::string time_now(const char* format, bool utc) {
+    const std::time_t now = std::time(nullptr);
+    std::tm parts{};
+    if (utc)
+        gmtime_r(&now, &parts);
+    else
+        localtime_r(&now, &parts);
+    char text[64];
+    return std::strftime(text, sizeof text, format, &parts) > 0 ? text : "";
+}
+
+std::string command_line(int argc, const char* const* argv) {
+    std::string command;
+    for (int i = 0; i < argc; ++i)
+        command += (i ? " " : "") + std::string(argv[i]);
+    return command;
+}
+
 PreparedData load_data(const TrainConfig& config) {
     PreparedData data{load_fashion_mnist(config.data_dir), nullptr};
     nlohmann::ordered_json standardization;  // null when pixels are only scaled to [0, 1]
@@ -156,7 +165,7 @@ nlohmann::ordered_json config_line(const TrainConfig& config, Sequential& model,
                                      {"openblas_core", blas_core_name()},
                                      {"hardware", sysconf(_SC_NPROCESSORS_ONLN)}}},
                                    {"versions", library_versions()},
-                                   {"started", utc_now()},
+                                   {"started", time_now("%Y-%m-%dT%H:%M:%SZ", true)},
                                    {"host", host_name()}};
     if (context.extra.is_object()) line.update(context.extra);
     return line;

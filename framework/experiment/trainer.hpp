@@ -47,6 +47,12 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
 nlohmann::ordered_json config_line(const TrainConfig& config, Sequential& model,
                                    const RunContext& context);
 
+// The time now, formatted by strftime's `format`, in UTC or local time.
+std::string time_now(const char* format, bool utc);
+
+// argv joined by spaces, for the log.
+std::string command_line(int argc, const char* const* argv);
+
 // bnlab, xtensor, xtensor-blas, OpenBLAS, spdlog, nlohmann-json, CLI11, zlib, the compiler.
 nlohmann::ordered_json library_versions();
 
