@@ -15,19 +15,28 @@ class BasicActivation : public BasicLayer<T> {
     const Matrix<T>& forward(const Matrix<T>& input) override {
         this->check_input_width(input);
         ensure_shape(output_, input.shape(0), input.shape(1));
+        // On raw pointers: xtensor's iterators step through indices and do not vectorize.
+        const T* __restrict x = input.data();
+        T* __restrict y = output_.data();
+        const std::size_t size = input.size();
         // y = f(x)
-        std::transform(input.begin(), input.end(), output_.begin(),
-                       [](T x) { return Function::value(x); });
+        for (std::size_t i = 0; i < size; ++i)
+            y[i] = Function::value(x[i]);
         return output_;
     }
 
     // grad_output: [batch, n] -> dx: [batch, n]
     const Matrix<T>& backward(const Matrix<T>& grad_output) override {
         this->check_grad_output(grad_output, output_.shape(0), output_.shape(1));
+        if (!this->input_grad_needed_) return this->no_input_grad();
         ensure_shape(grad_input_, output_.shape(0), output_.shape(1));
+        const T* __restrict dy = grad_output.data();
+        const T* __restrict y = output_.data();
+        T* __restrict dx = grad_input_.data();
+        const std::size_t size = output_.size();
         // dx = dy * f'(x), with f'(x) written in terms of y = f(x)
-        std::transform(grad_output.begin(), grad_output.end(), output_.begin(), grad_input_.begin(),
-                       [](T dy, T y) { return dy * Function::derivative_from_output(y); });
+        for (std::size_t i = 0; i < size; ++i)
+            dx[i] = dy[i] * Function::derivative_from_output(y[i]);
         return grad_input_;
     }
 

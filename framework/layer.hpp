@@ -62,6 +62,13 @@ class BasicLayer {
         return count;
     }
 
+    // Whether backward computes dL/dinput. A model's first layer does not need it when nothing
+    // upstream learns (PyTorch skips it for inputs that do not require grad); backward then
+    // still accumulates the parameter gradients but returns an empty matrix. On by default;
+    // train_step turns it off for the model it trains.
+    virtual void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
+    bool input_grad_needed() const { return input_grad_needed_; }
+
     // Training mode is the default, as in PyTorch.
     virtual void train(bool on = true) { training_ = on; }
     void eval() { train(false); }
@@ -83,8 +90,14 @@ class BasicLayer {
     void check_grad_output(const Matrix<T>& grad_output, std::size_t batch,
                            std::size_t width) const;
 
+    // What backward returns when the input gradient is not needed.
+    const Matrix<T>& no_input_grad() const { return empty_; }
+
+    bool input_grad_needed_ = true;
+
   private:
     bool training_ = true;
+    Matrix<T> empty_;  // [0, 0]
 };
 
 extern template class BasicLayer<float>;

@@ -22,7 +22,14 @@ void BasicSequential<T>::add(std::unique_ptr<BasicLayer<T>> layer) {
         width_layer_ = layers_.size();
     }
     layer->train(this->is_training());
+    layer->set_input_grad_needed(layers_.empty() ? this->input_grad_needed() : true);
     layers_.push_back(std::move(layer));
+}
+
+template <typename T>
+void BasicSequential<T>::set_input_grad_needed(bool needed) {
+    BasicLayer<T>::set_input_grad_needed(needed);
+    if (!layers_.empty()) layers_.front()->set_input_grad_needed(needed);
 }
 
 template <typename T>

@@ -42,6 +42,9 @@ class BasicSequential : public BasicLayer<T> {
     std::vector<Parameter<T>> parameters() override;
     std::vector<Buffer<T>> buffers() override;
     void train(bool on = true) override;
+    // Passes the flag to the first layer; every later layer must give its input gradient to
+    // the layer before it.
+    void set_input_grad_needed(bool needed) override;
 
     std::optional<std::size_t> in_features() const override;
     std::optional<std::size_t> out_features() const override { return width_; }

@@ -44,7 +44,8 @@ struct StepResult {
     std::size_t correct = 0;
 };
 
-// zero_grad, forward, loss, backward, optimizer step.
+// zero_grad, forward, loss, backward, optimizer step. The model's input gradient is not
+// computed (train_step turns it off, as PyTorch does for inputs that do not require grad).
 template <typename T>
 StepResult train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
                       BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels);

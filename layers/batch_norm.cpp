@@ -42,22 +42,29 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
                                         ": expected more than 1 value per feature when "
                                         "training, got input of shape " +
                                         shape_string(x) + " (use eval() to run single samples)");
+        // Row by row on raw pointers, so that the loops over features vectorize.
+        T* __restrict mean = mean_.data();
+        T* __restrict var = var_.data();
         // mu_k = (1/m) sum_i x_ik
-        std::fill(mean_.begin(), mean_.end(), T(0));
-        for (std::size_t i = 0; i < m; ++i)
+        std::fill_n(mean, n, T(0));
+        for (std::size_t i = 0; i < m; ++i) {
+            const T* __restrict row = x.data() + i * n;
             for (std::size_t k = 0; k < n; ++k)
-                mean_(k) += x(i, k);
+                mean[k] += row[k];
+        }
         for (std::size_t k = 0; k < n; ++k)
-            mean_(k) /= T(m);
+            mean[k] /= T(m);
         // sigma2_k = (1/m) sum_i (x_ik - mu_k)^2   (biased)
-        std::fill(var_.begin(), var_.end(), T(0));
-        for (std::size_t i = 0; i < m; ++i)
+        std::fill_n(var, n, T(0));
+        for (std::size_t i = 0; i < m; ++i) {
+            const T* __restrict row = x.data() + i * n;
             for (std::size_t k = 0; k < n; ++k) {
-                const T centered = x(i, k) - mean_(k);
-                var_(k) += centered * centered;
+                const T centered = row[k] - mean[k];
+                var[k] += centered * centered;
             }
+        }
         for (std::size_t k = 0; k < n; ++k)
-            var_(k) /= T(m);
+            var[k] /= T(m);
         // 1 / sqrt(sigma2 + eps)
         for (std::size_t k = 0; k < n; ++k)
             inv_std_(k) = T(1) / std::sqrt(var_(k) + T(options_.eps()));
@@ -81,13 +88,21 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
 
     ensure_shape(x_hat_, m, n);
     ensure_shape(output_, m, n);
-    for (std::size_t i = 0; i < m; ++i)
+    const T* __restrict mean = mean_.data();
+    const T* __restrict inv_std = inv_std_.data();
+    const T* __restrict gamma = gamma_.data();
+    const T* __restrict beta = beta_.data();
+    for (std::size_t i = 0; i < m; ++i) {
+        const T* __restrict row = x.data() + i * n;
+        T* __restrict x_hat = x_hat_.data() + i * n;
+        T* __restrict y = output_.data() + i * n;
         for (std::size_t k = 0; k < n; ++k) {
             // xhat = (x - mu) / sqrt(sigma2 + eps)
-            x_hat_(i, k) = (x(i, k) - mean_(k)) * inv_std_(k);
+            x_hat[k] = (row[k] - mean[k]) * inv_std[k];
             // y = gamma xhat + beta
-            output_(i, k) = gamma_(k) * x_hat_(i, k) + beta_(k);
+            y[k] = gamma[k] * x_hat[k] + beta[k];
         }
+    }
     return output_;
 }
 
@@ -97,32 +112,43 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
     this->check_grad_output(dy, m, n);
 
     // dbeta = sum_i dy_i        dgamma = sum_i dy_i xhat_i
-    std::fill(sum_dy_.begin(), sum_dy_.end(), T(0));
-    std::fill(sum_dy_xhat_.begin(), sum_dy_xhat_.end(), T(0));
-    for (std::size_t i = 0; i < m; ++i)
+    T* __restrict sum_dy = sum_dy_.data();
+    T* __restrict sum_dy_xhat = sum_dy_xhat_.data();
+    std::fill_n(sum_dy, n, T(0));
+    std::fill_n(sum_dy_xhat, n, T(0));
+    for (std::size_t i = 0; i < m; ++i) {
+        const T* __restrict dy_row = dy.data() + i * n;
+        const T* __restrict x_hat = x_hat_.data() + i * n;
         for (std::size_t k = 0; k < n; ++k) {
-            sum_dy_(k) += dy(i, k);
-            sum_dy_xhat_(k) += dy(i, k) * x_hat_(i, k);
+            sum_dy[k] += dy_row[k];
+            sum_dy_xhat[k] += dy_row[k] * x_hat[k];
         }
+    }
     if (options_.affine())
         for (std::size_t k = 0; k < n; ++k) {
-            beta_grad_(k) += sum_dy_(k);
-            gamma_grad_(k) += sum_dy_xhat_(k);
+            beta_grad_(k) += sum_dy[k];
+            gamma_grad_(k) += sum_dy_xhat[k];
         }
+    if (!this->input_grad_needed_) return this->no_input_grad();
 
     ensure_shape(grad_input_, m, n);
-    if (normalized_with_batch_stats_) {
-        // dx = gamma / sqrt(sigma2 + eps) * (dy - mean_i(dy) - xhat * mean_i(dy xhat))
-        for (std::size_t i = 0; i < m; ++i)
+    const T* __restrict gamma = gamma_.data();
+    const T* __restrict inv_std = inv_std_.data();
+    const T inv_m = T(1) / T(m);
+    for (std::size_t i = 0; i < m; ++i) {
+        const T* __restrict dy_row = dy.data() + i * n;
+        const T* __restrict x_hat = x_hat_.data() + i * n;
+        T* __restrict dx = grad_input_.data() + i * n;
+        if (normalized_with_batch_stats_) {
+            // dx = gamma / sqrt(sigma2 + eps) * (dy - mean_i(dy) - xhat * mean_i(dy xhat))
             for (std::size_t k = 0; k < n; ++k)
-                grad_input_(i, k) =
-                    gamma_(k) * inv_std_(k) *
-                    (dy(i, k) - sum_dy_(k) / T(m) - x_hat_(i, k) * sum_dy_xhat_(k) / T(m));
-    } else {
-        // The running statistics are constants here: dx = gamma / sqrt(running_var + eps) * dy
-        for (std::size_t i = 0; i < m; ++i)
+                dx[k] = gamma[k] * inv_std[k] *
+                        (dy_row[k] - sum_dy[k] * inv_m - x_hat[k] * sum_dy_xhat[k] * inv_m);
+        } else {
+            // The running statistics are constants here: dx = gamma / sqrt(running_var + eps) dy
             for (std::size_t k = 0; k < n; ++k)
-                grad_input_(i, k) = gamma_(k) * inv_std_(k) * dy(i, k);
+                dx[k] = gamma[k] * inv_std[k] * dy_row[k];
+        }
     }
     return grad_input_;
 }

@@ -30,7 +30,7 @@ const Matrix<T>& BasicDense<T>::forward(const Matrix<T>& input) {
     ensure_shape(output_, batch, out);
     // y = b (broadcast over rows), then y += x W^T
     for (std::size_t i = 0; i < batch; ++i)
-        std::copy(bias_.begin(), bias_.end(), &output_(i, 0));
+        std::copy_n(bias_.data(), out, output_.data() + i * out);
     gemm(input, false, weight_, true, output_, T(1), T(1));
     return output_;
 }
@@ -42,9 +42,13 @@ const Matrix<T>& BasicDense<T>::backward(const Matrix<T>& grad_output) {
     // dW += dy^T x
     gemm(grad_output, true, input_cache_, false, weight_grad_, T(1), T(1));
     // db += sum_i dy_i
-    for (std::size_t i = 0; i < batch; ++i)
+    T* __restrict db = bias_grad_.data();
+    for (std::size_t i = 0; i < batch; ++i) {
+        const T* __restrict dy = grad_output.data() + i * out;
         for (std::size_t j = 0; j < out; ++j)
-            bias_grad_(j) += grad_output(i, j);
+            db[j] += dy[j];
+    }
+    if (!this->input_grad_needed_) return this->no_input_grad();
     // dx = dy W
     ensure_shape(grad_input_, batch, weight_.shape(1));
     gemm(grad_output, false, weight_, false, grad_input_);

@@ -33,9 +33,12 @@ class BasicDense : public BasicLayer<T> {
     Matrix<T> weight_grad_;  // [out, in]
     Vector<T> bias_grad_;    // [out]
 
-    Matrix<T> input_cache_;  // [batch, in]: x of the last forward, for dW
-    Matrix<T> output_;       // [batch, out]
-    Matrix<T> grad_input_;   // [batch, in]
+    // [batch, in]: x of the last forward, for dW. A copy, not a reference: the caller's input
+    // may be a temporary or change before backward (PyTorch keeps it alive by reference
+    // counting, which a plain reference cannot do).
+    Matrix<T> input_cache_;
+    Matrix<T> output_;      // [batch, out]
+    Matrix<T> grad_input_;  // [batch, in]
 };
 
 using Dense = BasicDense<float>;
