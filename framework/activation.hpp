@@ -2,12 +2,15 @@
 // What ReLU, Sigmoid and Tanh share: an element-wise function whose derivative is computed from
 // its own output, so the output buffer doubles as the cache for backward.
 
+#include <xsimd/xsimd.hpp>
+
 #include "framework/layer.hpp"
 
 namespace bnlab {
 
 // Function provides: static constexpr const char* name; static T value(T x);
-// static T derivative_from_output(T y).
+// static T derivative_from_output(T y); static constexpr bool uses_xsimd, true when value()
+// also takes xsimd batches (for functions the compiler cannot vectorize, such as exp).
 template <typename T, typename Function>
 class BasicActivation : public BasicLayer<T> {
   public:
@@ -19,8 +22,15 @@ class BasicActivation : public BasicLayer<T> {
         const T* __restrict x = input.data();
         T* __restrict y = output_.data();
         const std::size_t size = input.size();
+        std::size_t i = 0;
+        if constexpr (Function::uses_xsimd) {
+            // The compiler cannot vectorize exp by itself; xsimd's batches of SIMD lanes can.
+            using Batch = xsimd::batch<T>;
+            for (; i + Batch::size <= size; i += Batch::size)
+                Function::value(Batch::load_unaligned(x + i)).store_unaligned(y + i);
+        }
         // y = f(x)
-        for (std::size_t i = 0; i < size; ++i)
+        for (; i < size; ++i)
             y[i] = Function::value(x[i]);
         return output_;
     }

@@ -8,10 +8,13 @@ namespace bnlab {
 
 struct SigmoidFunction {
     static constexpr const char* name = "Sigmoid";
-    // y = 1 / (1 + exp(-x))
-    template <typename T>
-    static T value(T x) {
-        return T(1) / (T(1) + std::exp(-x));
+    static constexpr bool uses_xsimd = true;
+    // y = 1 / (1 + exp(-x)), for a number or an xsimd batch of them
+    template <typename V>
+    static V value(V x) {
+        using std::exp;
+        using xsimd::exp;
+        return V(1) / (V(1) + exp(-x));
     }
     // dy/dx = y (1 - y)
     template <typename T>

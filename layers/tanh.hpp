@@ -8,10 +8,13 @@ namespace bnlab {
 
 struct TanhFunction {
     static constexpr const char* name = "Tanh";
-    // y = tanh(x)
-    template <typename T>
-    static T value(T x) {
-        return std::tanh(x);
+    static constexpr bool uses_xsimd = true;
+    // y = tanh(x), for a number or an xsimd batch of them
+    template <typename V>
+    static V value(V x) {
+        using std::tanh;
+        using xsimd::tanh;
+        return tanh(x);
     }
     // dy/dx = 1 - y^2
     template <typename T>

@@ -1,4 +1,7 @@
 // Forward values, modes, the summary, the model builder, the data loader and the loss.
+#include <limits>
+#include <memory>
+
 #include "helpers.hpp"
 
 using namespace bnlab;
@@ -30,6 +33,81 @@ TEST_CASE("Activations compute their functions") {
     CHECK(tanh_layer.forward(x)(0, 2) == doctest::Approx(std::tanh(3.0)));
     // Saturation stays finite.
     CHECK(sigmoid.forward(Matrix<float>{{-1000.0f, 1000.0f}}) == Matrix<float>{{0.0f, 1.0f}});
+}
+
+TEST_CASE("Vectorized Sigmoid and Tanh agree with the math library to a few float ulps") {
+    // 8001 values in [-20, 20]: whole SIMD batches and a scalar tail.
+    Matrix<float> x = xt::empty<float>({std::size_t{1}, std::size_t{8001}});
+    for (std::size_t i = 0; i < x.size(); ++i)
+        x(0, i) = -20.0f + 0.005f * float(i);
+    x(0, 8000) = std::numeric_limits<float>::quiet_NaN();
+    Sigmoid sigmoid;
+    Tanh tanh_layer;
+    ReLU relu;
+    const Matrix<float>& s = sigmoid.forward(x);
+    const Matrix<float>& t = tanh_layer.forward(x);
+    double worst_sigmoid = 0.0, worst_tanh = 0.0;
+    for (std::size_t i = 0; i < 8000; ++i) {
+        const double v = x(0, i);
+        const double sigmoid_ref = 1.0 / (1.0 + std::exp(-v)), tanh_ref = std::tanh(v);
+        worst_sigmoid = std::max(worst_sigmoid, std::abs(s(0, i) - sigmoid_ref) / sigmoid_ref);
+        worst_tanh = std::max(worst_tanh,
+                              std::abs(t(0, i) - tanh_ref) / std::max(std::abs(tanh_ref), 1e-30));
+    }
+    // Relative to the exact value: 4 units in the last place of a float (2^-23 each).
+    const double four_ulps = 4.0 * std::ldexp(1.0, -23);
+    CHECK(worst_sigmoid <= four_ulps);
+    CHECK(worst_tanh <= four_ulps);
+    // NaN stays NaN, as in PyTorch.
+    CHECK(std::isnan(s(0, 8000)));
+    CHECK(std::isnan(t(0, 8000)));
+    CHECK(std::isnan(relu.forward(x)(0, 8000)));
+}
+
+TEST_CASE("train_step skips the model's input gradient; other layers still pass theirs on") {
+    Rng rng(4);
+    Sequential model = mlp(5, {6}, 3, Activation::relu, true, rng);
+    const Matrix<float> x = random_matrix<float>(8, 5, rng);
+    const Labels y{0, 1, 2, 0, 1, 2, 0, 1};
+    SoftmaxCrossEntropy loss;
+    auto gradients = [&] {
+        model.zero_grad();
+        loss.forward(model.forward(x), y);
+        const std::size_t input_grad_size = model.backward(loss.backward()).size();
+        std::vector<float> all;
+        for (const Parameter<float>& p : model.parameters())
+            all.insert(all.end(), p.grad, p.grad + p.size);
+        return std::make_pair(input_grad_size, all);
+    };
+    CHECK(model.input_grad_needed());  // on by default
+    const auto [with_size, with_input_grad] = gradients();
+    CHECK(with_size == 8 * 5);
+    model.set_input_grad_needed(false);
+    CHECK(!model[0].input_grad_needed());
+    for (std::size_t i = 1; i < model.size(); ++i)
+        CHECK(model[i].input_grad_needed());
+    const auto [without_size, without_input_grad] = gradients();
+    CHECK(without_size == 0);
+    CHECK(without_input_grad == with_input_grad);  // bit for bit: the same products
+
+    Sequential trained = mlp(5, {6}, 3, Activation::relu, true, rng);
+    SGD optimizer(trained.parameters(), SGDOptions(0.1));
+    train_step(trained, loss, optimizer, x, y);
+    CHECK(!trained.input_grad_needed());
+    CHECK(!trained[0].input_grad_needed());
+
+    // A Sequential inside another, not first, must give its input gradient to the layer before.
+    Sequential outer;
+    outer.set_input_grad_needed(false);
+    outer.add<Dense>(5, 4, rng);
+    auto inner = std::make_unique<Sequential>();
+    inner->add<ReLU>();
+    inner->set_input_grad_needed(false);
+    Sequential& inner_ref = *inner;
+    outer.add(std::move(inner));
+    CHECK(!outer[0].input_grad_needed());
+    CHECK(inner_ref.input_grad_needed());
+    CHECK(inner_ref[0].input_grad_needed());
 }
 
 TEST_CASE("BatchNorm normalizes each feature to mean beta and standard deviation gamma") {
