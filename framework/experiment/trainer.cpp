@@ -115,7 +115,9 @@ std::string command_line(int argc, const char* const* argv) {
 }
 
 PreparedData load_data(const TrainConfig& config) {
+    const Clock::time_point start = Clock::now();
     PreparedData data{load_fashion_mnist(config.data_dir), nullptr};
+    const double load_seconds = seconds_since(start);
     nlohmann::ordered_json standardization;  // null when pixels are only scaled to [0, 1]
     if (config.standardize) {
         const Standardization applied = standardize(data.sets.train, data.sets.test);
@@ -126,7 +128,8 @@ PreparedData load_data(const TrainConfig& config) {
                         {"test_samples", data.sets.test.size()},
                         {"features", data.sets.train.inputs.shape(1)},
                         {"scaling", "pixel / 255"},
-                        {"standardization", standardization}};
+                        {"standardization", standardization},
+                        {"load_seconds", load_seconds}};
     return data;
 }
 

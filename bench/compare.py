@@ -1,0 +1,126 @@
+"""Runs build/bin/bench_step and bench/torch_step.py on the standard configurations, with 1 and
+2 threads, in this environment (OPENBLAS_CORETYPE and the like apply to both), and prints per row
+bnlab's and PyTorch's samples/s, their ratio and bnlab's share of the limit its matrix products
+set. PyTorch gets its best setting on the same cores: torch.set_num_threads from 1 up to the
+row's threads, with OpenBLAS on the row's threads. Then times loading Fashion-MNIST and one epoch
+of the default compare_bn configuration with build/bin/train."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# (name, hidden, activation, bn, batch)
+ROWS = [
+    ("784-256-256-10 ReLU, BN", "256,256", "relu", "on", 128),
+    ("784-256-256-10 ReLU, no BN", "256,256", "relu", "off", 128),
+    ("784-100-100-100-10 sigmoid, BN (the BN paper's)", "100,100,100", "sigmoid", "on", 60),
+    ("784-1024-1024-10 ReLU, BN", "1024,1024", "relu", "on", 256),
+]
+
+
+def step_flops(hidden, batch):
+    widths = [784] + [int(w) for w in hidden.split(",")] + [10]
+    flops = 0.0
+    for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        flops += 2 * 2.0 * batch * fan_in * fan_out * (1 if layer == 0 else 1.5)
+    return flops
+
+
+def run_json(command, env=None):
+    result = subprocess.run(command, check=True, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def median_run(runs):
+    return sorted(runs, key=lambda m: m["samples_per_s"])[len(runs) // 2]
+
+
+def spread(runs):
+    rates = [m["samples_per_s"] for m in runs]
+    return f"{min(rates) / 1000:.0f}k–{max(rates) / 1000:.0f}k"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bin", default=os.path.join(HERE, "..", "build", "bin"))
+    parser.add_argument("--threads", default="1,2", help="thread counts to measure")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each program per row; the median run is reported, and "
+                             "the range of all")
+    parser.add_argument("--out", help="also write every measurement here, one JSON per line")
+    args = parser.parse_args()
+
+    measurements = []
+    table = []
+    for name, hidden, act, bn, batch in ROWS:
+        # About 0.3 s of steps per timed round, at least 20 steps.
+        steps = str(max(20, int(3e10 / step_flops(hidden, batch))))
+        for threads in [int(t) for t in args.threads.split(",")]:
+            common = ["--hidden", hidden, "--act", act, "--bn", bn, "--batch", str(batch),
+                      "--steps", steps]
+            # Alternating the two programs, so that a slow spell of the machine hits both.
+            ours_runs, theirs_runs = [], {t: [] for t in range(1, threads + 1)}
+            for _ in range(args.repeats):
+                ours_runs.append(run_json([os.path.join(args.bin, "bench_step"), *common,
+                                           "--threads", str(threads)]))
+                for torch_threads in theirs_runs:
+                    theirs_runs[torch_threads].append(run_json(
+                        [sys.executable, os.path.join(HERE, "torch_step.py"), *common,
+                         "--torch-threads", str(torch_threads)],
+                        env={"OPENBLAS_NUM_THREADS": str(threads)}))
+            ours = median_run(ours_runs)
+            best = max((median_run(runs) for runs in theirs_runs.values()),
+                       key=lambda m: m["samples_per_s"])
+            best_runs = theirs_runs[best["torch_threads"]]
+            measurements += ours_runs + [m for runs in theirs_runs.values() for m in runs]
+            table.append((name, threads, ours, best, spread(ours_runs), spread(best_runs)))
+            print(f"measured {name}, {threads} thread(s)", file=sys.stderr)
+
+    first = measurements[0]
+    torch_first = measurements[1]
+    print(f"OpenBLAS core: bnlab {first['openblas_core']}, PyTorch {torch_first['openblas_core']}"
+          f" (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
+    print("Threads: bnlab sets OpenBLAS's with --threads (openblas_get_num_threads read back); "
+          "PyTorch runs with OPENBLAS_NUM_THREADS and the best torch.set_num_threads.\n")
+    print(f"Median of {args.repeats} runs each (range of all runs in brackets).\n")
+    print("| model, batch | threads | bnlab samples/s | PyTorch samples/s (torch threads) "
+          "| bnlab / PyTorch | limit samples/s | bnlab % of limit | inference bnlab / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, threads, ours, best, ours_spread, best_spread in table:
+        print(f"| {name}, {ours['batch']} | {threads} (read back: {ours['openblas_threads']})"
+              f" | {ours['samples_per_s']:,.0f} ({ours_spread}) | {best['samples_per_s']:,.0f} "
+              f"({best_spread}; {best['torch_threads']}) "
+              f"| {ours['samples_per_s'] / best['samples_per_s']:.2f} "
+              f"| {ours['limit_samples_per_s']:,.0f} | {ours['percent_of_limit']:.0f} % "
+              f"| {ours['inference_samples_per_s']:,.0f} / "
+              f"{best['inference_samples_per_s']:,.0f} |")
+
+    with tempfile.TemporaryDirectory() as folder:
+        log = os.path.join(folder, "epoch.jsonl")
+        subprocess.run([os.path.join(args.bin, "train"), "--epochs", "1", "--log", log],
+                       check=True, capture_output=True)
+        with open(log) as file:
+            lines = [json.loads(line) for line in file]
+        header = lines[0]
+        epoch = next(line for line in lines if line["type"] == "epoch")
+        print(f"\nLoading Fashion-MNIST (60000 + 10000 gzip'd images): "
+              f"{header['data']['load_seconds']:.2f} s. One epoch of the default compare_bn "
+              f"configuration (paper preset, BN on, OpenBLAS threads "
+              f"{header['threads']['openblas']}): {epoch['seconds']:.2f} s of training and "
+              f"{epoch['eval_seconds']:.2f} s of evaluation.")
+        measurements.append({"bench": "train one epoch", "load_seconds":
+                             header["data"]["load_seconds"], **epoch})
+
+    if args.out:
+        with open(args.out, "w") as file:
+            for measurement in measurements:
+                file.write(json.dumps(measurement) + "\n")
+
+
+if __name__ == "__main__":
+    main()
