@@ -1,6 +1,7 @@
 // Times one training step (forward, loss, backward, SGD step) of an MLP on a fixed in-memory
-// batch, and eval-mode inference, and compares the step with what its matrix products alone
-// would allow at the sgemm speed measured just before on the same shapes and threads.
+// batch, and eval-mode inference with and without BatchNorm folded into the Dense layers, and
+// compares the step with what its matrix products alone would allow at the sgemm speed measured
+// just before on the same shapes and threads.
 //   build/bin/bench_step --hidden 256,256 --act relu --bn on --batch 128 --threads 2
 // Prints one JSON line. A benchmark, not a test: nothing here passes or fails.
 #include <algorithm>
@@ -134,6 +135,8 @@ int main(int argc, char** argv) {
         seconds_per_call(rounds, steps, [&] { train_step(model, loss, optimizer, x, y); });
     model.eval();
     const double inference_seconds = seconds_per_call(rounds, steps, [&] { model.forward(x); });
+    Sequential folded = fold_batchnorm(model);
+    const double folded_seconds = seconds_per_call(rounds, steps, [&] { folded.forward(x); });
 
     const nlohmann::ordered_json line = {
         {"bench", "bnlab"},
@@ -150,6 +153,7 @@ int main(int argc, char** argv) {
         {"sgemm_gflops", step_flops / limit_seconds / 1e9},
         {"limit_samples_per_s", double(batch) / limit_seconds},
         {"percent_of_limit", 100.0 * limit_seconds / step_seconds},
-        {"inference_samples_per_s", double(batch) / inference_seconds}};
+        {"inference_samples_per_s", double(batch) / inference_seconds},
+        {"inference_folded_samples_per_s", double(batch) / folded_seconds}};
     std::printf("%s\n", line.dump().c_str());
 }

@@ -75,8 +75,13 @@ int main(int argc, char** argv) {
                                   number_string(base.lr) + ", " + std::to_string(seeds) + " seeds";
         const std::string prefix = (fs::path(out_dir) / "curves").string();
         write_curves(variants, prefix, title);
-        write_report_html((fs::path(out_dir) / "report.html").string(), title, variants,
-                          prefix + ".svg");
+        std::vector<std::string> plots{prefix + ".svg"};
+        if (has_probes(variants)) {
+            write_probe_plots(variants, prefix, title);
+            plots.push_back(prefix + "-probe.svg");
+            plots.push_back(prefix + "-gradients.svg");
+        }
+        write_report_html((fs::path(out_dir) / "report.html").string(), title, variants, plots);
         write_file_atomically((fs::path(out_dir) / "table.md").string(),
                               "# " + title + "\n\n`" + command + "`\n\n" + table);
         std::printf("\n%s\n%s\n", title.c_str(), table.c_str());

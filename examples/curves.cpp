@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
                     markdown_table(comparison_rows(variants)).c_str());
         write_curves(variants, prefix, title);
         spdlog::info("wrote {0}.svg, {0}.png and {0}.gp", prefix);
+        if (has_probes(variants)) {
+            write_probe_plots(variants, prefix, title);
+            spdlog::info("wrote {0}-probe.svg/.png/.gp and {0}-gradients.svg/.png/.gp", prefix);
+        }
     } catch (const std::exception& error) {
         spdlog::error("{}", error.what());
         return 1;

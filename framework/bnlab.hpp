@@ -15,4 +15,5 @@
 #include "layers/relu.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
+#include "models/fold_batchnorm.hpp"
 #include "models/mlp.hpp"

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 
+#include "framework/experiment/probe.hpp"
 #include "framework/experiment/report.hpp"
 #include "framework/experiment/trainer.hpp"
 #include "helpers.hpp"
@@ -170,7 +171,8 @@ TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
         flags.push_back(item.key());
     CHECK(flags == std::vector<std::string>{"preset", "data", "standardize", "hidden", "act", "bn",
                                             "optimizer", "lr", "momentum", "weight_decay", "batch",
-                                            "epochs", "seed", "threads", "target", "log"});
+                                            "epochs", "seed", "threads", "target", "log", "probe",
+                                            "probe_points"});
     CHECK(header.at("config").at("hidden") == Json{16, 16});
     CHECK(header.at("config").at("bn") == "on");
     CHECK(header.at("model").at("layers").size() == 7);
@@ -401,7 +403,7 @@ TEST_CASE("curves on two small logs writes an SVG and a PNG that show both varia
     for (const auto& entry : std::filesystem::directory_iterator(dir.path))
         CHECK_MESSAGE(entry.path().extension() != ".tmp", entry.path().string());
 
-    write_report_html(dir / "report.html", "two small runs", variants, dir / "curves.svg");
+    write_report_html(dir / "report.html", "two small runs", variants, {dir / "curves.svg"});
     std::ifstream html_file(dir / "report.html");
     const std::string html((std::istreambuf_iterator<char>(html_file)),
                            std::istreambuf_iterator<char>());
@@ -432,4 +434,155 @@ TEST_CASE("Reading a bad log names the file, the line and the problem") {
     CHECK(error_reading(header + header) == path + ":2: a second config line");
     CHECK(error_reading("{\"type\":\"config\",\"config\":{}}\n").find("target") !=
           std::string::npos);
+}
+
+TEST_CASE("quantile interpolates between order statistics as numpy.percentile does") {
+    std::vector<float> values{5, 1, 4, 2, 3};
+    CHECK(quantile(values, 0.15) == doctest::Approx(1.6));
+    CHECK(quantile(values, 0.50) == doctest::Approx(3.0));
+    CHECK(quantile(values, 0.85) == doctest::Approx(4.4));
+    CHECK(quantile(values, 0.0) == doctest::Approx(1.0));
+    CHECK(quantile(values, 1.0) == doctest::Approx(5.0));
+    std::vector<float> one{7};
+    CHECK(quantile(one, 0.85) == 7.0);
+}
+
+TEST_CASE("The probe reads each hidden layer's activation input in eval mode") {
+    Rng rng(12);
+    const Dataset data = make_blobs(40, 4, 2, 1.0, rng);
+    Sequential model = mlp(4, {3, 5}, 2, Activation::sigmoid, true, rng);
+    SoftmaxCrossEntropy loss;
+    SGD optimizer(model.parameters(), SGDOptions(0.5));
+    train_step(model, loss, optimizer, slice(data, 0, 20).inputs, slice(data, 0, 20).labels);
+    Probe probe(model, data, 10);
+    REQUIRE(probe.hidden_layers() == 2);
+    const std::vector<ProbePoint> points = probe.record(1, 1);
+    REQUIRE(points.size() == 2);
+    CHECK(model.is_training());  // restored
+
+    // By hand: the outputs of the BatchNorm layers (indices 1 and 4) in eval mode.
+    model.eval();
+    const Matrix<float> batch = slice(data, 0, 10).inputs;
+    const Matrix<float> first = model[1].forward(model[0].forward(batch));
+    const Matrix<float> second = model[4].forward(model[3].forward(model[2].forward(first)));
+    for (const auto& [point, inputs] :
+         {std::pair{points[0], first}, std::pair{points[1], second}}) {
+        std::vector<float> sorted(inputs.begin(), inputs.end());
+        std::sort(sorted.begin(), sorted.end());
+        auto at = [&](double q) {  // numpy's linear interpolation on the sorted values
+            const double position = q * double(sorted.size() - 1);
+            const std::size_t i = std::size_t(position);
+            return sorted[i] + (position - double(i)) * (sorted[i + 1] - sorted[i]);
+        };
+        CHECK(point.epoch == 1);
+        CHECK(point.step == 1);
+        CHECK(point.p15 == doctest::Approx(at(0.15)));
+        CHECK(point.p50 == doctest::Approx(at(0.50)));
+        CHECK(point.p85 == doctest::Approx(at(0.85)));
+    }
+    // The gradient norms are those of the Dense weights before each hidden layer.
+    for (auto [point, dense] : {std::pair{points[0], 0}, std::pair{points[1], 3}}) {
+        double squares = 0.0;
+        for (float g : dynamic_cast<Dense&>(model[std::size_t(dense)]).weight_grad())
+            squares += double(g) * double(g);
+        CHECK(point.grad_norm == doctest::Approx(std::sqrt(squares)));
+        CHECK(point.grad_norm > 0.0);
+    }
+    model.train();
+    Sequential no_hidden;
+    no_hidden.add<Dense>(4, 2, rng);
+    CHECK(message_of([&] { Probe(no_hidden, data); }) ==
+          "probe: the model has no hidden layer with an activation");
+}
+
+TEST_CASE("train --probe logs probe lines and does not change the training") {
+    QuietLogs quiet;
+    TempDir dir;
+    const SmallProblem data = small_problem();
+    TrainConfig probed = small_config(dir / "probed.jsonl");
+    probed.probe = true;
+    probed.probe_points = 3;
+    probed.epochs = 2;
+    const RunResult result = train_mlp(probed, data.train, data.test);
+    TrainConfig plain = small_config(dir / "plain.jsonl");
+    plain.epochs = 2;
+    train_mlp(plain, data.train, data.test);
+
+    // 30 steps per epoch, a point every 10 steps, 2 hidden layers.
+    REQUIRE(result.probes.size() == 2 * 3 * 2);
+    std::vector<Json> lines = read_lines(probed.log_path);
+    std::vector<Json> probe_lines;
+    for (const Json& line : lines)
+        if (line.at("type") == "probe") probe_lines.push_back(line);
+    REQUIRE(probe_lines.size() == 12);
+    CHECK(probe_lines[0] == Json{{"type", "probe"},
+                                 {"epoch", 1},
+                                 {"step", 10},
+                                 {"layer", 1},
+                                 {"p15", result.probes[0].p15},
+                                 {"p50", result.probes[0].p50},
+                                 {"p85", result.probes[0].p85},
+                                 {"grad_norm", result.probes[0].grad_norm}});
+    CHECK(probe_lines[11].at("step") == 60);
+    CHECK(probe_lines[11].at("epoch") == 2);
+    CHECK(probe_lines[11].at("layer") == 2);
+    for (const ProbePoint& point : result.probes) {
+        CHECK(point.p15 <= point.p50);
+        CHECK(point.p50 <= point.p85);
+    }
+    const RunLog log = read_run_log(probed.log_path);
+    CHECK(log.probes.size() == 12);
+    CHECK(log.probes[5].p85 == result.probes[5].p85);
+
+    // The same epochs as without the probe, number for number.
+    auto epochs_of = [](std::vector<Json> all) {
+        std::vector<Json> epochs;
+        for (Json& line : without_timing(std::move(all)))
+            if (line.at("type") == "epoch") epochs.push_back(line);
+        return epochs;
+    };
+    CHECK(epochs_of(lines) == epochs_of(read_lines(plain.log_path)));
+
+    // Probed and plain runs of one configuration are one variant.
+    const std::vector<RunLog> logs{read_run_log(probed.log_path), read_run_log(plain.log_path)};
+    CHECK(group_variants(logs).size() == 1);
+}
+
+TEST_CASE("Probe plots: percentile bands and gradient norms, with and without BatchNorm") {
+    QuietLogs quiet;
+    TempDir dir;
+    const SmallProblem data = small_problem();
+    for (bool batchnorm : {true, false}) {
+        TrainConfig config = small_config(dir / (batchnorm ? "on.jsonl" : "off.jsonl"));
+        config.batchnorm = batchnorm;
+        config.probe = true;
+        config.probe_points = 5;
+        train_mlp(config, data.train, data.test);
+    }
+    const std::vector<RunLog> logs{read_run_log(dir / "on.jsonl"), read_run_log(dir / "off.jsonl")};
+    const std::vector<Variant> variants = group_variants(logs);
+    REQUIRE(has_probes(variants));
+    write_probe_plots(variants, dir / "curves", "small");
+    auto text_of = [](const std::string& path) {
+        std::ifstream file(path);
+        return std::string((std::istreambuf_iterator<char>(file)),
+                           std::istreambuf_iterator<char>());
+    };
+    const std::string bands = text_of(dir / "curves-probe.svg");
+    for (const char* title : {"bn=on, hidden layer 1", "bn=on, hidden layer 2",
+                              "bn=off, hidden layer 1", "bn=off, hidden layer 2"})
+        CHECK_MESSAGE(bands.find(title) != std::string::npos, title);
+    const std::string norms = text_of(dir / "curves-gradients.svg");
+    CHECK(norms.find("layer 1") != std::string::npos);
+    CHECK(norms.find("layer 2") != std::string::npos);
+    CHECK(std::filesystem::file_size(dir / "curves-probe.png") > 1000);
+    CHECK(std::filesystem::file_size(dir / "curves-gradients.png") > 1000);
+
+    const std::vector<RunLog> plain{read_run_log(dir / "on.jsonl")};
+    RunLog unprobed = plain.front();
+    unprobed.probes.clear();
+    const std::vector<RunLog> none{unprobed};
+    CHECK(!has_probes(group_variants(none)));
+    CHECK(message_of([&] { write_probe_plots(group_variants(none), dir / "x", "t"); }) ==
+          "write_probe_plots: no run has probe points");
 }

@@ -23,7 +23,8 @@ namespace bnlab {
 namespace {
 
 // Fields that do not make a different variant: runs differing only in these are repeats.
-const char* const kRepeatFields[] = {"seed", "threads", "data", "log"};
+// Probing does not change training either: it reads the model between steps in eval mode.
+const char* const kRepeatFields[] = {"seed", "threads", "data", "log", "probe", "probe_points"};
 
 nlohmann::ordered_json variant_key(const RunLog& log) {
     nlohmann::ordered_json key = log.config();
@@ -375,20 +376,19 @@ std::string epoch_table(const std::vector<Variant>& variants) {
     return table.str();
 }
 
-void write_curves(const std::vector<Variant>& variants, const std::string& prefix,
-                  const std::string& title) {
-    if (variants.empty()) throw std::invalid_argument("write_curves: no runs to plot");
+namespace {
+
+// Draws `plots` into PREFIX.svg and PREFIX.png at width x height pixels, keeping the script as
+// PREFIX.gp. Temporary files are renamed into place only when gnuplot succeeded.
+void draw(const GnuplotScript& plots, const std::string& prefix, int width, int height) {
     const std::string svg = prefix + ".svg", png = prefix + ".png", script_path = prefix + ".gp";
-    const GnuplotScript plots = gnuplot_script(variants, title);
-    // Draw into temporary files, renamed into place only when gnuplot succeeded.
-    const std::string drawing =
-        plots.data +
-        "set terminal svg size 1200,480 dynamic font 'Helvetica,13' background rgb 'white'\n"
-        "set output " +
-        gnuplot_quoted(svg + ".tmp") + "\n" + plots.panels +
-        "set terminal pngcairo size 1200,480 font 'Helvetica,11' background rgb 'white'\n"
-        "set output " +
-        gnuplot_quoted(png + ".tmp") + "\n" + plots.panels + "set output\n";
+    const std::string size = std::to_string(width) + "," + std::to_string(height);
+    const std::string drawing = plots.data + "set terminal svg size " + size +
+                                " dynamic font 'Helvetica,13' background rgb 'white'\nset output " +
+                                gnuplot_quoted(svg + ".tmp") + "\n" + plots.panels +
+                                "set terminal pngcairo size " + size +
+                                " font 'Helvetica,11' background rgb 'white'\nset output " +
+                                gnuplot_quoted(png + ".tmp") + "\n" + plots.panels + "set output\n";
     write_file_atomically(script_path + ".tmp", drawing);
     try {
         run_gnuplot(script_path + ".tmp");
@@ -410,12 +410,118 @@ void write_curves(const std::vector<Variant>& variants, const std::string& prefi
             throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
 }
 
+// The probed run of each variant that the probe plots show: its first run with probe points.
+std::vector<const RunLog*> probed_runs(const std::vector<Variant>& variants) {
+    std::vector<const RunLog*> runs;
+    for (const Variant& variant : variants) {
+        const RunLog* probed = nullptr;
+        for (const RunLog* run : variant.runs)
+            if (!probed && !run->probes.empty()) probed = run;
+        runs.push_back(probed);
+    }
+    return runs;
+}
+
+}  // namespace
+
+void write_curves(const std::vector<Variant>& variants, const std::string& prefix,
+                  const std::string& title) {
+    if (variants.empty()) throw std::invalid_argument("write_curves: no runs to plot");
+    draw(gnuplot_script(variants, title), prefix, 1200, 480);
+}
+
+bool has_probes(const std::vector<Variant>& variants) {
+    for (const RunLog* run : probed_runs(variants))
+        if (run) return true;
+    return false;
+}
+
+void write_probe_plots(const std::vector<Variant>& variants, const std::string& prefix,
+                       const std::string& title) {
+    const std::vector<const RunLog*> runs = probed_runs(variants);
+    int layers = 0;
+    for (const RunLog* run : runs)
+        if (run)
+            for (const ProbePoint& point : run->probes)
+                layers = std::max(layers, point.layer);
+    if (layers == 0) throw std::invalid_argument("write_probe_plots: no run has probe points");
+
+    std::ostringstream data;
+    data.precision(9);
+    data << "# Drawn by bnlab's curves; run `gnuplot THIS_FILE` to draw it again.\n";
+    for (std::size_t v = 0; v < runs.size(); ++v) {
+        if (!runs[v]) continue;
+        for (int layer = 1; layer <= layers; ++layer) {
+            data << "$probe_" << v << "_" << layer << " << EOD\n# " << runs[v]->path
+                 << "\n# step p15 p50 p85 grad_norm\n";
+            for (const ProbePoint& point : runs[v]->probes)
+                if (point.layer == layer)
+                    data << point.step << ' ' << point.p15 << ' ' << point.p50 << ' ' << point.p85
+                         << ' ' << point.grad_norm << '\n';
+            data << "EOD\n";
+        }
+    }
+    // Percentile bands: a row per hidden layer, a column per variant, like Figure 1(b,c).
+    std::ostringstream bands;
+    bands << "set termoption noenhanced\nset multiplot layout " << layers << "," << runs.size()
+          << " title "
+          << gnuplot_quoted(title +
+                            ": input to each hidden layer's activation, "
+                            "15th/50th/85th percentiles")
+          << "\nset grid\nset key off\nset xlabel 'step'\n";
+    for (int layer = 1; layer <= layers; ++layer)
+        for (std::size_t v = 0; v < runs.size(); ++v) {
+            const std::string colour = kColours[v % std::size(kColours)];
+            bands << "set title "
+                  << gnuplot_quoted(variants[v].label + ", hidden layer " + std::to_string(layer))
+                  << "\n";
+            if (!runs[v]) {
+                bands << "set label 1 'not probed' at graph 0.5, graph 0.5 center\n"
+                      << "plot [0:1] [0:1] NaN notitle\nunset label 1\n";
+                continue;
+            }
+            const std::string block = "$probe_" + std::to_string(v) + "_" + std::to_string(layer);
+            bands << "plot " << block << " using 1:2:4 with filledcurves lc rgb '#60" << colour
+                  << "' notitle, " << block << " using 1:3 with lines lw 2.5 lc rgb '#" << colour
+                  << "' notitle\n";
+        }
+    bands << "unset multiplot\n";
+    draw({data.str(), bands.str()}, prefix + "-probe", 520 * int(runs.size()), 200 * layers + 80);
+
+    // Gradient norms: a panel per variant, a line per layer, on a log scale.
+    std::ostringstream norms;
+    norms << "set termoption noenhanced\nset multiplot layout 1," << runs.size() << " title "
+          << gnuplot_quoted(title + ": L2 norm of each hidden layer's weight gradient")
+          << "\nset grid\nset logscale y\nset xlabel 'step'\nset key below\n";
+    for (std::size_t v = 0; v < runs.size(); ++v) {
+        norms << "set title " << gnuplot_quoted(variants[v].label) << "\n";
+        if (!runs[v]) {
+            norms << "plot [0:1] [1:2] NaN title 'not probed'\n";
+            continue;
+        }
+        norms << "plot ";
+        for (int layer = 1; layer <= layers; ++layer)
+            norms << (layer > 1 ? ", " : "") << "$probe_" << v << "_" << layer
+                  << " using 1:5 with lines lw 2 lc rgb '#"
+                  << kColours[std::size_t(layer - 1) % std::size(kColours)] << "' title 'layer "
+                  << layer << "'";
+        norms << "\n";
+    }
+    norms << "unset multiplot\n";
+    draw({data.str(), norms.str()}, prefix + "-gradients", 520 * int(runs.size()), 420);
+}
+
 void write_report_html(const std::string& path, const std::string& title,
-                       const std::vector<Variant>& variants, const std::string& svg_path) {
-    std::string svg = read_file(svg_path);
-    const std::size_t svg_start = svg.find("<svg");
-    if (svg_start == std::string::npos) throw std::runtime_error(svg_path + ": not an SVG file");
-    svg = svg.substr(svg_start);  // the XML prolog and doctype are not allowed inside HTML
+                       const std::vector<Variant>& variants,
+                       const std::vector<std::string>& svg_paths) {
+    std::string svgs;
+    for (const std::string& svg_path : svg_paths) {
+        const std::string svg = read_file(svg_path);
+        const std::size_t svg_start = svg.find("<svg");
+        if (svg_start == std::string::npos)
+            throw std::runtime_error(svg_path + ": not an SVG file");
+        svgs += svg.substr(svg_start) + "\n";  // an XML prolog or doctype may not stand in HTML
+    }
 
     std::ostringstream html;
     html << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>"
@@ -437,8 +543,7 @@ void write_report_html(const std::string& path, const std::string& title,
             "target, mean ± standard deviation over the runs that reached it. Seconds per "
             "epoch count training only, not evaluation.</p>\n"
          << "<h2>Curves</h2>\n"
-         << svg << "\n"
-         << "<h2>Per epoch</h2>\n<pre>" << html_escape(epoch_table(variants)) << "</pre>\n";
+         << svgs << "<h2>Per epoch</h2>\n<pre>" << html_escape(epoch_table(variants)) << "</pre>\n";
     for (const Variant& variant : variants) {
         const nlohmann::ordered_json& header = variant.runs.front()->header;
         html << "<h2>Variant " << html_escape(variant.label)

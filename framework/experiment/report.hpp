@@ -37,10 +37,22 @@ std::string epoch_table(const std::vector<Variant>& variants);
 void write_curves(const std::vector<Variant>& variants, const std::string& prefix,
                   const std::string& title);
 
-// A single HTML file a browser opens from disk: title, the comparison table, the SVG plot
+// Whether any run of `variants` has probe points (train --probe).
+bool has_probes(const std::vector<Variant>& variants);
+
+// For probed runs (the first probed run of each variant): PREFIX-probe.svg/.png, the 15th, 50th
+// and 85th percentiles of each hidden layer's activation input against training step, a row per
+// layer and a column per variant (the BN paper's Figure 1(b,c)); and PREFIX-gradients.svg/.png,
+// each hidden layer's weight-gradient norm against step, a panel per variant. Throws when no run
+// has probe points, or as write_curves does.
+void write_probe_plots(const std::vector<Variant>& variants, const std::string& prefix,
+                       const std::string& title);
+
+// A single HTML file a browser opens from disk: title, the comparison table, the SVG plots
 // inline, the per-epoch table, and each variant's configuration, model and library versions.
 void write_report_html(const std::string& path, const std::string& title,
-                       const std::vector<Variant>& variants, const std::string& svg_path);
+                       const std::vector<Variant>& variants,
+                       const std::vector<std::string>& svg_paths);
 
 // Writes `contents` to `path` through a temporary file renamed over it, so that readers see the
 // old file or the new one, never a part.

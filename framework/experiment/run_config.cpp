@@ -54,7 +54,9 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
             {"threads", config.threads},
             {"target", config.target},
             {"log", config.log_path.empty() ? nlohmann::ordered_json()
-                                            : nlohmann::ordered_json(config.log_path)}};
+                                            : nlohmann::ordered_json(config.log_path)},
+            {"probe", config.probe},
+            {"probe_points", config.probe_points}};
 }
 
 TrainFlags::TrainFlags(CLI::App& app) {
@@ -117,6 +119,14 @@ TrainFlags::TrainFlags(CLI::App& app) {
                              "[default: 0]")
                   ->check(CLI::NonNegativeNumber),
               [this](TrainConfig& c) { c.threads = given_.threads; });
+    overrides(app.add_flag("--probe", given_.probe,
+                           "Log, a few times per epoch, the 15th, 50th and 85th percentiles of "
+                           "each hidden layer's activation input over 500 test images (eval "
+                           "mode) and its weight gradient's norm, as in the BN paper's Figure 1"),
+              [this](TrainConfig& c) { c.probe = given_.probe; });
+    overrides(app.add_option("--probe-points", given_.probe_points, "Probe points per epoch")
+                  ->check(CLI::PositiveNumber),
+              [this](TrainConfig& c) { c.probe_points = given_.probe_points; });
     overrides(app.add_option("--target", given_.target,
                              "Test accuracy to reach; the log records the first epoch at or "
                              "above it")

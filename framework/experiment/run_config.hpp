@@ -35,9 +35,11 @@ struct TrainConfig {
     std::size_t batch = 60;  // the last partial batch of each training epoch is dropped
     int epochs = 10;
     std::uint64_t seed = 1;
-    int threads = 0;       // OpenBLAS threads; 0 keeps OpenBLAS's default
-    double target = 0.85;  // the test accuracy whose first epoch is reported
-    std::string log_path;  // JSONL log; empty for none
+    int threads = 0;        // OpenBLAS threads; 0 keeps OpenBLAS's default
+    double target = 0.85;   // the test accuracy whose first epoch is reported
+    std::string log_path;   // JSONL log; empty for none
+    bool probe = false;     // log the covariate-shift probe (see probe.hpp)
+    int probe_points = 10;  // probe points per epoch
 };
 
 // The comparison's presets, all plain SGD without momentum:

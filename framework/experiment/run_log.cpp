@@ -41,6 +41,13 @@ nlohmann::ordered_json to_json(const EpochStats& epoch) {
             {"eval_seconds", epoch.eval_seconds}};
 }
 
+nlohmann::ordered_json to_json(const ProbePoint& point) {
+    return {{"type", "probe"},    {"epoch", point.epoch},
+            {"step", point.step}, {"layer", point.layer},
+            {"p15", point.p15},   {"p50", point.p50},
+            {"p85", point.p85},   {"grad_norm", point.grad_norm}};
+}
+
 nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, double total_seconds) {
     nlohmann::ordered_json diverged_at;  // null unless diverged
     if (outcome.divergence)
@@ -119,9 +126,14 @@ RunLog read_run_log(const std::string& path) {
                 log.header = line;
             } else if (type == "epoch") {
                 log.epochs.push_back(epoch_from_json(line));
+            } else if (type == "probe") {
+                log.probes.push_back({line.at("epoch").get<int>(), line.at("step").get<long>(),
+                                      line.at("layer").get<int>(), line.at("p15").get<double>(),
+                                      line.at("p50").get<double>(), line.at("p85").get<double>(),
+                                      line.at("grad_norm").get<double>()});
             } else if (type == "final") {
                 log.final = line;
-            }  // other types (probes, …) are for other readers
+            }  // other types are for other readers
         } catch (const nlohmann::ordered_json::exception& error) {
             throw std::runtime_error(where + error.what());
         } catch (const std::runtime_error& error) {

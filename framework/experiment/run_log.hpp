@@ -5,6 +5,7 @@
 //    "test_acc":…, "lr":…, "seconds":…, "samples_per_s":…, "eval_seconds":…}   (one per epoch)
 //   {"type":"final", "status":"completed"|"diverged", "epochs_to_target":4|null,
 //    "best_test_acc":…, "best_epoch":…, "final_test_acc":…, "diverged_at":null|{…}, …}
+// and, for probed runs, probe lines between them (see ProbePoint).
 // train_loss and train_acc are means over the epoch's training batches, in training mode, as
 // the weights changed; test_* are measured in eval mode after the epoch. `seconds` is the
 // epoch's training time alone; samples_per_s is the training samples over it.
@@ -31,6 +32,19 @@ struct EpochStats {
     double eval_seconds = 0.0;
 };
 
+// One hidden layer at one point of training, from the probe (train --probe): percentiles of
+// the input to its activation function over a fixed test batch in eval mode, and the L2 norm of
+// the gradient of the Dense weights before it.
+struct ProbePoint {
+    int epoch = 0;
+    long step = 0;  // optimizer steps since the start of training
+    int layer = 0;  // hidden layer, from 1
+    double p15 = 0.0;
+    double p50 = 0.0;
+    double p85 = 0.0;
+    double grad_norm = 0.0;
+};
+
 // Where a run stopped because its loss stopped being a finite number.
 struct Divergence {
     int epoch = 0;  // the epoch in progress
@@ -51,6 +65,8 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
                       std::optional<Divergence> divergence);
 
 nlohmann::ordered_json to_json(const EpochStats& epoch);
+// {"type":"probe","epoch":…,"step":…,"layer":…,"p15":…,"p50":…,"p85":…,"grad_norm":…}
+nlohmann::ordered_json to_json(const ProbePoint& point);
 nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, double total_seconds);
 
 // Appends whole lines to a new log file, flushed as each is written so that a run can be
@@ -72,6 +88,7 @@ struct RunLog {
     std::string path;
     nlohmann::ordered_json header;  // the config line
     std::vector<EpochStats> epochs;
+    std::vector<ProbePoint> probes;  // empty unless the run was probed
     std::optional<nlohmann::ordered_json> final;
 
     const nlohmann::ordered_json& config() const { return header.at("config"); }

@@ -17,6 +17,7 @@
 #include <xtensor/xtensor_config.hpp>
 
 #include "framework/blas_threads.hpp"
+#include "framework/experiment/probe.hpp"
 #include "framework/training.hpp"
 
 namespace bnlab {
@@ -194,6 +195,14 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
     }
     const std::string prefix = context.name.empty() ? "" : context.name + ": ";
 
+    std::unique_ptr<Probe> probe;
+    std::size_t probe_every = 0;  // steps between probe points
+    if (config.probe) {
+        probe = std::make_unique<Probe>(model, test);
+        probe_every = std::max<std::size_t>(
+            1, batches.batches_per_epoch() / static_cast<std::size_t>(config.probe_points));
+    }
+
     RunResult result;
     std::optional<Divergence> divergence;
     long step = 0;
@@ -202,7 +211,7 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
         const Clock::time_point epoch_start = Clock::now();
         model.train();
         batches.start_epoch();
-        double loss_sum = 0.0;
+        double loss_sum = 0.0, probe_seconds = 0.0;
         std::size_t correct = 0, samples = 0, steps = 0;
         {
             ProgressBar bar(context.progress_bar, epoch, config.epochs,
@@ -220,6 +229,14 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
                 samples += batches.labels().size();
                 ++steps;
                 bar.update(steps, loss_sum / double(steps));
+                if (probe && steps % probe_every == 0) {
+                    const Clock::time_point probe_start = Clock::now();
+                    for (const ProbePoint& point : probe->record(epoch, step)) {
+                        result.probes.push_back(point);
+                        if (log) log->write(to_json(point));
+                    }
+                    probe_seconds += seconds_since(probe_start);
+                }
             }
         }
         if (divergence) {
@@ -229,7 +246,7 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
                 prefix, epoch, step, number_string(optimizer->learning_rate()));
             break;
         }
-        const double train_seconds = seconds_since(epoch_start);
+        const double train_seconds = seconds_since(epoch_start) - probe_seconds;
         const Clock::time_point eval_start = Clock::now();
         const Evaluation tested = evaluate(model, test, 1000);
         if (!std::isfinite(tested.loss)) {

@@ -32,6 +32,7 @@ PreparedData load_data(const TrainConfig& config);
 
 struct RunResult {
     std::vector<EpochStats> epochs;
+    std::vector<ProbePoint> probes;  // with config.probe
     RunOutcome outcome;
 };
 

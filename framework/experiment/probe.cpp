@@ -1,0 +1,72 @@
+#include "framework/experiment/probe.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "framework/training.hpp"
+#include "layers/dense.hpp"
+
+namespace bnlab {
+
+Probe::Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_size)
+    : model_(model), batch_(slice(probe_data, 0, std::min(probe_size, probe_data.size())).inputs) {
+    std::optional<std::size_t> last_dense;
+    for (std::size_t i = 0; i < model.size(); ++i) {
+        if (dynamic_cast<Dense*>(&model[i])) last_dense = i;
+        // Element-wise layers (no widths of their own) are the activation functions.
+        if (!model[i].in_features() && last_dense) {
+            activations_.push_back(i);
+            dense_.push_back(*last_dense);
+        }
+    }
+    if (activations_.empty())
+        throw std::invalid_argument("probe: the model has no hidden layer with an activation");
+}
+
+std::vector<ProbePoint> Probe::record(int epoch, long step) {
+    std::vector<double> grad_norms;
+    for (std::size_t dense : dense_) {
+        const Matrix<float>& grad = dynamic_cast<Dense&>(model_[dense]).weight_grad();
+        double squares = 0.0;
+        for (float g : grad)
+            squares += double(g) * double(g);
+        grad_norms.push_back(std::sqrt(squares));
+    }
+    std::vector<ProbePoint> points;
+    ModeGuard<float> eval_mode(model_, false);
+    const Matrix<float>* activation = &batch_;
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < model_.size() && next < activations_.size(); ++i) {
+        if (i == activations_[next]) {
+            // What this hidden layer's activation function receives.
+            values_.assign(activation->begin(), activation->end());
+            ProbePoint point;
+            point.epoch = epoch;
+            point.step = step;
+            point.layer = int(next + 1);
+            point.p15 = quantile(values_, 0.15);
+            point.p50 = quantile(values_, 0.50);
+            point.p85 = quantile(values_, 0.85);
+            point.grad_norm = grad_norms[next];
+            points.push_back(point);
+            ++next;
+        }
+        activation = &model_[i].forward(*activation);
+    }
+    return points;
+}
+
+double quantile(std::vector<float>& values, double q) {
+    if (values.empty()) throw std::invalid_argument("quantile of no values");
+    const double position = q * double(values.size() - 1);
+    const std::size_t below = static_cast<std::size_t>(std::floor(position));
+    std::nth_element(values.begin(), values.begin() + std::ptrdiff_t(below), values.end());
+    const double low = values[below];
+    if (below + 1 >= values.size()) return low;
+    // The next order statistic is the smallest value above position `below`.
+    const double high = *std::min_element(values.begin() + std::ptrdiff_t(below) + 1, values.end());
+    return low + (position - double(below)) * (high - low);
+}
+
+}  // namespace bnlab

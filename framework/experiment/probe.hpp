@@ -1,0 +1,41 @@
+#pragma once
+// The internal-covariate-shift probe of the BN paper's Figure 1(b,c): at chosen steps of
+// training, the 15th, 50th and 85th percentiles of what each hidden layer feeds its activation
+// function, over one fixed batch of test images in eval mode (so every point sees the same
+// data), and the L2 norm of the gradient of the Dense weights feeding that layer.
+
+#include <cstddef>
+#include <vector>
+
+#include "framework/data.hpp"
+#include "framework/experiment/run_log.hpp"
+#include "framework/sequential.hpp"
+
+namespace bnlab {
+
+class Probe {
+  public:
+    // The first `probe_size` samples of `probe_data` (all of them if fewer) form the probe
+    // batch. Hidden layers are the model's element-wise layers (activations); the Dense layer
+    // before each supplies its gradient norm. Throws when the model has no hidden layer.
+    Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_size = 500);
+
+    // One point per hidden layer, layers numbered from 1. Call between steps, after backward
+    // (the gradients are read) and before the next zero_grad; the model's mode is restored.
+    std::vector<ProbePoint> record(int epoch, long step);
+
+    std::size_t hidden_layers() const { return activations_.size(); }
+
+  private:
+    Sequential& model_;
+    Matrix<float> batch_;                   // [probe_size, features]
+    std::vector<std::size_t> activations_;  // index of each hidden layer's activation
+    std::vector<std::size_t> dense_;        // index of the Dense feeding it
+    std::vector<float> values_;             // scratch for the percentiles
+};
+
+// The q-quantile (0 <= q <= 1) of `values`, interpolating linearly between order statistics as
+// numpy.percentile does by default. Reorders `values`.
+double quantile(std::vector<float>& values, double q);
+
+}  // namespace bnlab
