@@ -68,11 +68,11 @@ int main(int argc, char** argv) {
             logs.push_back(read_run_log(path));
         const std::vector<Variant> variants = group_variants(logs);
         const std::string table = markdown_table(comparison_rows(variants));
-        const std::string title = "BatchNorm on and off, Fashion-MNIST, preset " + base.preset +
-                                  ": " + hidden_string(base.hidden) + " " +
-                                  to_string(base.activation) + ", batch " +
-                                  std::to_string(base.batch) + ", " + base.optimizer + " lr " +
-                                  number_string(base.lr) + ", " + std::to_string(seeds) + " seeds";
+        const std::string title =
+            "BatchNorm on and off, Fashion-MNIST, preset " + base.preset + ": " +
+            hidden_string(base.hidden) + " " + to_string(base.activation) + ", batch " +
+            std::to_string(base.batch) + ", " + base.optimizer + " lr " + number_string(base.lr) +
+            ", " + std::to_string(seeds) + (seeds == 1 ? " seed" : " seeds");
         const std::string prefix = (fs::path(out_dir) / "curves").string();
         write_curves(variants, prefix, title);
         std::vector<std::string> plots{prefix + ".svg"};

@@ -104,6 +104,19 @@ std::string gnuplot_quoted(const std::string& text) {
     return quoted + "'";
 }
 
+// A gnuplot double-quoted string, where "\n" breaks the line: backslashes and quotes escaped.
+std::string gnuplot_lines(const std::vector<std::string>& lines) {
+    std::string quoted = "\"";
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (i > 0) quoted += "\\n";
+        for (char c : lines[i]) {
+            if (c == '\\' || c == '"') quoted += '\\';
+            quoted += c;
+        }
+    }
+    return quoted + "\"";
+}
+
 const char* const kColours[] = {"1f77b4", "d62728", "2ca02c", "9467bd",
                                 "ff7f0e", "8c564b", "e377c2", "17becf"};
 
@@ -465,11 +478,22 @@ void write_probe_plots(const std::vector<Variant>& variants, const std::string& 
     std::ostringstream bands;
     bands << "set termoption noenhanced\nset multiplot layout " << layers << "," << runs.size()
           << " title "
-          << gnuplot_quoted(title +
-                            ": input to each hidden layer's activation, "
-                            "15th/50th/85th percentiles")
+          << gnuplot_lines({title,
+                            "input to each hidden layer's activation function: 15th, "
+                            "50th (line) and 85th percentiles over 500 test images"})
           << "\nset grid\nset key off\nset xlabel 'step'\n";
-    for (int layer = 1; layer <= layers; ++layer)
+    for (int layer = 1; layer <= layers; ++layer) {
+        // One vertical range per row, so that the variants compare at a glance.
+        double low = HUGE_VAL, high = -HUGE_VAL;
+        for (const RunLog* run : runs)
+            if (run)
+                for (const ProbePoint& point : run->probes)
+                    if (point.layer == layer) {
+                        low = std::min(low, point.p15);
+                        high = std::max(high, point.p85);
+                    }
+        const double margin = 0.05 * (high - low) + 1e-6;
+        bands << "set yrange [" << low - margin << ":" << high + margin << "]\n";
         for (std::size_t v = 0; v < runs.size(); ++v) {
             const std::string colour = kColours[v % std::size(kColours)];
             bands << "set title "
@@ -485,14 +509,25 @@ void write_probe_plots(const std::vector<Variant>& variants, const std::string& 
                   << "' notitle, " << block << " using 1:3 with lines lw 2.5 lc rgb '#" << colour
                   << "' notitle\n";
         }
+    }
     bands << "unset multiplot\n";
-    draw({data.str(), bands.str()}, prefix + "-probe", 520 * int(runs.size()), 200 * layers + 80);
+    draw({data.str(), bands.str()}, prefix + "-probe", 560 * int(runs.size()), 200 * layers + 110);
 
     // Gradient norms: a panel per variant, a line per layer, on a log scale.
     std::ostringstream norms;
     norms << "set termoption noenhanced\nset multiplot layout 1," << runs.size() << " title "
-          << gnuplot_quoted(title + ": L2 norm of each hidden layer's weight gradient")
-          << "\nset grid\nset logscale y\nset xlabel 'step'\nset key below\n";
+          << gnuplot_lines({title, "L2 norm of each hidden layer's weight gradient, by step"})
+          << "\nset grid\nset logscale y\nset format y '%.0e'\nset key below\n";
+    // One vertical range for all panels, so that the variants compare at a glance.
+    double smallest = HUGE_VAL, largest = 0.0;
+    for (const RunLog* run : runs)
+        if (run)
+            for (const ProbePoint& point : run->probes)
+                if (point.grad_norm > 0.0) {
+                    smallest = std::min(smallest, point.grad_norm);
+                    largest = std::max(largest, point.grad_norm);
+                }
+    if (largest > 0.0) norms << "set yrange [" << smallest / 1.5 << ":" << largest * 1.5 << "]\n";
     for (std::size_t v = 0; v < runs.size(); ++v) {
         norms << "set title " << gnuplot_quoted(variants[v].label) << "\n";
         if (!runs[v]) {
@@ -508,7 +543,7 @@ void write_probe_plots(const std::vector<Variant>& variants, const std::string& 
         norms << "\n";
     }
     norms << "unset multiplot\n";
-    draw({data.str(), norms.str()}, prefix + "-gradients", 520 * int(runs.size()), 420);
+    draw({data.str(), norms.str()}, prefix + "-gradients", 560 * int(runs.size()), 440);
 }
 
 void write_report_html(const std::string& path, const std::string& title,
