@@ -104,6 +104,11 @@ void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std:
     check_gradients(layer, input, loss, [&]() -> const Matrix<double>& { return projection; });
 }
 
+std::string read_text(const std::string& path) {
+    std::ifstream file(path, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+}
+
 TempDir::TempDir() {
     // Unique per process (CTest runs test cases in parallel processes) and per folder within one.
     static int made = 0;

@@ -77,6 +77,9 @@ struct TempDir {
     std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
+// The whole contents of a file ("" when it cannot be read).
+std::string read_text(const std::string& path);
+
 // Runs `action`, requires it to throw, and returns the message.
 template <typename Action>
 std::string message_of(Action&& action) {

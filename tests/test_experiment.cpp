@@ -377,9 +377,7 @@ TEST_CASE("curves on two small logs writes an SVG and a PNG that show both varia
     REQUIRE(variants.size() == 2);
     write_curves(variants, dir / "curves", "two small runs");
 
-    std::ifstream svg_file(dir / "curves.svg");
-    const std::string svg((std::istreambuf_iterator<char>(svg_file)),
-                          std::istreambuf_iterator<char>());
+    const std::string svg = read_text(dir / "curves.svg");
     CHECK(svg.find("<svg") != std::string::npos);
     CHECK(svg.find("two small runs") != std::string::npos);
     CHECK(svg.find("Test accuracy after each epoch") != std::string::npos);
@@ -404,9 +402,7 @@ TEST_CASE("curves on two small logs writes an SVG and a PNG that show both varia
         CHECK_MESSAGE(entry.path().extension() != ".tmp", entry.path().string());
 
     write_report_html(dir / "report.html", "two small runs", variants, {dir / "curves.svg"});
-    std::ifstream html_file(dir / "report.html");
-    const std::string html((std::istreambuf_iterator<char>(html_file)),
-                           std::istreambuf_iterator<char>());
+    const std::string html = read_text(dir / "report.html");
     CHECK(html.find("<!DOCTYPE html>") == 0);
     CHECK(html.find("<svg") != std::string::npos);
     CHECK(html.find("<?xml") == std::string::npos);
@@ -563,16 +559,11 @@ TEST_CASE("Probe plots: percentile bands and gradient norms, with and without Ba
     const std::vector<Variant> variants = group_variants(logs);
     REQUIRE(has_probes(variants));
     write_probe_plots(variants, dir / "curves", "small");
-    auto text_of = [](const std::string& path) {
-        std::ifstream file(path);
-        return std::string((std::istreambuf_iterator<char>(file)),
-                           std::istreambuf_iterator<char>());
-    };
-    const std::string bands = text_of(dir / "curves-probe.svg");
+    const std::string bands = read_text(dir / "curves-probe.svg");
     for (const char* title : {"bn=on, hidden layer 1", "bn=on, hidden layer 2",
                               "bn=off, hidden layer 1", "bn=off, hidden layer 2"})
         CHECK_MESSAGE(bands.find(title) != std::string::npos, title);
-    const std::string norms = text_of(dir / "curves-gradients.svg");
+    const std::string norms = read_text(dir / "curves-gradients.svg");
     CHECK(norms.find("layer 1") != std::string::npos);
     CHECK(norms.find("layer 2") != std::string::npos);
     CHECK(std::filesystem::file_size(dir / "curves-probe.png") > 1000);
