@@ -1,10 +1,14 @@
-// One training run of an MLP on Fashion-MNIST, logged to the console and optionally to JSONL:
+// One training run of an MLP on Fashion-MNIST, logged to the console and optionally to JSONL,
+// optionally saved to a checkpoint it can resume from:
 //   build/bin/train --preset paper --bn off --seed 2 --log runs/paper-nobn-2.jsonl
+//   build/bin/train --epochs 20 --save run.ckpt …     then, after a crash:
+//   build/bin/train --resume run.ckpt --save run.ckpt
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "framework/checkpoint.hpp"
 #include "framework/experiment/trainer.hpp"
 
 int main(int argc, char** argv) {
@@ -15,20 +19,55 @@ int main(int argc, char** argv) {
         "train"};
     app.get_formatter()->column_width(28);
     TrainFlags flags(app);
-    std::string log_path;
+    std::string log_path, save_path, resume_path;
+    int save_every = 1;
     app.add_option("--log", log_path,
                    "Write a JSONL log here: the configuration, one line per epoch, a final line");
+    app.add_option("--save", save_path,
+                   "Write a checkpoint here (atomically) after every --save-every epochs and "
+                   "after the last");
+    app.add_option("--save-every", save_every, "Epochs between checkpoints")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--resume", resume_path,
+                   "Continue the run saved in this checkpoint, with its configuration; only "
+                   "--epochs, --threads, --data, --log, --save and --save-every may be given")
+        ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
 
     try {
         TrainConfig config = flags.resolve();
+        if (!resume_path.empty()) {
+            // The saved run's configuration, with the few flags that may change applied.
+            const Checkpoint checkpoint = Checkpoint::read(resume_path);
+            const std::string* training = checkpoint.section("TRAN");
+            if (!training)
+                throw std::runtime_error(resume_path +
+                                         ": not a training checkpoint (train --save writes those)");
+            const TrainConfig given = config;
+            config = config_from_json(nlohmann::ordered_json::parse(*training).at("config"));
+            for (const std::string& flag : flags.given()) {
+                if (flag == "--epochs")
+                    config.epochs = given.epochs;
+                else if (flag == "--threads")
+                    config.threads = given.threads;
+                else if (flag == "--data")
+                    config.data_dir = given.data_dir;
+                else
+                    throw std::invalid_argument(flag +
+                                                ": --resume continues the saved run's "
+                                                "configuration; leave " +
+                                                flag + " out");
+            }
+            config.resume_path = resume_path;
+        }
         config.log_path = log_path;
+        config.save_path = save_path;
+        config.save_every = save_every;
         PreparedData data = load_data(config);
-        std::string command;
-        for (int i = 0; i < argc; ++i)
-            command += (i ? " " : "") + std::string(argv[i]);
-        RunContext context{
-            "", {{"command", command}, {"data", data.description}}, isatty(STDOUT_FILENO) != 0};
+        RunContext context{"",
+                           {{"command", command_line(argc, argv)}, {"data", data.description}},
+                           isatty(STDOUT_FILENO) != 0};
         const RunResult result = train_mlp(config, data.sets.train, data.sets.test, context);
         if (result.outcome.divergence) return 3;  // the message is already out
     } catch (const std::exception& error) {

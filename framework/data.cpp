@@ -85,6 +85,23 @@ void BasicBatchLoader<T>::start_epoch() {
 }
 
 template <typename T>
+void BasicBatchLoader<T>::restore_order(const std::vector<std::size_t>& order) {
+    std::vector<bool> seen(order_.size(), false);
+    bool permutation = order.size() == order_.size();
+    for (std::size_t i = 0; permutation && i < order.size(); ++i) {
+        permutation = order[i] < seen.size() && !seen[order[i]];
+        if (permutation) seen[order[i]] = true;
+    }
+    if (!permutation)
+        throw std::invalid_argument(
+            "BatchLoader: the order to restore is not a permutation of "
+            "the " +
+            std::to_string(order_.size()) + " rows");
+    order_ = order;
+    position_ = 0;
+}
+
+template <typename T>
 bool BasicBatchLoader<T>::next() {
     const std::size_t remaining = order_.size() - position_;
     if (remaining == 0 || (drop_last_ && remaining < batch_size_)) return false;

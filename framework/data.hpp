@@ -52,6 +52,12 @@ class BasicBatchLoader {
     // Fills inputs() and labels() with the next batch; false when the pass is over.
     bool next();
 
+    // The order of the current pass (for checkpoints): each epoch shuffles the previous order,
+    // so resuming needs it. restore_order() takes such an order back and starts from its
+    // beginning; it throws unless `order` is a permutation of the rows.
+    const std::vector<std::size_t>& order() const { return order_; }
+    void restore_order(const std::vector<std::size_t>& order);
+
     const Matrix<T>& inputs() const { return batch_inputs_; }
     const Labels& labels() const { return batch_labels_; }
     std::size_t batches_per_epoch() const;

@@ -53,7 +53,7 @@ void BasicSGD<T>::step() {
             if (mu != T(0)) {
                 T& buffer = momentum_buffers_[index][j];
                 // b = g (first step), else b = mu b + (1 - dampening) g
-                buffer = first_step_ ? g : mu * buffer + (T(1) - dampening) * g;
+                buffer = steps_ == 0 ? g : mu * buffer + (T(1) - dampening) * g;
                 // g = g + mu b (Nesterov), else g = b
                 g = options_.nesterov() ? g + mu * buffer : buffer;
             }
@@ -61,7 +61,7 @@ void BasicSGD<T>::step() {
             parameter.value[j] -= lr * g;
         }
     }
-    first_step_ = false;
+    ++steps_;
 }
 
 template <typename T>
@@ -101,6 +101,43 @@ void BasicAdam<T>::step() {
             parameter.value[j] -= step_size * m[j] / (std::sqrt(v[j]) / sqrt_correction2 + eps);
         }
     }
+}
+
+namespace {
+
+// Names each array of `arrays` "<kind>.<parameter index>".
+template <typename T>
+void name_arrays(std::vector<std::pair<std::string, std::vector<T>*>>& named, const char* kind,
+                 std::vector<std::vector<T>>& arrays) {
+    for (std::size_t i = 0; i < arrays.size(); ++i)
+        named.emplace_back(std::string(kind) + "." + std::to_string(i), &arrays[i]);
+}
+
+}  // namespace
+
+template <typename T>
+std::vector<std::pair<std::string, std::vector<T>*>> BasicSGD<T>::state_arrays() {
+    std::vector<std::pair<std::string, std::vector<T>*>> named;
+    name_arrays(named, "momentum", momentum_buffers_);
+    return named;
+}
+
+template <typename T>
+std::vector<std::pair<std::string, std::int64_t*>> BasicSGD<T>::state_counters() {
+    return {{"steps", &steps_}};
+}
+
+template <typename T>
+std::vector<std::pair<std::string, std::vector<T>*>> BasicAdam<T>::state_arrays() {
+    std::vector<std::pair<std::string, std::vector<T>*>> named;
+    name_arrays(named, "exp_avg", first_moments_);
+    name_arrays(named, "exp_avg_sq", second_moments_);
+    return named;
+}
+
+template <typename T>
+std::vector<std::pair<std::string, std::int64_t*>> BasicAdam<T>::state_counters() {
+    return {{"steps", &step_count_}};
 }
 
 template class BasicOptimizer<float>;

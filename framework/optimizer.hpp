@@ -3,6 +3,9 @@
 //   BasicSGD<float> sgd(model.parameters(), SGDOptions(0.1).momentum(0.9).weight_decay(5e-4));
 //   sgd.zero_grad(); …forward, loss, backward…; sgd.step();
 
+#include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "framework/layer.hpp"
@@ -18,6 +21,11 @@ class BasicOptimizer {
 
     virtual void step() = 0;
     void zero_grad() { zero_gradients(parameters_); }
+
+    // The state a checkpoint must keep for a resumed run to take the same steps: named arrays
+    // (one per parameter and kind, e.g. "momentum.0") and named counters ("steps").
+    virtual std::vector<std::pair<std::string, std::vector<T>*>> state_arrays() = 0;
+    virtual std::vector<std::pair<std::string, std::int64_t*>> state_counters() = 0;
     // The current learning rate (the options give the initial one); schedules change it here.
     double learning_rate() const { return learning_rate_; }
     void set_learning_rate(double lr);
@@ -66,12 +74,14 @@ class BasicSGD : public BasicOptimizer<T> {
   public:
     BasicSGD(std::vector<Parameter<T>> parameters, const SGDOptions& options);
     void step() override;
+    std::vector<std::pair<std::string, std::vector<T>*>> state_arrays() override;
+    std::vector<std::pair<std::string, std::int64_t*>> state_counters() override;
     const SGDOptions& options() const { return options_; }
 
   private:
     SGDOptions options_;
     std::vector<std::vector<T>> momentum_buffers_;
-    bool first_step_ = true;
+    std::int64_t steps_ = 0;  // the first step starts the momentum buffers
 };
 
 class AdamOptions {
@@ -105,13 +115,15 @@ class BasicAdam : public BasicOptimizer<T> {
   public:
     BasicAdam(std::vector<Parameter<T>> parameters, const AdamOptions& options);
     void step() override;
+    std::vector<std::pair<std::string, std::vector<T>*>> state_arrays() override;
+    std::vector<std::pair<std::string, std::int64_t*>> state_counters() override;
     const AdamOptions& options() const { return options_; }
 
   private:
     AdamOptions options_;
     std::vector<std::vector<T>> first_moments_;
     std::vector<std::vector<T>> second_moments_;
-    long step_count_ = 0;
+    std::int64_t step_count_ = 0;
 };
 
 using SGD = BasicSGD<float>;

@@ -1,6 +1,9 @@
 #include "framework/random.hpp"
 
 #include <cmath>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
 
 namespace bnlab {
 
@@ -31,6 +34,28 @@ std::uint64_t Rng::below(std::uint64_t bound) {
     while (draw >= limit)
         draw = engine_();
     return draw % bound;
+}
+
+std::string Rng::state() const {
+    std::ostringstream text;
+    text << engine_ << ' ' << has_spare_normal_ << ' ';
+    // The spare normal's bits, so that it comes back exactly.
+    std::uint64_t bits = 0;
+    std::memcpy(&bits, &spare_normal_, sizeof bits);
+    text << bits;
+    return text.str();
+}
+
+void Rng::restore(const std::string& state) {
+    std::istringstream text(state);
+    std::mt19937_64 engine;
+    bool has_spare = false;
+    std::uint64_t bits = 0;
+    if (!(text >> engine >> has_spare >> bits) || !(text >> std::ws).eof())
+        throw std::invalid_argument("Rng::restore: not a generator state");
+    engine_ = engine;
+    has_spare_normal_ = has_spare;
+    std::memcpy(&spare_normal_, &bits, sizeof bits);
 }
 
 }  // namespace bnlab

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace bnlab {
@@ -25,6 +26,12 @@ class Rng {
         for (std::size_t i = items.size(); i > 1; --i)
             std::swap(items[i - 1], items[below(i)]);
     }
+
+    // The whole state as text (the engine's own text form, then the spare normal), and back:
+    // an Rng restored from state() draws exactly what this one would. restore() throws
+    // std::invalid_argument for text that is not such a state.
+    std::string state() const;
+    void restore(const std::string& state);
 
   private:
     std::mt19937_64 engine_;

@@ -77,6 +77,7 @@ class BasicBatchNorm : public BasicLayer<T> {
     Vector<T>& running_mean() { return running_mean_; }
     Vector<T>& running_var() { return running_var_; }
     std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
+    void set_num_batches_tracked(std::int64_t count) { num_batches_tracked_ = count; }
 
   private:
     BatchNormOptions options_;

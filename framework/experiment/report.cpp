@@ -1,5 +1,7 @@
 #include "framework/experiment/report.hpp"
 
+#include "framework/atomic_file.hpp"
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -233,25 +235,6 @@ void run_gnuplot(const std::string& script_path) {
 }
 
 }  // namespace
-
-void write_file_atomically(const std::string& path, const std::string& contents) {
-    const std::string temporary = path + ".tmp";
-    {
-        std::ofstream file(temporary, std::ios::binary);
-        if (!file) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
-        file << contents;
-        file.flush();
-        if (!file) {
-            std::remove(temporary.c_str());
-            throw std::runtime_error("writing " + path + " failed");
-        }
-    }
-    if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-        const std::string reason = std::strerror(errno);
-        std::remove(temporary.c_str());
-        throw std::runtime_error("cannot replace " + path + ": " + reason);
-    }
-}
 
 std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
     std::vector<Variant> variants;

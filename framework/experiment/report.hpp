@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/atomic_file.hpp"
 #include "framework/experiment/run_log.hpp"
 
 namespace bnlab {
@@ -53,9 +54,5 @@ void write_probe_plots(const std::vector<Variant>& variants, const std::string& 
 void write_report_html(const std::string& path, const std::string& title,
                        const std::vector<Variant>& variants,
                        const std::vector<std::string>& svg_paths);
-
-// Writes `contents` to `path` through a temporary file renamed over it, so that readers see the
-// old file or the new one, never a part.
-void write_file_atomically(const std::string& path, const std::string& contents);
 
 }  // namespace bnlab

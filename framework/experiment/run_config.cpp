@@ -59,6 +59,40 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
             {"probe_points", config.probe_points}};
 }
 
+TrainConfig config_from_json(const nlohmann::ordered_json& json) {
+    try {
+        TrainConfig config;
+        config.preset = json.at("preset").get<std::string>();
+        config.data_dir = json.at("data").get<std::string>();
+        config.standardize = json.at("standardize").get<bool>();
+        config.hidden = json.at("hidden").get<std::vector<std::size_t>>();
+        config.activation = parse_activation(json.at("act").get<std::string>());
+        config.batchnorm = json.at("bn").get<std::string>() == "on";
+        config.optimizer = json.at("optimizer").get<std::string>();
+        config.lr = json.at("lr").get<double>();
+        config.momentum = json.at("momentum").get<double>();
+        config.weight_decay = json.at("weight_decay").get<double>();
+        config.batch = json.at("batch").get<std::size_t>();
+        config.epochs = json.at("epochs").get<int>();
+        config.seed = json.at("seed").get<std::uint64_t>();
+        config.threads = json.at("threads").get<int>();
+        config.target = json.at("target").get<double>();
+        config.log_path = json.at("log").is_null() ? "" : json.at("log").get<std::string>();
+        config.probe = json.at("probe").get<bool>();
+        config.probe_points = json.at("probe_points").get<int>();
+        return config;
+    } catch (const nlohmann::ordered_json::exception& error) {
+        throw std::invalid_argument(std::string("configuration: ") + error.what());
+    }
+}
+
+std::vector<std::string> TrainFlags::given() const {
+    std::vector<std::string> names;
+    for (const auto& [option, apply] : overrides_)
+        if (option->count() > 0) names.push_back(option->get_name());
+    return names;
+}
+
 TrainFlags::TrainFlags(CLI::App& app) {
     app.add_option("--preset", preset_,
                    "Starting configuration, which the flags below override:\n"

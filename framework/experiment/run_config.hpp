@@ -40,6 +40,10 @@ struct TrainConfig {
     std::string log_path;   // JSONL log; empty for none
     bool probe = false;     // log the covariate-shift probe (see probe.hpp)
     int probe_points = 10;  // probe points per epoch
+    // Checkpoints, which do not change the run and so are not in to_json():
+    std::string save_path;    // write a checkpoint here; empty for none
+    int save_every = 1;       // after every this many epochs, and after the last
+    std::string resume_path;  // continue the run saved here
 };
 
 // The comparison's presets, all plain SGD without momentum:
@@ -56,6 +60,9 @@ std::string hidden_string(const std::vector<std::size_t>& hidden);
 // Every field, keyed by its flag's name ("hidden": [100, 100, 100], "bn": "on", "lr": 0.5, …).
 nlohmann::ordered_json to_json(const TrainConfig& config);
 
+// The configuration to_json() wrote; throws std::invalid_argument naming a missing or bad field.
+TrainConfig config_from_json(const nlohmann::ordered_json& json);
+
 // Registers train's flags on `app`. After app.parse(), resolve() gives the preset's
 // configuration with every flag that was given applied over it. Holds pointers into itself for
 // CLI11, so it stays where it was made.
@@ -66,6 +73,8 @@ class TrainFlags {
     TrainFlags& operator=(const TrainFlags&) = delete;
 
     TrainConfig resolve() const;
+    // The flags given on the command line (other than --preset), e.g. {"--lr", "--bn"}.
+    std::vector<std::string> given() const;
 
   private:
     // Registers `option` so that, when given, `apply` copies its value into the configuration.

@@ -72,7 +72,11 @@ RunLogWriter::RunLogWriter(const std::string& path) : path_(path), file_(path) {
 }
 
 void RunLogWriter::write(const nlohmann::ordered_json& line) {
-    file_ << line.dump() << '\n';
+    write(line.dump());
+}
+
+void RunLogWriter::write(const std::string& line) {
+    file_ << line << '\n';
     file_.flush();
     if (!file_) throw std::runtime_error("writing the log " + path_ + " failed");
 }
@@ -85,8 +89,6 @@ RunOutcome RunLog::outcome() const {
     }
     return outcome_of(epochs, target(), divergence);
 }
-
-namespace {
 
 EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
     EpochStats epoch;
@@ -102,8 +104,6 @@ EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
     epoch.eval_seconds = line.value("eval_seconds", 0.0);
     return epoch;
 }
-
-}  // namespace
 
 RunLog read_run_log(const std::string& path) {
     std::ifstream file(path);

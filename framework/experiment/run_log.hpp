@@ -67,6 +67,8 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
 nlohmann::ordered_json to_json(const EpochStats& epoch);
 // {"type":"probe","epoch":…,"step":…,"layer":…,"p15":…,"p50":…,"p85":…,"grad_norm":…}
 nlohmann::ordered_json to_json(const ProbePoint& point);
+// An epoch line read back; throws nlohmann's exception naming a missing field.
+EpochStats epoch_from_json(const nlohmann::ordered_json& line);
 nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, double total_seconds);
 
 // Appends whole lines to a new log file, flushed as each is written so that a run can be
@@ -76,6 +78,7 @@ class RunLogWriter {
     // Throws std::runtime_error naming the file when it cannot be created.
     explicit RunLogWriter(const std::string& path);
     void write(const nlohmann::ordered_json& line);
+    void write(const std::string& line);  // one line of JSON text, without its newline
     const std::string& path() const { return path_; }
 
   private:

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <stdexcept>
@@ -17,6 +18,7 @@
 #include <xtensor/xtensor_config.hpp>
 
 #include "framework/blas_threads.hpp"
+#include "framework/checkpoint.hpp"
 #include "framework/experiment/probe.hpp"
 #include "framework/training.hpp"
 
@@ -93,6 +95,92 @@ std::size_t class_count(const Dataset& train, const Dataset& test) {
         for (int label : *labels)
             largest = std::max(largest, label);
     return static_cast<std::size_t>(largest) + 1;
+}
+
+struct ResumedState {
+    int epoch = 0;  // the last epoch the checkpoint completed
+    long step = 0;
+    std::vector<std::string> lines;  // the log up to then
+};
+
+// The batch loader's order as u64s, and back.
+std::string order_bytes(const std::vector<std::size_t>& order) {
+    std::string bytes(order.size() * sizeof(std::uint64_t), '\0');
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        const std::uint64_t value = order[i];
+        std::memcpy(bytes.data() + i * sizeof value, &value, sizeof value);
+    }
+    return bytes;
+}
+
+std::vector<std::size_t> order_from(const std::string& bytes) {
+    std::vector<std::size_t> order(bytes.size() / sizeof(std::uint64_t));
+    for (std::size_t i = 0; i < order.size(); ++i) {
+        std::uint64_t value = 0;
+        std::memcpy(&value, bytes.data() + i * sizeof value, sizeof value);
+        order[i] = std::size_t(value);
+    }
+    return order;
+}
+
+// Everything a resumed run needs to take the same steps: the model and optimizer (in the
+// checkpoint's own sections), the generator, the loader's order, the counters and the log.
+void save_training_checkpoint(const TrainConfig& config, Sequential& model,
+                              BasicOptimizer<float>& optimizer, const Rng& rng,
+                              const BatchLoader& batches, int epoch, long step,
+                              const std::vector<std::string>& lines) {
+    const nlohmann::ordered_json state = {{"config", to_json(config)},
+                                          {"epoch", epoch},
+                                          {"step", step},
+                                          {"rng", rng.state()},
+                                          {"log", lines}};
+    save_checkpoint(config.save_path, model, &optimizer,
+                    {{"TRAN", state.dump()}, {"ORDR", order_bytes(batches.order())}});
+}
+
+ResumedState resume_from(const TrainConfig& config, Sequential& model,
+                         BasicOptimizer<float>& optimizer, Rng& rng, BatchLoader& batches) {
+    const std::string& path = config.resume_path;
+    const Checkpoint checkpoint = Checkpoint::read(path);
+    const std::string* training = checkpoint.section("TRAN");
+    const std::string* order = checkpoint.section("ORDR");
+    if (!training || !order)
+        throw std::runtime_error(path +
+                                 ": not a training checkpoint (no TRAN and ORDR sections; "
+                                 "train --save writes those)");
+    ResumedState resumed;
+    nlohmann::ordered_json state;
+    try {
+        state = nlohmann::ordered_json::parse(*training);
+        // The run must be the same one; it may run longer, on other threads, or log elsewhere.
+        nlohmann::ordered_json saved = state.at("config"), now = to_json(config);
+        for (const char* free_field : {"epochs", "threads", "log", "data"}) {
+            saved.erase(free_field);
+            now.erase(free_field);
+        }
+        for (const auto& item : saved.items())
+            if (!now.contains(item.key()) || now.at(item.key()) != item.value())
+                throw std::runtime_error(
+                    "saved by another configuration: " + item.key() + " is " + item.value().dump() +
+                    " there, " +
+                    (now.contains(item.key()) ? now.at(item.key()).dump() : "missing") + " here");
+        resumed.epoch = state.at("epoch").get<int>();
+        resumed.step = state.at("step").get<long>();
+        resumed.lines = state.at("log").get<std::vector<std::string>>();
+    } catch (const nlohmann::ordered_json::exception& error) {
+        throw std::runtime_error(path + ": section TRAN: " + error.what());
+    } catch (const std::runtime_error& error) {
+        throw std::runtime_error(path + ": " + error.what());
+    }
+    checkpoint.load_into(model);
+    checkpoint.load_optimizer(optimizer);
+    try {
+        rng.restore(state.at("rng").get<std::string>());
+        batches.restore_order(order_from(*order));
+    } catch (const std::exception& error) {
+        throw std::runtime_error(path + ": " + error.what());
+    }
+    return resumed;
 }
 
 }  // namespace
@@ -188,12 +276,43 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
     std::unique_ptr<BasicOptimizer<float>> optimizer = make_optimizer(config, model);
     SoftmaxCrossEntropy loss;
     BatchLoader batches(train, config.batch, &rng, /*drop_last=*/true);
+    const std::string prefix = context.name.empty() ? "" : context.name + ": ";
+
+    RunResult result;
+    long step = 0;
+    int first_epoch = 1;
+    // Every log line so far, which a checkpoint keeps so that a resumed run's log is whole.
+    std::vector<std::string> lines;
+    if (!config.resume_path.empty()) {
+        const ResumedState resumed = resume_from(config, model, *optimizer, rng, batches);
+        step = resumed.step;
+        first_epoch = resumed.epoch + 1;
+        lines = resumed.lines;
+        for (const std::string& text : lines) {
+            const nlohmann::ordered_json line = nlohmann::ordered_json::parse(text);
+            if (line.at("type") == "epoch") result.epochs.push_back(epoch_from_json(line));
+        }
+        const nlohmann::ordered_json resumed_line = {{"type", "resumed"},
+                                                     {"from", config.resume_path},
+                                                     {"epoch", resumed.epoch},
+                                                     {"step", resumed.step},
+                                                     {"at", time_now("%Y-%m-%dT%H:%M:%SZ", true)}};
+        lines.push_back(resumed_line.dump());
+        spdlog::info("{}resumed from {} after epoch {} (step {})", prefix, config.resume_path,
+                     resumed.epoch, resumed.step);
+    } else {
+        lines.push_back(config_line(config, model, context).dump());
+    }
     std::unique_ptr<RunLogWriter> log;
     if (!config.log_path.empty()) {
         log = std::make_unique<RunLogWriter>(config.log_path);
-        log->write(config_line(config, model, context));
+        for (const std::string& line : lines)
+            log->write(line);
     }
-    const std::string prefix = context.name.empty() ? "" : context.name + ": ";
+    auto emit = [&](const nlohmann::ordered_json& line) {
+        lines.push_back(line.dump());
+        if (log) log->write(lines.back());
+    };
 
     std::unique_ptr<Probe> probe;
     std::size_t probe_every = 0;  // steps between probe points
@@ -203,11 +322,9 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
             1, batches.batches_per_epoch() / static_cast<std::size_t>(config.probe_points));
     }
 
-    RunResult result;
     std::optional<Divergence> divergence;
-    long step = 0;
     const Clock::time_point run_start = Clock::now();
-    for (int epoch = 1; epoch <= config.epochs && !divergence; ++epoch) {
+    for (int epoch = first_epoch; epoch <= config.epochs && !divergence; ++epoch) {
         const Clock::time_point epoch_start = Clock::now();
         model.train();
         batches.start_epoch();
@@ -233,7 +350,7 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
                     const Clock::time_point probe_start = Clock::now();
                     for (const ProbePoint& point : probe->record(epoch, step)) {
                         result.probes.push_back(point);
-                        if (log) log->write(to_json(point));
+                        emit(to_json(point));
                     }
                     probe_seconds += seconds_since(probe_start);
                 }
@@ -269,7 +386,9 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
         stats.samples_per_s = double(samples) / train_seconds;
         stats.eval_seconds = seconds_since(eval_start);
         result.epochs.push_back(stats);
-        if (log) log->write(to_json(stats));
+        emit(to_json(stats));
+        if (!config.save_path.empty() && (epoch % config.save_every == 0 || epoch == config.epochs))
+            save_training_checkpoint(config, model, *optimizer, rng, batches, epoch, step, lines);
         spdlog::info(
             "{}epoch {:>2}/{}  train loss {:.4f} acc {:.4f}  test loss {:.4f} acc {:.4f}"
             "  {:.2f} s ({:.0f} samples/s)",
@@ -277,7 +396,7 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
             stats.test_acc, stats.seconds, stats.samples_per_s);
     }
     result.outcome = outcome_of(result.epochs, config.target, divergence);
-    if (log) log->write(final_line(result.outcome, config.target, seconds_since(run_start)));
+    emit(final_line(result.outcome, config.target, seconds_since(run_start)));
     const RunOutcome& outcome = result.outcome;
     const std::string target =
         "target " + number_string(config.target) + " " +

@@ -1,0 +1,13 @@
+#pragma once
+// Files that appear whole or not at all: written to a temporary file in the same folder,
+// flushed and fsync'd, then renamed over the target (and the folder fsync'd), so that a crash at
+// any moment leaves either the old file or the new one.
+
+#include <string>
+
+namespace bnlab {
+
+// Throws std::runtime_error naming `path` when any step fails; the temporary file is removed.
+void write_file_atomically(const std::string& path, const std::string& contents);
+
+}  // namespace bnlab

@@ -1,0 +1,426 @@
+#include "framework/checkpoint.hpp"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "framework/atomic_file.hpp"
+#include "framework/random.hpp"
+#include "layers/batch_norm.hpp"
+#include "layers/dense.hpp"
+#include "layers/relu.hpp"
+#include "layers/sigmoid.hpp"
+#include "layers/tanh.hpp"
+
+namespace bnlab {
+
+namespace {
+
+constexpr char kMagic[8] = {'B', 'N', 'L', 'A', 'B', 'C', 'K', 'P'};
+
+template <typename Number>
+void put(std::string& out, Number value) {
+    char bytes[sizeof value];
+    std::memcpy(bytes, &value, sizeof value);
+    out.append(bytes, sizeof value);
+}
+
+// Reads from a byte string, failing with "path: problem" at the first thing out of place.
+class Reader {
+  public:
+    Reader(const std::string& bytes, std::string path, std::string where)
+        : bytes_(bytes), path_(std::move(path)), where_(std::move(where)) {}
+
+    template <typename Number>
+    Number get() {
+        Number value;
+        std::memcpy(&value, take(sizeof value), sizeof value);
+        return value;
+    }
+    const char* take(std::size_t count) {
+        if (bytes_.size() - position_ < count)
+            fail("truncated" + (where_.empty() ? std::string() : " in " + where_));
+        const char* start = bytes_.data() + position_;
+        position_ += count;
+        return start;
+    }
+    bool done() const { return position_ == bytes_.size(); }
+    [[noreturn]] void fail(const std::string& problem) const {
+        throw std::runtime_error(path_ + ": " + problem);
+    }
+
+  private:
+    const std::string& bytes_;
+    std::size_t position_ = 0;
+    std::string path_;
+    std::string where_;
+};
+
+std::string number_text(double value) {
+    std::ostringstream text;
+    text.precision(17);
+    text << value;
+    return text.str();
+}
+
+// The architecture, one line per layer; a nested Sequential's layers follow its own line.
+void describe(Sequential& model, std::vector<std::string>& lines) {
+    for (std::size_t i = 0; i < model.size(); ++i) {
+        BasicLayer<float>& layer = model[i];
+        if (auto* dense = dynamic_cast<Dense*>(&layer)) {
+            lines.push_back("Dense " + std::to_string(*dense->in_features()) + " " +
+                            std::to_string(*dense->out_features()));
+        } else if (auto* batchnorm = dynamic_cast<BatchNorm*>(&layer)) {
+            const BatchNormOptions& options = batchnorm->options();
+            lines.push_back("BatchNorm " + std::to_string(options.num_features()) + " " +
+                            number_text(options.eps()) + " " +
+                            (options.momentum() ? number_text(*options.momentum()) : "cumulative") +
+                            " " + (options.affine() ? "1" : "0"));
+        } else if (dynamic_cast<ReLU*>(&layer)) {
+            lines.push_back("ReLU");
+        } else if (dynamic_cast<Sigmoid*>(&layer)) {
+            lines.push_back("Sigmoid");
+        } else if (dynamic_cast<Tanh*>(&layer)) {
+            lines.push_back("Tanh");
+        } else if (auto* nested = dynamic_cast<Sequential*>(&layer)) {
+            lines.push_back("Sequential " + std::to_string(nested->size()));
+            describe(*nested, lines);
+        } else {
+            throw std::invalid_argument("checkpoint: cannot save layer " + layer.describe());
+        }
+    }
+}
+
+std::string architecture(Sequential& model) {
+    std::vector<std::string> lines;
+    describe(model, lines);
+    std::string text;
+    for (const std::string& line : lines)
+        text += line + "\n";
+    return text;
+}
+
+// BatchNorm counters, named as their layer's parameters are ("1.num_batches_tracked").
+void gather_counters(Sequential& model, const std::string& prefix,
+                     std::vector<std::pair<std::string, std::int64_t>>& counters,
+                     std::vector<BatchNorm*>* layers = nullptr) {
+    for (std::size_t i = 0; i < model.size(); ++i) {
+        const std::string name = prefix + std::to_string(i) + ".";
+        if (auto* batchnorm = dynamic_cast<BatchNorm*>(&model[i])) {
+            counters.emplace_back(name + "num_batches_tracked", batchnorm->num_batches_tracked());
+            if (layers) layers->push_back(batchnorm);
+        } else if (auto* nested = dynamic_cast<Sequential*>(&model[i])) {
+            gather_counters(*nested, name, counters, layers);
+        }
+    }
+}
+
+void put_arrays(std::string& out, const std::vector<std::pair<std::string, const float*>>& names,
+                const std::vector<std::size_t>& sizes) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        put<std::uint32_t>(out, std::uint32_t(names[i].first.size()));
+        out += names[i].first;
+        put<std::uint64_t>(out, sizes[i]);
+        out.append(reinterpret_cast<const char*>(names[i].second), sizes[i] * sizeof(float));
+    }
+}
+
+std::string put_counters(const std::vector<std::pair<std::string, std::int64_t>>& counters) {
+    std::string text;
+    for (const auto& [name, value] : counters)
+        text += name + " " + std::to_string(value) + "\n";
+    return text;
+}
+
+struct ArrayView {
+    const char* data;
+    std::uint64_t count;
+};
+
+std::map<std::string, ArrayView> read_arrays(const std::string& bytes, const std::string& path,
+                                             const std::string& tag) {
+    Reader reader(bytes, path, "section " + tag);
+    std::map<std::string, ArrayView> arrays;
+    while (!reader.done()) {
+        const std::uint32_t length = reader.get<std::uint32_t>();
+        const std::string name(reader.take(length), length);
+        const std::uint64_t count = reader.get<std::uint64_t>();
+        if (count > bytes.size() / sizeof(float))
+            reader.fail("section " + tag + ": array " + name + " is longer than the file");
+        arrays[name] = {reader.take(count * sizeof(float)), count};
+    }
+    return arrays;
+}
+
+std::map<std::string, std::int64_t> read_counters(const std::string& text, const std::string& path,
+                                                  const std::string& tag) {
+    std::map<std::string, std::int64_t> counters;
+    std::istringstream lines(text);
+    std::string name;
+    std::int64_t value = 0;
+    while (lines >> name) {
+        if (!(lines >> value))
+            throw std::runtime_error(path + ": section " + tag + ": counter " + name +
+                                     " has no value");
+        counters[name] = value;
+    }
+    return counters;
+}
+
+void copy_array(const std::map<std::string, ArrayView>& arrays, const std::string& name,
+                float* destination, std::size_t size, const std::string& path) {
+    const auto found = arrays.find(name);
+    if (found == arrays.end()) throw std::runtime_error(path + ": no values for " + name);
+    if (found->second.count != size)
+        throw std::runtime_error(path + ": " + name + " has " +
+                                 std::to_string(found->second.count) + " values, the model " +
+                                 std::to_string(size));
+    std::memcpy(destination, found->second.data, size * sizeof(float));
+}
+
+// Builds layers from architecture lines, starting at `line`; `count` layers, or all lines.
+void build(Sequential& model, const std::vector<std::string>& lines, std::size_t& line,
+           std::size_t count, const std::string& path) {
+    Rng unused(0);  // Dense's constructor draws weights; the file's values replace them
+    for (std::size_t built = 0; built < count && line < lines.size(); ++built) {
+        std::istringstream words(lines[line]);
+        const std::string where =
+            path + ": section MODL line " + std::to_string(line + 1) + " '" + lines[line] + "': ";
+        ++line;
+        std::string type;
+        words >> type;
+        try {
+            if (type == "Dense") {
+                std::size_t in = 0, out = 0;
+                if (!(words >> in >> out)) throw std::runtime_error("expected two widths");
+                model.add<Dense>(in, out, unused);
+            } else if (type == "BatchNorm") {
+                std::size_t features = 0;
+                double eps = 0.0;
+                std::string momentum;
+                int affine = 0;
+                if (!(words >> features >> eps >> momentum >> affine))
+                    throw std::runtime_error("expected features, eps, momentum and affine");
+                BatchNormOptions options(features);
+                options.eps(eps).affine(affine != 0);
+                options.momentum(momentum == "cumulative"
+                                     ? std::optional<double>()
+                                     : std::optional<double>(std::stod(momentum)));
+                model.add<BatchNorm>(options);
+            } else if (type == "ReLU") {
+                model.add<ReLU>();
+            } else if (type == "Sigmoid") {
+                model.add<Sigmoid>();
+            } else if (type == "Tanh") {
+                model.add<Tanh>();
+            } else if (type == "Sequential") {
+                std::size_t nested_count = 0;
+                if (!(words >> nested_count)) throw std::runtime_error("expected a layer count");
+                auto nested = std::make_unique<Sequential>();
+                build(*nested, lines, line, nested_count, path);
+                if (nested->size() != nested_count)
+                    throw std::runtime_error("expected " + std::to_string(nested_count) +
+                                             " layers");
+                model.add(std::move(nested));
+            } else {
+                throw std::runtime_error("unknown layer type");
+            }
+        } catch (const std::runtime_error& error) {
+            throw std::runtime_error(where + error.what());
+        } catch (const std::logic_error& error) {  // bad widths, options, or a mismatch at add
+            throw std::runtime_error(where + error.what());
+        }
+    }
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream stream(text);
+    for (std::string line; std::getline(stream, line);)
+        if (!line.empty()) lines.push_back(line);
+    return lines;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, Sequential& model, BasicOptimizer<float>* optimizer,
+                     const std::map<std::string, std::string>& extra) {
+    std::map<std::string, std::string> sections;
+    sections["MODL"] = architecture(model);
+
+    std::vector<std::pair<std::string, const float*>> names;
+    std::vector<std::size_t> sizes;
+    for (const Parameter<float>& parameter : model.parameters()) {
+        names.emplace_back(parameter.name, parameter.value);
+        sizes.push_back(parameter.size);
+    }
+    for (const Buffer<float>& buffer : model.buffers()) {
+        names.emplace_back(buffer.name, buffer.value);
+        sizes.push_back(buffer.size);
+    }
+    put_arrays(sections["TENS"], names, sizes);
+    std::vector<std::pair<std::string, std::int64_t>> counters;
+    gather_counters(model, "", counters);
+    sections["CNTS"] = put_counters(counters);
+
+    if (optimizer) {
+        std::vector<std::pair<std::string, std::int64_t>> optimizer_counters;
+        for (const auto& [name, value] : optimizer->state_counters())
+            optimizer_counters.emplace_back(name, *value);
+        sections["OPTC"] = put_counters(optimizer_counters);
+        std::vector<std::pair<std::string, const float*>> arrays;
+        std::vector<std::size_t> array_sizes;
+        for (const auto& [name, values] : optimizer->state_arrays()) {
+            arrays.emplace_back(name, values->data());
+            array_sizes.push_back(values->size());
+        }
+        put_arrays(sections["OPTS"], arrays, array_sizes);
+    }
+    for (const auto& [tag, bytes] : extra) {
+        if (tag.size() != 4 || sections.count(tag))
+            throw std::invalid_argument("save_checkpoint: section tag '" + tag +
+                                        "' must be 4 characters and not one of bnlab's own");
+        sections[tag] = bytes;
+    }
+
+    std::string file(kMagic, sizeof kMagic);
+    put<std::uint32_t>(file, kCheckpointVersion);
+    put<std::uint32_t>(file, std::uint32_t(sections.size()));
+    for (const auto& [tag, payload] : sections) {
+        file += tag;
+        put<std::uint64_t>(file, payload.size());
+        file += payload;
+        put<std::uint32_t>(file,
+                           std::uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(payload.data()),
+                                               uInt(payload.size()))));
+    }
+    write_file_atomically(path, file);
+}
+
+Checkpoint Checkpoint::read(const std::string& path) {
+    std::ifstream stream(path, std::ios::binary);
+    if (!stream) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+    const std::string bytes((std::istreambuf_iterator<char>(stream)),
+                            std::istreambuf_iterator<char>());
+    Reader reader(bytes, path, "");
+    if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
+        reader.fail("not a bnlab checkpoint (bad magic number)");
+    reader.take(sizeof kMagic);
+    const std::uint32_t version = reader.get<std::uint32_t>();
+    if (version == 0 || version > kCheckpointVersion)
+        reader.fail("format version " + std::to_string(version) + " is not one this bnlab reads (" +
+                    std::to_string(kCheckpointVersion) +
+                    (version > kCheckpointVersion ? "); written by a newer bnlab?" : ")"));
+    const std::uint32_t count = reader.get<std::uint32_t>();
+    Checkpoint checkpoint;
+    checkpoint.path_ = path;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        const std::string tag(reader.take(4), 4);
+        const std::uint64_t length = reader.get<std::uint64_t>();
+        if (length > bytes.size()) reader.fail("truncated in section " + tag);
+        std::string payload;
+        try {
+            payload.assign(reader.take(length), length);
+        } catch (const std::runtime_error&) {
+            reader.fail("truncated in section " + tag);
+        }
+        std::uint32_t stored = 0;
+        try {
+            stored = reader.get<std::uint32_t>();
+        } catch (const std::runtime_error&) {
+            reader.fail("truncated in section " + tag);
+        }
+        const auto computed = std::uint32_t(
+            crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), uInt(payload.size())));
+        if (stored != computed) reader.fail("section " + tag + " is corrupt (crc32 mismatch)");
+        if (!checkpoint.sections_.emplace(tag, std::move(payload)).second)
+            reader.fail("section " + tag + " appears twice");
+    }
+    if (!reader.done()) reader.fail("unexpected bytes after the last section");
+    for (const char* required : {"MODL", "TENS", "CNTS"})
+        if (!checkpoint.section(required)) reader.fail(std::string("no section ") + required);
+    return checkpoint;
+}
+
+const std::string* Checkpoint::section(const std::string& tag) const {
+    const auto found = sections_.find(tag);
+    return found == sections_.end() ? nullptr : &found->second;
+}
+
+Sequential Checkpoint::model() const {
+    const std::vector<std::string> lines = split_lines(*section("MODL"));
+    Sequential model;
+    std::size_t line = 0;
+    build(model, lines, line, lines.size(), path_);
+    load_into(model);
+    return model;
+}
+
+void Checkpoint::load_into(Sequential& model) const {
+    const std::vector<std::string> expected = split_lines(*section("MODL"));
+    std::vector<std::string> actual;
+    describe(model, actual);
+    for (std::size_t i = 0; i < std::max(expected.size(), actual.size()); ++i) {
+        const std::string in_file = i < expected.size() ? expected[i] : "nothing";
+        const std::string in_model = i < actual.size() ? actual[i] : "nothing";
+        if (in_file != in_model)
+            throw std::runtime_error(path_ +
+                                     ": the model differs from the checkpoint's: at layer "
+                                     "line " +
+                                     std::to_string(i + 1) + " the file has '" + in_file +
+                                     "', the model '" + in_model + "'");
+    }
+    const std::map<std::string, ArrayView> arrays = read_arrays(*section("TENS"), path_, "TENS");
+    for (const Parameter<float>& parameter : model.parameters())
+        copy_array(arrays, parameter.name, parameter.value, parameter.size, path_);
+    for (const Buffer<float>& buffer : model.buffers())
+        copy_array(arrays, buffer.name, buffer.value, buffer.size, path_);
+    const std::map<std::string, std::int64_t> counters =
+        read_counters(*section("CNTS"), path_, "CNTS");
+    std::vector<std::pair<std::string, std::int64_t>> names;
+    std::vector<BatchNorm*> layers;
+    gather_counters(model, "", names, &layers);
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+        const auto found = counters.find(names[i].first);
+        if (found == counters.end()) throw std::runtime_error(path_ + ": no " + names[i].first);
+        layers[i]->set_num_batches_tracked(found->second);
+    }
+}
+
+void Checkpoint::load_optimizer(BasicOptimizer<float>& optimizer) const {
+    const std::string* counters_text = section("OPTC");
+    const std::string* arrays_bytes = section("OPTS");
+    if (!counters_text || !arrays_bytes)
+        throw std::runtime_error(path_ + ": no optimizer state in this checkpoint");
+    const std::map<std::string, std::int64_t> counters =
+        read_counters(*counters_text, path_, "OPTC");
+    const std::map<std::string, ArrayView> arrays = read_arrays(*arrays_bytes, path_, "OPTS");
+    const auto state_arrays = optimizer.state_arrays();
+    if (arrays.size() != state_arrays.size())
+        throw std::runtime_error(path_ + ": the optimizer state has " +
+                                 std::to_string(arrays.size()) + " arrays, the optimizer " +
+                                 std::to_string(state_arrays.size()) +
+                                 " (another optimizer or momentum setting?)");
+    for (const auto& [name, values] : state_arrays)
+        copy_array(arrays, name, values->data(), values->size(), path_);
+    for (const auto& [name, value] : optimizer.state_counters()) {
+        const auto found = counters.find(name);
+        if (found == counters.end())
+            throw std::runtime_error(path_ + ": no optimizer counter " + name);
+        *value = found->second;
+    }
+}
+
+void save_model(const std::string& path, Sequential& model) {
+    save_checkpoint(path, model);
+}
+
+Sequential load_model(const std::string& path) {
+    return Checkpoint::read(path).model();
+}
+
+}  // namespace bnlab

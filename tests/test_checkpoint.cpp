@@ -1,0 +1,159 @@
+// Checkpoints: round trips of models and optimizer state, bit for bit, and a clear error for
+// every kind of bad file.
+#include <filesystem>
+#include <fstream>
+
+#include "helpers.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+
+namespace {
+
+struct Trained {
+    Sequential model;
+    std::unique_ptr<BasicOptimizer<float>> optimizer;
+};
+
+Trained trained_model(bool adam, std::uint64_t seed = 3) {
+    Rng rng(seed);
+    Trained trained{mlp(6, {5, 4}, 3, Activation::tanh, true, rng), nullptr};
+    if (adam)
+        trained.optimizer = std::make_unique<Adam>(trained.model.parameters(), AdamOptions(0.01));
+    else
+        trained.optimizer =
+            std::make_unique<SGD>(trained.model.parameters(), SGDOptions(0.1).momentum(0.9));
+    const Dataset data = make_blobs(64, 6, 3, 1.0, rng);
+    SoftmaxCrossEntropy loss;
+    BatchLoader batches(data, 16, &rng, true);
+    while (batches.next())
+        train_step(trained.model, loss, *trained.optimizer, batches.inputs(), batches.labels());
+    return trained;
+}
+
+std::vector<float> values_of(Sequential& model) {
+    std::vector<float> all;
+    for (const Parameter<float>& p : model.parameters())
+        all.insert(all.end(), p.value, p.value + p.size);
+    for (const Buffer<float>& b : model.buffers())
+        all.insert(all.end(), b.value, b.value + b.size);
+    return all;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+    std::ofstream(path, std::ios::binary) << bytes;
+}
+
+}  // namespace
+
+TEST_CASE("A saved model loads back bit for bit, with its BatchNorm counters") {
+    TempDir dir;
+    Trained trained = trained_model(false);
+    save_model(dir / "model.bnlab", trained.model);
+    Sequential loaded = load_model(dir / "model.bnlab");
+    CHECK(loaded.summary() == trained.model.summary());
+    CHECK(values_of(loaded) == values_of(trained.model));
+    CHECK(dynamic_cast<BatchNorm&>(loaded[1]).num_batches_tracked() == 4);
+    Rng rng(1);
+    const Matrix<float> x = random_matrix<float>(7, 6, rng);
+    loaded.eval();
+    trained.model.eval();
+    CHECK(loaded.forward(x) == trained.model.forward(x));
+
+    // Into a model of the same architecture built from another seed.
+    Trained other = trained_model(false, 99);
+    CHECK(values_of(other.model) != values_of(trained.model));
+    Checkpoint::read(dir / "model.bnlab").load_into(other.model);
+    CHECK(values_of(other.model) == values_of(trained.model));
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path))
+        CHECK_MESSAGE(entry.path().filename() == "model.bnlab", entry.path().string());
+}
+
+TEST_CASE("Optimizer state round-trips: the restored run takes the same next step") {
+    for (bool adam : {false, true}) {
+        CAPTURE(adam);
+        TempDir dir;
+        Trained original = trained_model(adam);
+        save_checkpoint(dir / "run.bnlab", original.model, original.optimizer.get(),
+                        {{"XTRA", std::string("any\0bytes", 9)}});
+        Trained restored = trained_model(adam, 42);
+        const Checkpoint checkpoint = Checkpoint::read(dir / "run.bnlab");
+        checkpoint.load_into(restored.model);
+        checkpoint.load_optimizer(*restored.optimizer);
+        REQUIRE(checkpoint.section("XTRA"));
+        CHECK(*checkpoint.section("XTRA") == std::string("any\0bytes", 9));
+        CHECK(checkpoint.section("NONE") == nullptr);
+
+        Rng rng(5);
+        const Matrix<float> x = random_matrix<float>(8, 6, rng);
+        const Labels y{0, 1, 2, 0, 1, 2, 0, 1};
+        SoftmaxCrossEntropy loss;
+        train_step(original.model, loss, *original.optimizer, x, y);
+        train_step(restored.model, loss, *restored.optimizer, x, y);
+        CHECK(values_of(restored.model) == values_of(original.model));
+    }
+}
+
+TEST_CASE("Bad checkpoint files are errors naming the file and the problem") {
+    TempDir dir;
+    Trained trained = trained_model(false);
+    const std::string good_path = dir / "good.bnlab";
+    save_checkpoint(good_path, trained.model, trained.optimizer.get());
+    const std::string good = read_text(good_path);
+    const std::string bad = dir / "bad.bnlab";
+    auto error_for = [&](const std::string& bytes) {
+        write_bytes(bad, bytes);
+        return message_of([&] { load_model(bad); });
+    };
+
+    CHECK(message_of([&] { load_model(dir / "missing.bnlab"); }) ==
+          dir / "missing.bnlab" + ": cannot open: No such file or directory");
+    CHECK(error_for("") == bad + ": not a bnlab checkpoint (bad magic number)");
+    CHECK(error_for("BNLABCKQ" + good.substr(8)) ==
+          bad + ": not a bnlab checkpoint (bad magic number)");
+    std::string future = good;
+    future[8] = 2;
+    CHECK(error_for(future) ==
+          bad + ": format version 2 is not one this bnlab reads (1); written by a newer bnlab?");
+    // Cut anywhere: every prefix is an error, never a crash or a half-loaded model.
+    for (std::size_t length :
+         {std::size_t(12), std::size_t(17), std::size_t(30), good.size() / 2, good.size() - 1}) {
+        CAPTURE(length);
+        const std::string message = error_for(good.substr(0, length));
+        CHECK(message.find(bad + ": truncated") == 0);
+    }
+    // One flipped bit in the parameters' section.
+    const std::size_t tens = good.find("TENS");
+    REQUIRE(tens != std::string::npos);
+    std::string flipped = good;
+    flipped[tens + 4 + 8 + 20] ^= 1;
+    CHECK(error_for(flipped) == bad + ": section TENS is corrupt (crc32 mismatch)");
+    CHECK(error_for(good + "x") == bad + ": unexpected bytes after the last section");
+
+    // Another architecture.
+    Rng rng(1);
+    Sequential wider = mlp(6, {7, 4}, 3, Activation::tanh, true, rng);
+    CHECK(message_of([&] { Checkpoint::read(good_path).load_into(wider); }) ==
+          good_path +
+              ": the model differs from the checkpoint's: at layer line 1 the file has "
+              "'Dense 6 5', the model 'Dense 6 7'");
+    Sequential shorter = mlp(6, {5}, 3, Activation::tanh, true, rng);
+    CHECK(message_of([&] {
+              Checkpoint::read(good_path).load_into(shorter);
+          }).find("the model differs from the checkpoint's") != std::string::npos);
+
+    // Optimizer state that is missing or of another optimizer.
+    save_model(dir / "model_only.bnlab", trained.model);
+    SGD sgd(trained.model.parameters(), SGDOptions(0.1).momentum(0.9));
+    CHECK(message_of([&] { Checkpoint::read(dir / "model_only.bnlab").load_optimizer(sgd); }) ==
+          dir / "model_only.bnlab" + ": no optimizer state in this checkpoint");
+    Adam adam(trained.model.parameters(), AdamOptions());
+    CHECK(message_of([&] { Checkpoint::read(good_path).load_optimizer(adam); }) ==
+          good_path +
+              ": the optimizer state has 10 arrays, the optimizer 20 (another optimizer or "
+              "momentum setting?)");
+    CHECK(message_of([&] {
+              save_checkpoint(dir / "x.bnlab", trained.model, nullptr, {{"TENS", ""}});
+          }) ==
+          "save_checkpoint: section tag 'TENS' must be 4 characters and not one of bnlab's own");
+}
