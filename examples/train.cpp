@@ -8,7 +8,6 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-#include "framework/checkpoint.hpp"
 #include "framework/experiment/trainer.hpp"
 
 int main(int argc, char** argv) {
@@ -39,25 +38,19 @@ int main(int argc, char** argv) {
         TrainConfig config = flags.resolve();
         if (!resume_path.empty()) {
             // The saved run's configuration, with the few flags that may change applied.
-            const Checkpoint checkpoint = Checkpoint::read(resume_path);
-            const std::string* training = checkpoint.section("TRAN");
-            if (!training)
-                throw std::runtime_error(resume_path +
-                                         ": not a training checkpoint (train --save writes those)");
-            const TrainConfig given = config;
-            config = config_from_json(nlohmann::ordered_json::parse(*training).at("config"));
-            for (const std::string& flag : flags.given()) {
-                if (flag == "--epochs")
-                    config.epochs = given.epochs;
-                else if (flag == "--threads")
-                    config.threads = given.threads;
-                else if (flag == "--data")
-                    config.data_dir = given.data_dir;
-                else
+            const std::vector<std::string> given_flags = flags.given();
+            for (const std::string& flag : given_flags)
+                if (flag != "--epochs" && flag != "--threads" && flag != "--data")
                     throw std::invalid_argument(flag +
                                                 ": --resume continues the saved run's "
                                                 "configuration; leave " +
                                                 flag + " out");
+            const TrainConfig given = config;
+            config = saved_config(resume_path);
+            for (const std::string& flag : given_flags) {
+                if (flag == "--epochs") config.epochs = given.epochs;
+                if (flag == "--threads") config.threads = given.threads;
+                if (flag == "--data") config.data_dir = given.data_dir;
             }
             config.resume_path = resume_path;
         }

@@ -18,12 +18,6 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-// Console lines would only clutter the test output.
-struct QuietLogs {
-    QuietLogs() { spdlog::set_level(spdlog::level::off); }
-    ~QuietLogs() { spdlog::set_level(spdlog::level::info); }
-};
-
 struct SmallProblem {
     Dataset train;
     Dataset test;

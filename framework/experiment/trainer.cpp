@@ -138,20 +138,28 @@ void save_training_checkpoint(const TrainConfig& config, Sequential& model,
                     {{"TRAN", state.dump()}, {"ORDR", order_bytes(batches.order())}});
 }
 
+// The TRAN section's JSON; throws if the checkpoint has no TRAN and ORDR sections.
+nlohmann::ordered_json training_state(const Checkpoint& checkpoint, const std::string& path) {
+    const std::string* training = checkpoint.section("TRAN");
+    if (!training || !checkpoint.section("ORDR"))
+        throw std::runtime_error(path +
+                                 ": not a training checkpoint (no TRAN and ORDR sections; "
+                                 "train --save writes those)");
+    try {
+        return nlohmann::ordered_json::parse(*training);
+    } catch (const nlohmann::ordered_json::exception& error) {
+        throw std::runtime_error(path + ": section TRAN: " + error.what());
+    }
+}
+
 ResumedState resume_from(const TrainConfig& config, Sequential& model,
                          BasicOptimizer<float>& optimizer, Rng& rng, BatchLoader& batches) {
     const std::string& path = config.resume_path;
     const Checkpoint checkpoint = Checkpoint::read(path);
-    const std::string* training = checkpoint.section("TRAN");
+    nlohmann::ordered_json state = training_state(checkpoint, path);
     const std::string* order = checkpoint.section("ORDR");
-    if (!training || !order)
-        throw std::runtime_error(path +
-                                 ": not a training checkpoint (no TRAN and ORDR sections; "
-                                 "train --save writes those)");
     ResumedState resumed;
-    nlohmann::ordered_json state;
     try {
-        state = nlohmann::ordered_json::parse(*training);
         // The run must be the same one; it may run longer, on other threads, or log elsewhere.
         nlohmann::ordered_json saved = state.at("config"), now = to_json(config);
         for (const char* free_field : {"epochs", "threads", "log", "data"}) {
@@ -184,6 +192,16 @@ ResumedState resume_from(const TrainConfig& config, Sequential& model,
 }
 
 }  // namespace
+
+TrainConfig saved_config(const std::string& checkpoint_path) {
+    const nlohmann::ordered_json state =
+        training_state(Checkpoint::read(checkpoint_path), checkpoint_path);
+    try {
+        return config_from_json(state.at("config"));
+    } catch (const std::exception& error) {
+        throw std::runtime_error(checkpoint_path + ": section TRAN: " + error.what());
+    }
+}
 
 std::string time_now(const char* format, bool utc) {
     const std::time_t now = std::time(nullptr);

@@ -43,6 +43,10 @@ struct RunResult {
 RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
                     const RunContext& context = {});
 
+// The configuration of the run saved in a training checkpoint (one `train --save` wrote); throws
+// naming the file if it is not one.
+TrainConfig saved_config(const std::string& checkpoint_path);
+
 // The log's config line: the configuration, the model, the threads, the versions of bnlab and of
 // the libraries it was built with, the start time and the host.
 nlohmann::ordered_json config_line(const TrainConfig& config, Sequential& model,
