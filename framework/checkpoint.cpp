@@ -182,9 +182,19 @@ void copy_array(const std::map<std::string, ArrayView>& arrays, const std::strin
     std::memcpy(destination, found->second.data, size * sizeof(float));
 }
 
+// Takes a layer's `a * b` values out of what the file holds, before the layer allocates them:
+// widths in the layer list are not trusted with memory until the tensors back them.
+void spend(std::size_t& values_left, std::size_t a, std::size_t b = 1) {
+    if (a != 0 && (b > values_left / a || a * b > values_left))
+        throw std::runtime_error("wider than the values in section TENS allow");
+    values_left -= a * b;
+}
+
+constexpr int kMaxNesting = 64;
+
 // Builds layers from architecture lines, starting at `line`; `count` layers, or all lines.
 void build(Sequential& model, const std::vector<std::string>& lines, std::size_t& line,
-           std::size_t count, const std::string& path) {
+           std::size_t count, const std::string& path, std::size_t& values_left, int depth = 0) {
     Rng unused(0);  // Dense's constructor draws weights; the file's values replace them
     for (std::size_t built = 0; built < count && line < lines.size(); ++built) {
         std::istringstream words(lines[line]);
@@ -197,6 +207,7 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
             if (type == "Dense") {
                 std::size_t in = 0, out = 0;
                 if (!(words >> in >> out)) throw std::runtime_error("expected two widths");
+                spend(values_left, in + 1, out);  // weight and bias
                 model.add<Dense>(in, out, unused);
             } else if (type == "BatchNorm") {
                 std::size_t features = 0;
@@ -205,6 +216,7 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
                 int affine = 0;
                 if (!(words >> features >> eps >> momentum >> affine))
                     throw std::runtime_error("expected features, eps, momentum and affine");
+                spend(values_left, features, affine != 0 ? 4 : 2);  // γ, β, running μ, σ²
                 BatchNormOptions options(features);
                 options.eps(eps).affine(affine != 0);
                 options.momentum(momentum == "cumulative"
@@ -220,8 +232,11 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
             } else if (type == "Sequential") {
                 std::size_t nested_count = 0;
                 if (!(words >> nested_count)) throw std::runtime_error("expected a layer count");
+                if (depth == kMaxNesting)
+                    throw std::runtime_error("nested more than " + std::to_string(kMaxNesting) +
+                                             " deep");
                 auto nested = std::make_unique<Sequential>();
-                build(*nested, lines, line, nested_count, path);
+                build(*nested, lines, line, nested_count, path, values_left, depth + 1);
                 if (nested->size() != nested_count)
                     throw std::runtime_error("expected " + std::to_string(nested_count) +
                                              " layers");
@@ -230,6 +245,8 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
                 throw std::runtime_error("unknown layer type");
             }
         } catch (const std::runtime_error& error) {
+            // A nested layer's error already says where it is.
+            if (std::string(error.what()).rfind(path + ": ", 0) == 0) throw;
             throw std::runtime_error(where + error.what());
         } catch (const std::logic_error& error) {  // bad widths, options, or a mismatch at add
             throw std::runtime_error(where + error.what());
@@ -355,7 +372,8 @@ Sequential Checkpoint::model() const {
     const std::vector<std::string> lines = split_lines(*section("MODL"));
     Sequential model;
     std::size_t line = 0;
-    build(model, lines, line, lines.size(), path_);
+    std::size_t values_left = section("TENS")->size() / sizeof(float);
+    build(model, lines, line, lines.size(), path_, values_left);
     load_into(model);
     return model;
 }

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -74,8 +75,18 @@ IdxArray read_idx(const std::string& path) {
         if (count > (std::size_t(1) << 34)) fail(path, "dimensions too large");
     }
 
-    array.data.resize(count);
-    const std::size_t got = read_some(file.get(), path, array.data.data(), count);
+    // The header's sizes are not trusted with memory: the data is read in chunks, so a 40-byte
+    // file that claims 16 GiB of data fails as truncated after reading 40 bytes, not after
+    // allocating 16 GiB.
+    constexpr std::size_t kChunk = std::size_t(1) << 20;
+    std::size_t got = 0;
+    while (got < count) {
+        const std::size_t wanted = std::min(kChunk, count - got);
+        array.data.resize(got + wanted);
+        const std::size_t read = read_some(file.get(), path, array.data.data() + got, wanted);
+        got += read;
+        if (read < wanted) break;
+    }
     if (got != count)
         fail(path, "truncated: expected " + std::to_string(count) + " bytes of data, got " +
                        std::to_string(got));

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bnlab builds with, when any is missing (as root, or with sudo).
+# Usage: install-deps.sh [EXTRA_PACKAGE…]   (scripts/fuzz.sh adds clang)
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,7 @@ packages=(
   gnuplot-nox                                         # plots of training curves
   zlib1g-dev dataset-fashion-mnist                    # reading Fashion-MNIST, and the data
   doctest-dev nlohmann-json3-dev                      # tests and their golden data
+  "$@"
 )
 
 missing=()

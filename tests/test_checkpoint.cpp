@@ -1,7 +1,10 @@
 // Checkpoints: round trips of models and optimizer state, bit for bit, and a clear error for
 // every kind of bad file.
+#include <zlib.h>
+
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "helpers.hpp"
 
@@ -42,6 +45,24 @@ std::vector<float> values_of(Sequential& model) {
 
 void write_bytes(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary) << bytes;
+}
+
+// A checkpoint file made by hand, with correct checksums: the layout save_checkpoint writes.
+std::string checkpoint_bytes(const std::map<std::string, std::string>& sections) {
+    std::string file = "BNLABCKP";
+    auto put = [&](auto value) {
+        file.append(reinterpret_cast<const char*>(&value), sizeof value);
+    };
+    put(std::uint32_t(1));
+    put(std::uint32_t(sections.size()));
+    for (const auto& [tag, payload] : sections) {
+        file += tag;
+        put(std::uint64_t(payload.size()));
+        file += payload;
+        put(std::uint32_t(
+            crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), uInt(payload.size()))));
+    }
+    return file;
 }
 
 }  // namespace
@@ -156,4 +177,37 @@ TEST_CASE("Bad checkpoint files are errors naming the file and the problem") {
               save_checkpoint(dir / "x.bnlab", trained.model, nullptr, {{"TENS", ""}});
           }) ==
           "save_checkpoint: section tag 'TENS' must be 4 characters and not one of bnlab's own");
+}
+
+TEST_CASE("A layer list that its tensors do not back is an error before anything is allocated") {
+    // Found by fuzz/fuzz_checkpoint.cpp: a BatchNorm claiming billions of features was built
+    // (and its buffers allocated) before the tensors were read.
+    TempDir dir;
+    const std::string path = dir / "wide.bnlab";
+    const std::string tensors(4 * 4, '\0');  // four floats
+    write_bytes(path, checkpoint_bytes(
+                          {{"MODL", "Dense 100000 100000\n"}, {"TENS", tensors}, {"CNTS", ""}}));
+    CHECK(message_of([&] { load_model(path); }) ==
+          path +
+              ": section MODL line 1 'Dense 100000 100000': wider than the values in section "
+              "TENS allow");
+    write_bytes(path, checkpoint_bytes({{"MODL", "BatchNorm 3000000000 1e-05 0.1 1\n"},
+                                        {"TENS", tensors},
+                                        {"CNTS", ""}}));
+    CHECK(message_of([&] { load_model(path); }) ==
+          path +
+              ": section MODL line 1 'BatchNorm 3000000000 1e-05 0.1 1': wider than the "
+              "values in section TENS allow");
+    // Four values do back a Dense 1 -> 2 (two weights, two biases) but no more.
+    write_bytes(path, checkpoint_bytes(
+                          {{"MODL", "Dense 1 2\nDense 2 1\n"}, {"TENS", tensors}, {"CNTS", ""}}));
+    CHECK(message_of([&] { load_model(path); }) ==
+          path + ": section MODL line 2 'Dense 2 1': wider than the values in section TENS allow");
+
+    std::string nested;
+    for (int depth = 0; depth < 70; ++depth)
+        nested += "Sequential 1\n";
+    write_bytes(path, checkpoint_bytes({{"MODL", nested}, {"TENS", ""}, {"CNTS", ""}}));
+    CHECK(message_of([&] { load_model(path); }) ==
+          path + ": section MODL line 65 'Sequential 1': nested more than 64 deep");
 }

@@ -417,13 +417,33 @@ TEST_CASE("Reading a bad log names the file, the line and the problem") {
     CHECK(error_reading("not json\n").find(path + ":1: ") == 0);
     CHECK(error_reading("{\"type\":\"epoch\",\"epoch\":1}\n") ==
           path + ":1: expected the config line first, got a 'epoch' line");
-    const std::string header = "{\"type\":\"config\",\"config\":{\"target\":0.85}}\n";
+    const std::string header = "{\"type\":\"config\",\"config\":{\"target\":0.85,\"seed\":1}}\n";
     const std::string missing = error_reading(header + "{\"type\":\"epoch\",\"epoch\":1}\n");
     CHECK(missing.find(path + ":2: ") == 0);
     CHECK(missing.find("step") != std::string::npos);
     CHECK(error_reading(header + header) == path + ":2: a second config line");
     CHECK(error_reading("{\"type\":\"config\",\"config\":{}}\n").find("target") !=
           std::string::npos);
+    CHECK(error_reading("{\"type\":\"config\",\"config\":{\"target\":0.85}}\n").find("seed") !=
+          std::string::npos);
+    // Final lines (the first found by fuzz/fuzz_run_log.cpp: `curves` failed later on it,
+    // without naming the file).
+    const std::string no_status = error_reading(header + "{\"type\":\"final\",\"rtatus\":1}\n");
+    CHECK(no_status.find(path + ":2: ") == 0);
+    CHECK(no_status.find("status") != std::string::npos);
+    CHECK(error_reading(header + "{\"type\":\"final\",\"status\":\"paused\"}\n") ==
+          path + ":2: unknown final status 'paused'");
+    CHECK(error_reading(header + "{\"type\":\"final\",\"status\":\"diverged\"}\n")
+              .find(path + ":2: ") == 0);
+    // An integer field holding a number no integer can (found by fuzz/fuzz_run_log.cpp: the
+    // conversion was undefined behaviour).
+    const std::string epoch_line =
+        "{\"type\":\"epoch\",\"epoch\":1,\"step\":1e46,\"train_loss\":1,\"train_acc\":0.5,"
+        "\"test_loss\":1,\"test_acc\":0.5,\"lr\":0.1,\"seconds\":1,\"samples_per_s\":1}\n";
+    CHECK(error_reading(header + epoch_line) ==
+          path + ":2: step: expected an integer from " +
+              std::to_string(std::numeric_limits<long>::min()) + " to " +
+              std::to_string(std::numeric_limits<long>::max()) + ", got 1e+46");
 }
 
 TEST_CASE("quantile interpolates between order statistics as numpy.percentile does") {

@@ -1,19 +1,24 @@
-// Training steps after the first allocate nothing: every buffer is sized once. A separate
-// program, because it replaces the global operator new to count heap allocations.
+// Training steps after the first allocate nothing: every buffer is sized once. And a reader does
+// not trust a file's header with memory. A separate program, because it replaces the global
+// operator new to count heap allocations and record the largest.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <new>
 
 #include "framework/bnlab.hpp"
 
 namespace {
 long allocations = 0;
-}
+std::size_t largest_allocation = 0;
+}  // namespace
 
 void* operator new(std::size_t size) {
     ++allocations;
+    if (size > largest_allocation) largest_allocation = size;
     if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
     throw std::bad_alloc();
 }
@@ -60,4 +65,26 @@ TEST_CASE("Training steps of a Sequential with BatchNorm allocate nothing after 
     const long before = allocations;
     Sequential another = mlp(64, {8}, 10, Activation::tanh, false, rng);
     CHECK(allocations > before);
+}
+
+TEST_CASE("An IDX header claiming 8 GiB of data does not make the reader allocate 8 GiB") {
+    // Found by fuzz/fuzz_idx.cpp: the reader sized its buffer from the header before reading.
+    const std::filesystem::path path =
+        std::filesystem::temp_directory_path() / "bnlab-idx-claims-8-gib";
+    // Magic (unsigned bytes, 3 dimensions), 65536 x 65536 x 2, then 5 bytes of data.
+    const unsigned char bytes[] = {0, 0, 8, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4, 5};
+    std::FILE* file = std::fopen(path.c_str(), "wb");
+    REQUIRE(file);
+    REQUIRE(std::fwrite(bytes, 1, sizeof bytes, file) == sizeof bytes);
+    std::fclose(file);
+    largest_allocation = 0;
+    std::string message;
+    try {
+        bnlab::read_idx(path);
+    } catch (const std::runtime_error& error) {
+        message = error.what();
+    }
+    std::filesystem::remove(path);
+    CHECK(message == path.string() + ": truncated: expected 8589934592 bytes of data, got 5");
+    CHECK(largest_allocation <= (std::size_t(1) << 22));
 }

@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "framework/experiment/json_fields.hpp"
+
 namespace bnlab {
 
 const std::vector<std::string>& preset_names() {
@@ -65,23 +67,27 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
         config.preset = json.at("preset").get<std::string>();
         config.data_dir = json.at("data").get<std::string>();
         config.standardize = json.at("standardize").get<bool>();
-        config.hidden = json.at("hidden").get<std::vector<std::size_t>>();
+        config.hidden.clear();
+        for (const auto& width : json.at("hidden").get<std::vector<nlohmann::ordered_json>>())
+            config.hidden.push_back(as_integer<std::size_t>(width, "hidden"));
         config.activation = parse_activation(json.at("act").get<std::string>());
         config.batchnorm = json.at("bn").get<std::string>() == "on";
         config.optimizer = json.at("optimizer").get<std::string>();
         config.lr = json.at("lr").get<double>();
         config.momentum = json.at("momentum").get<double>();
         config.weight_decay = json.at("weight_decay").get<double>();
-        config.batch = json.at("batch").get<std::size_t>();
-        config.epochs = json.at("epochs").get<int>();
-        config.seed = json.at("seed").get<std::uint64_t>();
-        config.threads = json.at("threads").get<int>();
+        config.batch = integer_at<std::size_t>(json, "batch");
+        config.epochs = integer_at<int>(json, "epochs");
+        config.seed = integer_at<std::uint64_t>(json, "seed");
+        config.threads = integer_at<int>(json, "threads");
         config.target = json.at("target").get<double>();
         config.log_path = json.at("log").is_null() ? "" : json.at("log").get<std::string>();
         config.probe = json.at("probe").get<bool>();
-        config.probe_points = json.at("probe_points").get<int>();
+        config.probe_points = integer_at<int>(json, "probe_points");
         return config;
     } catch (const nlohmann::ordered_json::exception& error) {
+        throw std::invalid_argument(std::string("configuration: ") + error.what());
+    } catch (const std::runtime_error& error) {  // an integer that is not one
         throw std::invalid_argument(std::string("configuration: ") + error.what());
     }
 }

@@ -1,5 +1,7 @@
 #include "framework/experiment/run_log.hpp"
 
+#include "framework/experiment/json_fields.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -82,18 +84,13 @@ void RunLogWriter::write(const std::string& line) {
 }
 
 RunOutcome RunLog::outcome() const {
-    std::optional<Divergence> divergence;
-    if (final && final->at("status") == "diverged") {
-        const nlohmann::ordered_json& at = final->at("diverged_at");
-        divergence = Divergence{at.at("epoch").get<int>(), at.at("step").get<long>()};
-    }
     return outcome_of(epochs, target(), divergence);
 }
 
 EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
     EpochStats epoch;
-    epoch.epoch = line.at("epoch").get<int>();
-    epoch.step = line.at("step").get<long>();
+    epoch.epoch = integer_at<int>(line, "epoch");
+    epoch.step = integer_at<long>(line, "step");
     epoch.train_loss = line.at("train_loss").get<double>();
     epoch.train_acc = line.at("train_acc").get<double>();
     epoch.test_loss = line.at("test_loss").get<double>();
@@ -122,16 +119,27 @@ RunLog read_run_log(const std::string& path) {
                                          "' line");
             if (type == "config") {
                 if (!log.header.is_null()) throw std::runtime_error("a second config line");
+                // What the tables read of every run.
                 line.at("config").at("target").get<double>();
+                line.at("config").at("seed");
                 log.header = line;
             } else if (type == "epoch") {
                 log.epochs.push_back(epoch_from_json(line));
             } else if (type == "probe") {
-                log.probes.push_back({line.at("epoch").get<int>(), line.at("step").get<long>(),
-                                      line.at("layer").get<int>(), line.at("p15").get<double>(),
+                log.probes.push_back({integer_at<int>(line, "epoch"),
+                                      integer_at<long>(line, "step"),
+                                      integer_at<int>(line, "layer"), line.at("p15").get<double>(),
                                       line.at("p50").get<double>(), line.at("p85").get<double>(),
                                       line.at("grad_norm").get<double>()});
             } else if (type == "final") {
+                const std::string status = line.at("status").get<std::string>();
+                if (status == "diverged") {
+                    const nlohmann::ordered_json& at = line.at("diverged_at");
+                    log.divergence =
+                        Divergence{integer_at<int>(at, "epoch"), integer_at<long>(at, "step")};
+                } else if (status != "completed") {
+                    throw std::runtime_error("unknown final status '" + status + "'");
+                }
                 log.final = line;
             }  // other types are for other readers
         } catch (const nlohmann::ordered_json::exception& error) {

@@ -93,6 +93,7 @@ struct RunLog {
     std::vector<EpochStats> epochs;
     std::vector<ProbePoint> probes;  // empty unless the run was probed
     std::optional<nlohmann::ordered_json> final;
+    std::optional<Divergence> divergence;  // where the final line says the loss diverged
 
     const nlohmann::ordered_json& config() const { return header.at("config"); }
     double target() const { return config().at("target").get<double>(); }
@@ -100,7 +101,8 @@ struct RunLog {
 };
 
 // Throws std::runtime_error "path:line: problem" for an unreadable file, a line that is not
-// JSON, a missing config line, or an epoch line without its numbers.
+// JSON, a missing config line, or a config, epoch, probe or final line without the fields its
+// readers use.
 RunLog read_run_log(const std::string& path);
 
 }  // namespace bnlab

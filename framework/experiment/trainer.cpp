@@ -19,6 +19,7 @@
 
 #include "framework/blas_threads.hpp"
 #include "framework/checkpoint.hpp"
+#include "framework/experiment/json_fields.hpp"
 #include "framework/experiment/probe.hpp"
 #include "framework/training.hpp"
 
@@ -172,8 +173,8 @@ ResumedState resume_from(const TrainConfig& config, Sequential& model,
                     "saved by another configuration: " + item.key() + " is " + item.value().dump() +
                     " there, " +
                     (now.contains(item.key()) ? now.at(item.key()).dump() : "missing") + " here");
-        resumed.epoch = state.at("epoch").get<int>();
-        resumed.step = state.at("step").get<long>();
+        resumed.epoch = integer_at<int>(state, "epoch");
+        resumed.step = integer_at<long>(state, "step");
         resumed.lines = state.at("log").get<std::vector<std::string>>();
     } catch (const nlohmann::ordered_json::exception& error) {
         throw std::runtime_error(path + ": section TRAN: " + error.what());
