@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     int seeds = 3;
     std::string out_dir;
     app.add_option("--seeds", seeds, "Runs per variant, with seeds --seed, --seed + 1, …")
-        ->check(CLI::PositiveNumber)
+        ->transform(integer_at_least(1))
         ->capture_default_str();
     app.add_option("--out", out_dir,
                    "Folder for the logs, curves and report [default: runs/<preset>-<time>]");

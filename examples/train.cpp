@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
         "train"};
     app.get_formatter()->column_width(28);
     TrainFlags flags(app);
-    std::string log_path, save_path, resume_path;
+    std::string log_path, save_path, resume_path, export_folded_path;
     int save_every = 1;
     app.add_option("--log", log_path,
                    "Write a JSONL log here: the configuration, one line per epoch, a final line");
@@ -26,11 +26,15 @@ int main(int argc, char** argv) {
                    "Write a checkpoint here (atomically) after every --save-every epochs and "
                    "after the last");
     app.add_option("--save-every", save_every, "Epochs between checkpoints")
-        ->check(CLI::PositiveNumber)
+        ->transform(integer_at_least(1))
         ->capture_default_str();
+    app.add_option("--export-folded", export_folded_path,
+                   "After training, write the model with every BatchNorm folded into the Dense "
+                   "before it, for inference (load it with load_model)");
     app.add_option("--resume", resume_path,
                    "Continue the run saved in this checkpoint, with its configuration; only "
-                   "--epochs, --threads, --data, --log, --save and --save-every may be given")
+                   "--epochs, --threads, --data, --log, --save, --save-every and --export-folded "
+                   "may be given")
         ->check(CLI::ExistingFile);
     CLI11_PARSE(app, argc, argv);
 
@@ -57,6 +61,7 @@ int main(int argc, char** argv) {
         config.log_path = log_path;
         config.save_path = save_path;
         config.save_every = save_every;
+        config.export_folded_path = export_folded_path;
         PreparedData data = load_data(config);
         RunContext context{"",
                            {{"command", command_line(argc, argv)}, {"data", data.description}},

@@ -17,7 +17,18 @@ namespace {
     throw std::runtime_error("cannot write " + path + ": " + what + ": " + std::strerror(error));
 }
 
+std::string folder_of(const std::string& path) {
+    const std::string folder = std::filesystem::path(path).parent_path().string();
+    return folder.empty() ? "." : folder;
+}
+
 }  // namespace
+
+void check_writable(const std::string& path) {
+    const std::string folder = folder_of(path);
+    if (::access(folder.c_str(), W_OK | X_OK) != 0) fail(path, "folder " + folder, errno);
+    if (std::filesystem::is_directory(path)) fail(path, "it is a folder", EISDIR);
+}
 
 void write_file_atomically(const std::string& path, const std::string& contents) {
     const std::string temporary = path + ".tmp" + std::to_string(::getpid());
@@ -46,9 +57,7 @@ void write_file_atomically(const std::string& path, const std::string& contents)
         fail(path, "renaming " + temporary, error);
     }
     // The rename itself is durable only once the folder is.
-    std::string folder = std::filesystem::path(path).parent_path().string();
-    if (folder.empty()) folder = ".";
-    const int directory = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int directory = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (directory >= 0) {
         ::fsync(directory);
         ::close(directory);

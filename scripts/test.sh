@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The README's second command: installs, builds, and runs every test through CTest.
+# The README's second command: installs, builds, and runs every test through CTest; then builds
+# the tests again under AddressSanitizer and UndefinedBehaviorSanitizer and runs them there.
+#   BNLAB_SANITIZERS=0  skips the sanitizer build (it takes a few minutes on 2 cores)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BNLAB_BUILD_DIR:-$root/build}
@@ -7,3 +9,13 @@ bash "$root/scripts/build.sh"
 # The worst deviation from PyTorch's golden values, for the record (CTest checks them again).
 "$build/bin/bnlab_tests" --test-case='*PyTorch*' --minimal | tail -n 1
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+
+if [[ ${BNLAB_SANITIZERS:-1} != 0 ]]; then
+  sanitized=${BNLAB_SANITIZE_BUILD_DIR:-$root/build-asan}
+  echo "== the tests again under AddressSanitizer and UndefinedBehaviorSanitizer ($sanitized)"
+  cmake -S "$root" -B "$sanitized" -DCMAKE_BUILD_TYPE=Debug -DBNLAB_SANITIZE=ON >/dev/null
+  cmake --build "$sanitized" -j "$(nproc)"
+  # The consumer projects build bnlab again, without sanitizers: nothing more to learn there.
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir "$sanitized" --output-on-failure -j "$(nproc)" -E '^consumer_'
+fi

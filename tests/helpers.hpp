@@ -3,7 +3,6 @@
 
 #include <doctest/doctest.h>
 
-#include <spdlog/spdlog.h>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -67,12 +66,6 @@ void check_gradients(BasicLayer<double>& model, Matrix<double>& input,
 // Gradient check of one layer in double precision, with the scalar loss sum(forward(x) * r)
 // for a fixed random r: checks dL/dx from backward and every parameter gradient.
 void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std::uint64_t seed);
-
-// Silences the console log for a scope: trainers' lines would only clutter the test output.
-struct QuietLogs {
-    QuietLogs() { spdlog::set_level(spdlog::level::off); }
-    ~QuietLogs() { spdlog::set_level(spdlog::level::info); }
-};
 
 // A fresh folder under the system's temporary folder, removed at the end of the test.
 struct TempDir {

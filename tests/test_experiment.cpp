@@ -7,56 +7,16 @@
 #include <fstream>
 #include <limits>
 
+#include "experiment_helpers.hpp"
 #include "framework/experiment/probe.hpp"
 #include "framework/experiment/report.hpp"
 #include "framework/experiment/trainer.hpp"
-#include "helpers.hpp"
 
 using namespace bnlab;
 using namespace bnlab::testing;
 using Json = nlohmann::ordered_json;
 
 namespace {
-
-struct SmallProblem {
-    Dataset train;
-    Dataset test;
-};
-
-SmallProblem small_problem() {
-    Rng rng(3);
-    const Dataset all = make_blobs(900, 12, 4, 0.6, rng);
-    return {slice(all, 0, 720), slice(all, 720, 900)};
-}
-
-TrainConfig small_config(const std::string& log_path) {
-    TrainConfig config;
-    config.data_dir = "(synthetic blobs)";
-    config.hidden = {16, 16};
-    config.batch = 24;
-    config.epochs = 3;
-    config.lr = 0.5;
-    config.target = 0.6;
-    config.log_path = log_path;
-    return config;
-}
-
-std::vector<Json> read_lines(const std::string& path) {
-    std::ifstream file(path);
-    std::vector<Json> lines;
-    for (std::string text; std::getline(file, text);)
-        lines.push_back(Json::parse(text));
-    return lines;
-}
-
-// The log without what depends on the clock.
-std::vector<Json> without_timing(std::vector<Json> lines) {
-    for (Json& line : lines)
-        for (const char* field :
-             {"seconds", "samples_per_s", "eval_seconds", "seconds_per_epoch", "started"})
-            line.erase(field);
-    return lines;
-}
 
 TrainConfig parse_flags(const std::string& command_line) {
     CLI::App app;
@@ -111,21 +71,44 @@ TEST_CASE("Presets, and flags given over them") {
     CHECK(custom.standardize);
 }
 
-TEST_CASE("Bad flags are errors naming the flag") {
+TEST_CASE("Bad flags are errors naming the flag and what it expects") {
     auto error_of = [](const std::string& command_line) {
         return message_of([&] { parse_flags(command_line); });
     };
-    CHECK(error_of("--bn maybe").find("--bn") != std::string::npos);
-    CHECK(error_of("--act softplus").find("--act") != std::string::npos);
-    CHECK(error_of("--preset huge").find("--preset") != std::string::npos);
-    CHECK(error_of("--batch 0").find("--batch") != std::string::npos);
-    CHECK(error_of("--lr -1").find("--lr") != std::string::npos);
-    CHECK(error_of("--lr fast").find("--lr") != std::string::npos);
-    CHECK(error_of("--epochs 0").find("--epochs") != std::string::npos);
-    CHECK(error_of("--hidden 100,abc").find("--hidden") != std::string::npos);
-    CHECK(error_of("--target 2").find("--target") != std::string::npos);
-    CHECK(error_of("--data /no/such/folder").find("--data") != std::string::npos);
-    CHECK(error_of("--optimizer rmsprop").find("--optimizer") != std::string::npos);
+    CHECK(error_of("--bn maybe").find("--bn: maybe not in {on,off}") == 0);
+    CHECK(error_of("--act softplus").find("--act: softplus not in {relu,sigmoid,tanh}") == 0);
+    CHECK(error_of("--preset huge").find("--preset: huge not in {paper,deep,relu}") == 0);
+    CHECK(error_of("--optimizer rmsprop").find("--optimizer: rmsprop not in {sgd,adam}") == 0);
+    CHECK(error_of("--data /no/such/folder") ==
+          "--data: Directory does not exist: /no/such/folder");
+    CHECK(error_of("--batch 0") == "--batch: expected a positive integer, got '0'");
+    CHECK(error_of("--batch -5") == "--batch: expected a positive integer, got '-5'");
+    CHECK(error_of("--batch ten") == "--batch: expected a positive integer, got 'ten'");
+    CHECK(error_of("--batch 1.5") == "--batch: expected a positive integer, got '1.5'");
+    CHECK(error_of("--epochs 0") == "--epochs: expected a positive integer, got '0'");
+    CHECK(error_of("--epochs -3") == "--epochs: expected a positive integer, got '-3'");
+    CHECK(error_of("--lr -1") == "--lr: expected a finite number > 0, got '-1'");
+    CHECK(error_of("--lr 0") == "--lr: expected a finite number > 0, got '0'");
+    CHECK(error_of("--lr fast") == "--lr: expected a finite number > 0, got 'fast'");
+    CHECK(error_of("--lr nan") == "--lr: expected a finite number > 0, got 'nan'");
+    CHECK(error_of("--lr 1e999") == "--lr: expected a finite number > 0, got '1e999'");
+    CHECK(error_of("--momentum -0.5") == "--momentum: expected a finite number >= 0, got '-0.5'");
+    CHECK(error_of("--weight-decay inf") ==
+          "--weight-decay: expected a finite number >= 0, got 'inf'");
+    CHECK(error_of("--hidden 100,abc") == "--hidden: expected a positive integer, got 'abc'");
+    CHECK(error_of("--hidden 100,0") == "--hidden: expected a positive integer, got '0'");
+    CHECK(error_of("--hidden ,").find("--hidden: 1 required") == 0);
+    CHECK(error_of("--seed -1") == "--seed: expected a non-negative integer, got '-1'");
+    CHECK(error_of("--threads two") == "--threads: expected a non-negative integer, got 'two'");
+    CHECK(error_of("--probe-points 0") == "--probe-points: expected a positive integer, got '0'");
+    CHECK(error_of("--target 2") == "--target: expected a number from 0 to 1, got '2'");
+    CHECK(error_of("--target nan") == "--target: expected a number from 0 to 1, got 'nan'");
+    CHECK(error_of("--unknown 1").find("--unknown") != std::string::npos);
+}
+
+TEST_CASE("Integer flags are decimal: a leading zero is not octal") {
+    CHECK(parse_flags("--epochs 010").epochs == 10);
+    CHECK(parse_flags("--hidden 08,016").hidden == std::vector<std::size_t>{8, 16});
 }
 
 TEST_CASE("The help says that training drops the last partial batch") {

@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "experiment_helpers.hpp"
 #include "framework/experiment/trainer.hpp"
-#include "helpers.hpp"
+#include "models/fold_batchnorm.hpp"
 
 extern char** environ;
 
@@ -64,24 +66,11 @@ std::vector<std::string> run_arguments(const std::string& dir, const std::string
 }
 
 // Epoch and final lines without what depends on the clock.
-std::vector<Json> numbers_of(const std::vector<std::string>& texts) {
-    std::vector<Json> lines;
-    for (const std::string& text : texts) {
-        Json line = Json::parse(text);
-        if (line.at("type") != "epoch" && line.at("type") != "final") continue;
-        for (const char* field : {"seconds", "samples_per_s", "eval_seconds", "seconds_per_epoch"})
-            line.erase(field);
-        lines.push_back(line);
-    }
-    return lines;
-}
-
-std::vector<std::string> lines_of(const std::string& path) {
-    std::ifstream file(path);
-    std::vector<std::string> lines;
-    for (std::string line; std::getline(file, line);)
-        lines.push_back(line);
-    return lines;
+std::vector<Json> numbers_of(const std::vector<Json>& lines) {
+    std::vector<Json> numbers;
+    for (const Json& line : without_timing(lines))
+        if (line.at("type") == "epoch" || line.at("type") == "final") numbers.push_back(line);
+    return numbers;
 }
 
 int saved_epoch(const std::string& path) {
@@ -129,44 +118,72 @@ TEST_CASE("A train process killed mid-run and resumed ends as if never interrupt
     }
     CHECK(saved_epoch(dir / "killed.ckpt") == 4);
     // The same log numbers; the resumed log also says where it resumed.
-    const std::vector<std::string> resumed_log = lines_of(dir / "killed.jsonl");
-    CHECK(numbers_of(resumed_log) == numbers_of(lines_of(dir / "whole.jsonl")));
+    const std::vector<Json> resumed_log = read_lines(dir / "killed.jsonl");
+    CHECK(numbers_of(resumed_log) == numbers_of(read_lines(dir / "whole.jsonl")));
     CHECK(numbers_of(resumed_log).size() == 5);
     std::size_t resumed_lines = 0;
-    for (const std::string& line : resumed_log)
-        resumed_lines += Json::parse(line).at("type") == "resumed";
+    for (const Json& line : resumed_log)
+        resumed_lines += line.at("type") == "resumed";
     CHECK(resumed_lines == 1);
 }
 
 TEST_CASE("Resuming under another configuration, or from a model-only file, is an error") {
     TempDir dir;
-    Rng rng(2);
-    const Dataset all = make_blobs(300, 6, 3, 1.0, rng);
-    const Dataset train = slice(all, 0, 240), test = slice(all, 240, 300);
+    const SmallProblem problem = small_problem();
     QuietLogs quiet;
-    TrainConfig config;
-    config.hidden = {8};
-    config.batch = 24;
+    TrainConfig config = small_config();
     config.epochs = 1;
-    config.data_dir = "(blobs)";
     config.save_path = dir / "run.ckpt";
-    train_mlp(config, train, test);
+    train_mlp(config, problem.train, problem.test);
 
     TrainConfig other = config;
     other.save_path.clear();
     other.resume_path = dir / "run.ckpt";
     other.epochs = 2;
     other.lr = 0.1;
-    CHECK(message_of([&] { train_mlp(other, train, test); }) ==
+    CHECK(message_of([&] { train_mlp(other, problem.train, problem.test); }) ==
           dir / "run.ckpt" + ": saved by another configuration: lr is 0.5 there, 0.1 here");
 
-    Sequential model = mlp(6, {8}, 3, Activation::sigmoid, true, rng);
+    Rng rng(2);
+    Sequential model = mlp(12, {16, 16}, 4, Activation::sigmoid, true, rng);
     save_model(dir / "model.ckpt", model);
     TrainConfig from_model = config;
     from_model.save_path.clear();
     from_model.resume_path = dir / "model.ckpt";
-    CHECK(message_of([&] { train_mlp(from_model, train, test); }) ==
+    CHECK(message_of([&] { train_mlp(from_model, problem.train, problem.test); }) ==
           dir / "model.ckpt" +
               ": not a training checkpoint (no TRAN and ORDR sections; train --save writes "
               "those)");
+}
+
+TEST_CASE("train --export-folded writes the trained model folded: no BatchNorm, same predictions") {
+    TempDir dir;
+    const SmallProblem problem = small_problem();
+    QuietLogs quiet;
+    TrainConfig config = small_config();
+    config.save_path = dir / "run.ckpt";
+    config.export_folded_path = dir / "folded.ckpt";
+    const RunResult result = train_mlp(config, problem.train, problem.test);
+
+    Sequential folded = load_model(dir / "folded.ckpt");
+    CHECK(folded.size() == 5);  // Dense, Sigmoid, Dense, Sigmoid, Dense
+    for (std::size_t i = 0; i < folded.size(); ++i)
+        CHECK(folded[i].describe().find("BatchNorm") == std::string::npos);
+    // The same as folding the trained model (saved in the checkpoint) here, bit for bit.
+    Sequential trained = Checkpoint::read(dir / "run.ckpt").model();
+    Sequential folded_here = fold_batchnorm(trained);
+    folded.eval();
+    const Matrix<float> inputs = problem.test.inputs;
+    CHECK(folded.forward(inputs) == folded_here.forward(inputs));
+    // And it gets as many test points right as the trained model did after its last epoch.
+    const double points = double(problem.test.labels.size());
+    CHECK(std::abs(evaluate(folded, problem.test, 60).accuracy - result.epochs.back().test_acc) <
+          0.5 / points);
+
+    TrainConfig unwritable = config;
+    unwritable.save_path.clear();
+    unwritable.export_folded_path = "/no/such/folder/folded.ckpt";
+    CHECK(message_of([&] { train_mlp(unwritable, problem.train, problem.test); }) ==
+          "cannot write /no/such/folder/folded.ckpt: folder /no/such/folder: No such file or "
+          "directory");
 }

@@ -1,5 +1,7 @@
 #include "framework/experiment/run_config.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
@@ -99,6 +101,57 @@ std::vector<std::string> TrainFlags::given() const {
     return names;
 }
 
+CLI::Validator integer_at_least(long long least) {
+    const std::string expected = least == 0   ? "a non-negative integer"
+                                 : least == 1 ? "a positive integer"
+                                              : "an integer of at least " + std::to_string(least);
+    return CLI::Validator(
+        [least, expected](std::string& text) -> std::string {
+            long long value = 0;
+            const char* end = text.data() + text.size();
+            const auto [stop, error] = std::from_chars(text.data(), end, value);
+            if (text.empty() || error != std::errc() || stop != end || value < least)
+                return "expected " + expected + ", got '" + text + "'";
+            text = std::to_string(value);  // without leading zeros, which CLI11 reads as octal
+            return "";
+        },
+        least == 0   ? "NON-NEGATIVE"
+        : least == 1 ? "POSITIVE"
+                     : ">=" + std::to_string(least));
+}
+
+namespace {
+
+CLI::Validator number_check(std::function<bool(double)> accept, const std::string& expected,
+                            const std::string& description) {
+    return CLI::Validator(
+        [accept, expected](std::string& text) -> std::string {
+            double value = 0.0;
+            const char* end = text.data() + text.size();
+            const auto [stop, error] = std::from_chars(text.data(), end, value);
+            if (text.empty() || error != std::errc() || stop != end || !std::isfinite(value) ||
+                !accept(value))
+                return "expected " + expected + ", got '" + text + "'";
+            return "";
+        },
+        description);
+}
+
+}  // namespace
+
+CLI::Validator finite_number(bool zero_allowed) {
+    if (zero_allowed)
+        return number_check([](double value) { return value >= 0.0; }, "a finite number >= 0",
+                            "NON-NEGATIVE");
+    return number_check([](double value) { return value > 0.0; }, "a finite number > 0",
+                        "POSITIVE");
+}
+
+CLI::Validator fraction() {
+    return number_check([](double value) { return value >= 0.0 && value <= 1.0; },
+                        "a number from 0 to 1", "0..1");
+}
+
 TrainFlags::TrainFlags(CLI::App& app) {
     app.add_option("--preset", preset_,
                    "Starting configuration, which the flags below override:\n"
@@ -121,7 +174,7 @@ TrainFlags::TrainFlags(CLI::App& app) {
     overrides(app.add_option("--hidden", given_.hidden,
                              "Hidden layer widths, comma-separated, e.g. 100,100,100")
                   ->delimiter(',')
-                  ->check(CLI::PositiveNumber),
+                  ->transform(integer_at_least(1)),
               [this](TrainConfig& c) { c.hidden = given_.hidden; });
     overrides(app.add_option("--act", activation_, "Hidden activation: relu, sigmoid or tanh")
                   ->check(CLI::IsMember({"relu", "sigmoid", "tanh"})),
@@ -133,31 +186,32 @@ TrainFlags::TrainFlags(CLI::App& app) {
     overrides(app.add_option("--optimizer", given_.optimizer, "sgd or adam [default: sgd]")
                   ->check(CLI::IsMember({"sgd", "adam"})),
               [this](TrainConfig& c) { c.optimizer = given_.optimizer; });
-    overrides(app.add_option("--lr", given_.lr, "Learning rate")->check(CLI::PositiveNumber),
+    overrides(app.add_option("--lr", given_.lr, "Learning rate")->check(finite_number(false)),
               [this](TrainConfig& c) { c.lr = given_.lr; });
     overrides(app.add_option("--momentum", given_.momentum, "SGD momentum [default: 0]")
-                  ->check(CLI::NonNegativeNumber),
+                  ->check(finite_number(true)),
               [this](TrainConfig& c) { c.momentum = given_.momentum; });
     overrides(app.add_option("--weight-decay", given_.weight_decay,
                              "L2 weight decay added to the gradient [default: 0]")
-                  ->check(CLI::NonNegativeNumber),
+                  ->check(finite_number(true)),
               [this](TrainConfig& c) { c.weight_decay = given_.weight_decay; });
     overrides(app.add_option("--batch", given_.batch,
                              "Mini-batch size. Training drops the last partial batch of each "
                              "epoch (Fashion-MNIST's 60000 images divide evenly by 60 and "
                              "leave 96 out at 128); evaluation uses every test image.")
-                  ->check(CLI::PositiveNumber),
+                  ->transform(integer_at_least(1)),
               [this](TrainConfig& c) { c.batch = given_.batch; });
     overrides(app.add_option("--epochs", given_.epochs, "Passes over the training set")
-                  ->check(CLI::PositiveNumber),
+                  ->transform(integer_at_least(1)),
               [this](TrainConfig& c) { c.epochs = given_.epochs; });
     overrides(app.add_option("--seed", given_.seed,
-                             "Seed of the weights' initialization and the shuffling [default: 1]"),
+                             "Seed of the weights' initialization and the shuffling [default: 1]")
+                  ->transform(integer_at_least(0)),
               [this](TrainConfig& c) { c.seed = given_.seed; });
     overrides(app.add_option("--threads", given_.threads,
                              "OpenBLAS threads; 0 keeps OpenBLAS's default, one per core "
                              "[default: 0]")
-                  ->check(CLI::NonNegativeNumber),
+                  ->transform(integer_at_least(0)),
               [this](TrainConfig& c) { c.threads = given_.threads; });
     overrides(app.add_flag("--probe", given_.probe,
                            "Log, a few times per epoch, the 15th, 50th and 85th percentiles of "
@@ -165,12 +219,12 @@ TrainFlags::TrainFlags(CLI::App& app) {
                            "mode) and its weight gradient's norm, as in the BN paper's Figure 1"),
               [this](TrainConfig& c) { c.probe = given_.probe; });
     overrides(app.add_option("--probe-points", given_.probe_points, "Probe points per epoch")
-                  ->check(CLI::PositiveNumber),
+                  ->transform(integer_at_least(1)),
               [this](TrainConfig& c) { c.probe_points = given_.probe_points; });
     overrides(app.add_option("--target", given_.target,
                              "Test accuracy to reach; the log records the first epoch at or "
                              "above it")
-                  ->check(CLI::Range(0.0, 1.0)),
+                  ->check(fraction()),
               [this](TrainConfig& c) { c.target = given_.target; });
 }
 

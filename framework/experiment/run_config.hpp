@@ -16,6 +16,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 class Option;
 }  // namespace CLI
 
@@ -40,10 +41,13 @@ struct TrainConfig {
     std::string log_path;   // JSONL log; empty for none
     bool probe = false;     // log the covariate-shift probe (see probe.hpp)
     int probe_points = 10;  // probe points per epoch
-    // Checkpoints, which do not change the run and so are not in to_json():
+    // Checkpoints and exports, which do not change the run and so are not in to_json():
     std::string save_path;    // write a checkpoint here; empty for none
     int save_every = 1;       // after every this many epochs, and after the last
     std::string resume_path;  // continue the run saved here
+    // The trained model with every BatchNorm folded into its Dense (fold_batchnorm), written with
+    // save_model after the last epoch; empty for none.
+    std::string export_folded_path;
 };
 
 // The comparison's presets, all plain SGD without momentum:
@@ -62,6 +66,16 @@ nlohmann::ordered_json to_json(const TrainConfig& config);
 
 // The configuration to_json() wrote; throws std::invalid_argument naming a missing or bad field.
 TrainConfig config_from_json(const nlohmann::ordered_json& json);
+
+// Flag checks whose messages say what the flag expects ("--batch: expected a positive integer,
+// got 'ten'"); CLI11's PositiveNumber prints a 300-digit range and lets "nan" through.
+// integer_at_least accepts decimal integers of at least `least` and rewrites them without
+// leading zeros (CLI11 would read "010" as octal), so it goes in ->transform(), not ->check().
+CLI::Validator integer_at_least(long long least);
+// A finite number above zero, or at least zero with `zero_allowed`.
+CLI::Validator finite_number(bool zero_allowed);
+// A finite number from 0 to 1.
+CLI::Validator fraction();
 
 // Registers train's flags on `app`. After app.parse(), resolve() gives the preset's
 // configuration with every flag that was given applied over it. Holds pointers into itself for

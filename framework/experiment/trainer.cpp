@@ -17,11 +17,13 @@
 #include <xtensor-blas/xblas_config.hpp>
 #include <xtensor/xtensor_config.hpp>
 
+#include "framework/atomic_file.hpp"
 #include "framework/blas_threads.hpp"
 #include "framework/checkpoint.hpp"
 #include "framework/experiment/json_fields.hpp"
 #include "framework/experiment/probe.hpp"
 #include "framework/training.hpp"
+#include "models/fold_batchnorm.hpp"
 
 namespace bnlab {
 
@@ -288,6 +290,8 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
     if (config.epochs <= 0)
         throw std::invalid_argument("epochs must be positive, got " +
                                     std::to_string(config.epochs));
+    if (!config.save_path.empty()) check_writable(config.save_path);
+    if (!config.export_folded_path.empty()) check_writable(config.export_folded_path);
     set_blas_threads(config.threads);
     Rng rng(config.seed);
     Sequential model = mlp(train.inputs.shape(1), config.hidden, class_count(train, test),
@@ -427,6 +431,17 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
         spdlog::info("{}{}; best test accuracy {:.4f} (epoch {}); {}", prefix,
                      divergence ? "diverged" : "done", outcome.best_test_acc, outcome.best_epoch,
                      target);
+    if (!config.export_folded_path.empty()) {
+        if (divergence) {
+            spdlog::warn("{}no folded model written to {}: the weights are not finite", prefix,
+                         config.export_folded_path);
+        } else {
+            Sequential folded = fold_batchnorm(model);
+            save_model(config.export_folded_path, folded);
+            spdlog::info("{}folded model ({} layers, BatchNorm merged into Dense) written to {}",
+                         prefix, folded.size(), config.export_folded_path);
+        }
+    }
     return result;
 }
 
