@@ -2,9 +2,12 @@
 // What ReLU, Sigmoid and Tanh share: an element-wise function whose derivative is computed from
 // its own output, so the output buffer doubles as the cache for backward.
 
+#include <type_traits>
+
 #include <xsimd/xsimd.hpp>
 
 #include "framework/layer.hpp"
+#include "framework/simd.hpp"
 
 namespace bnlab {
 
@@ -23,8 +26,12 @@ class BasicActivation : public BasicLayer<T> {
         T* __restrict y = output_.data();
         const std::size_t size = input.size();
         std::size_t i = 0;
-        if constexpr (Function::uses_xsimd) {
-            // The compiler cannot vectorize exp by itself; xsimd's batches of SIMD lanes can.
+        if constexpr (Function::uses_xsimd && std::is_same_v<T, float>) {
+            // The compiler cannot vectorize exp by itself; xsimd's batches of SIMD lanes can, as
+            // wide as this CPU has (see simd.hpp).
+            apply_elementwise<Function>(x, y, size);
+            return output_;
+        } else if constexpr (Function::uses_xsimd) {
             using Batch = xsimd::batch<T>;
             for (; i + Batch::size <= size; i += Batch::size)
                 Function::value(Batch::load_unaligned(x + i)).store_unaligned(y + i);

@@ -1,6 +1,7 @@
 // Forward values, modes, the summary, the model builder, the data loader and the loss.
 #include <limits>
 #include <memory>
+#include <vector>
 
 #include "helpers.hpp"
 
@@ -62,6 +63,42 @@ TEST_CASE("Vectorized Sigmoid and Tanh agree with the math library to a few floa
     CHECK(std::isnan(s(0, 8000)));
     CHECK(std::isnan(t(0, 8000)));
     CHECK(std::isnan(relu.forward(x)(0, 8000)));
+}
+
+TEST_CASE("Each instruction set's Sigmoid and Tanh kernels agree with the math library") {
+    // The layers use the widest kernel this CPU has; the others must be as good, on whichever
+    // machine runs them. 8001 values: whole vectors and a padded tail, for every width.
+    std::vector<float> x(8001), y(8001);
+    for (std::size_t i = 0; i < x.size(); ++i)
+        x[i] = -20.0f + 0.005f * float(i);
+    x[8000] = std::numeric_limits<float>::quiet_NaN();
+    auto worst_error = [&](auto arch, auto kernel, double (*reference)(double)) {
+        kernel(arch, x.data(), y.data(), x.size());
+        double worst = 0.0;
+        for (std::size_t i = 0; i < 8000; ++i) {
+            const double exact = reference(double(x[i]));
+            worst = std::max(worst, std::abs(y[i] - exact) / std::max(std::abs(exact), 1e-30));
+        }
+        CHECK(std::isnan(y[8000]));
+        return worst / std::ldexp(1.0, -23);  // in float ulps
+    };
+    double (*sigmoid)(double) = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+    double (*tanh_exact)(double) = [](double v) { return std::tanh(v); };
+    auto check_arch = [&](auto arch, const char* name) {
+        const double sigmoid_ulps =
+            worst_error(arch, ElementwiseKernel<SigmoidFunction>{}, sigmoid);
+        const double tanh_ulps = worst_error(arch, ElementwiseKernel<TanhFunction>{}, tanh_exact);
+        MESSAGE(std::string(name) << ": Sigmoid within " << sigmoid_ulps << " ulps, Tanh within " << tanh_ulps);
+        CHECK(sigmoid_ulps <= 4.0);
+        CHECK(tanh_ulps <= 4.0);
+    };
+#if defined(__x86_64__)
+    check_arch(xsimd::sse2{}, "SSE2");
+    if (xsimd::available_architectures().avx2) check_arch(xsimd::avx2{}, "AVX2");
+    if (xsimd::available_architectures().avx512f) check_arch(xsimd::avx512f{}, "AVX-512");
+#else
+    check_arch(xsimd::default_arch{}, "default");
+#endif
 }
 
 TEST_CASE("train_step skips the model's input gradient; other layers still pass theirs on") {

@@ -1,0 +1,37 @@
+#pragma once
+// Element-wise functions the compiler cannot vectorize by itself (exp, tanh), on float arrays,
+// with xsimd for the widest instruction set of the CPU that runs them. bnlab builds for plain
+// x86-64 (SSE2: 4 floats a vector) so that its binaries run anywhere; the kernels are compiled
+// again for AVX2 and AVX-512 in files of their own (layers/simd_avx2.cpp, simd_avx512.cpp) and
+// chosen once, at run time, by xsimd::dispatch.
+
+#include <cstddef>
+
+#include <xsimd/xsimd.hpp>
+
+namespace bnlab {
+
+// y[i] = Function::value(x[i]) for i < n, on Arch's vectors. Defined in simd_kernels.hpp, which
+// only the files that instantiate it include: GCC instantiates an inline template wherever its
+// body is visible, extern template or not, and an AVX-512 body must not land in an SSE2 file.
+template <typename Function>
+struct ElementwiseKernel {
+    template <typename Arch>
+    void operator()(Arch, const float* x, float* y, std::size_t n) const;
+};
+
+#if defined(__x86_64__)
+using SimdArchitectures = xsimd::arch_list<xsimd::avx512f, xsimd::avx2, xsimd::sse2>;
+#else
+using SimdArchitectures = xsimd::arch_list<xsimd::default_arch>;
+#endif
+
+// The kernel for the best architecture this CPU has, chosen on the first call.
+template <typename Function>
+void apply_elementwise(const float* x, float* y, std::size_t n) {
+    // Not const: xsimd 8 declares the call operator non-const, though it changes nothing.
+    static auto dispatched = xsimd::dispatch<SimdArchitectures>(ElementwiseKernel<Function>{});
+    dispatched(x, y, n);
+}
+
+}  // namespace bnlab
