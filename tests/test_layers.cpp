@@ -88,7 +88,8 @@ TEST_CASE("Each instruction set's Sigmoid and Tanh kernels agree with the math l
         const double sigmoid_ulps =
             worst_error(arch, ElementwiseKernel<SigmoidFunction>{}, sigmoid);
         const double tanh_ulps = worst_error(arch, ElementwiseKernel<TanhFunction>{}, tanh_exact);
-        MESSAGE(std::string(name) << ": Sigmoid within " << sigmoid_ulps << " ulps, Tanh within " << tanh_ulps);
+        MESSAGE(std::string(name) << ": Sigmoid within " << sigmoid_ulps << " ulps, Tanh within "
+                                  << tanh_ulps);
         CHECK(sigmoid_ulps <= 4.0);
         CHECK(tanh_ulps <= 4.0);
     };
