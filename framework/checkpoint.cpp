@@ -207,7 +207,8 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
             if (type == "Dense") {
                 std::size_t in = 0, out = 0;
                 if (!(words >> in >> out)) throw std::runtime_error("expected two widths");
-                spend(values_left, in + 1, out);  // weight and bias
+                spend(values_left, in, out);  // weight
+                spend(values_left, out);      // bias
                 model.add<Dense>(in, out, unused);
             } else if (type == "BatchNorm") {
                 std::size_t features = 0;

@@ -198,6 +198,14 @@ TEST_CASE("A layer list that its tensors do not back is an error before anything
           path +
               ": section MODL line 1 'BatchNorm 3000000000 1e-05 0.1 1': wider than the "
               "values in section TENS allow");
+    // A width that would overflow a count of values if added to.
+    write_bytes(path,
+                checkpoint_bytes(
+                    {{"MODL", "Dense 18446744073709551615 1\n"}, {"TENS", tensors}, {"CNTS", ""}}));
+    CHECK(message_of([&] { load_model(path); }) ==
+          path +
+              ": section MODL line 1 'Dense 18446744073709551615 1': wider than the values in "
+              "section TENS allow");
     // Four values do back a Dense 1 -> 2 (two weights, two biases) but no more.
     write_bytes(path, checkpoint_bytes(
                           {{"MODL", "Dense 1 2\nDense 2 1\n"}, {"TENS", tensors}, {"CNTS", ""}}));
