@@ -144,6 +144,22 @@ TEST_CASE("Resuming under another configuration, or from a model-only file, is a
     CHECK(message_of([&] { train_mlp(other, problem.train, problem.test); }) ==
           dir / "run.ckpt" + ": saved by another configuration: lr is 0.5 there, 0.1 here");
 
+    // A training state whose saved log is damaged (with checksums that match).
+    const Checkpoint saved = Checkpoint::read(dir / "run.ckpt");
+    Sequential restored = saved.model();
+    SGD sgd(restored.parameters(), SGDOptions(config.lr));
+    saved.load_optimizer(sgd);
+    Json state = Json::parse(*saved.section("TRAN"));
+    state["log"].push_back("{\"type\":\"epoch\",\"epoch\":2.5}");
+    save_checkpoint(dir / "damaged.ckpt", restored, &sgd,
+                    {{"TRAN", state.dump()}, {"ORDR", *saved.section("ORDR")}});
+    TrainConfig damaged = other;
+    damaged.lr = config.lr;
+    damaged.resume_path = dir / "damaged.ckpt";
+    CHECK(message_of([&] { train_mlp(damaged, problem.train, problem.test); }) ==
+          dir / "damaged.ckpt" +
+              ": epoch: expected an integer from -2147483648 to 2147483647, got 2.5");
+
     Rng rng(2);
     Sequential model = mlp(12, {16, 16}, 4, Activation::sigmoid, true, rng);
     save_model(dir / "model.ckpt", model);

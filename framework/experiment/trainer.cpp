@@ -104,6 +104,7 @@ struct ResumedState {
     int epoch = 0;  // the last epoch the checkpoint completed
     long step = 0;
     std::vector<std::string> lines;  // the log up to then
+    std::vector<EpochStats> epochs;  // its epoch lines
 };
 
 // The batch loader's order as u64s, and back.
@@ -178,6 +179,10 @@ ResumedState resume_from(const TrainConfig& config, Sequential& model,
         resumed.epoch = integer_at<int>(state, "epoch");
         resumed.step = integer_at<long>(state, "step");
         resumed.lines = state.at("log").get<std::vector<std::string>>();
+        for (const std::string& text : resumed.lines) {
+            const nlohmann::ordered_json line = nlohmann::ordered_json::parse(text);
+            if (line.at("type") == "epoch") resumed.epochs.push_back(epoch_from_json(line));
+        }
     } catch (const nlohmann::ordered_json::exception& error) {
         throw std::runtime_error(path + ": section TRAN: " + error.what());
     } catch (const std::runtime_error& error) {
@@ -311,10 +316,7 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
         step = resumed.step;
         first_epoch = resumed.epoch + 1;
         lines = resumed.lines;
-        for (const std::string& text : lines) {
-            const nlohmann::ordered_json line = nlohmann::ordered_json::parse(text);
-            if (line.at("type") == "epoch") result.epochs.push_back(epoch_from_json(line));
-        }
+        result.epochs = resumed.epochs;
         const nlohmann::ordered_json resumed_line = {{"type", "resumed"},
                                                      {"from", config.resume_path},
                                                      {"epoch", resumed.epoch},
