@@ -13,7 +13,8 @@ namespace bnlab {
 
 // Function provides: static constexpr const char* name; static T value(T x);
 // static T derivative_from_output(T y); static constexpr bool uses_xsimd, true when value()
-// also takes xsimd batches (for functions the compiler cannot vectorize, such as exp).
+// also takes xsimd batches (for functions the compiler cannot vectorize, such as exp): float
+// layers then run it through apply_elementwise (simd.hpp).
 template <typename T, typename Function>
 class BasicActivation : public BasicLayer<T> {
   public:
@@ -25,19 +26,15 @@ class BasicActivation : public BasicLayer<T> {
         const T* __restrict x = input.data();
         T* __restrict y = output_.data();
         const std::size_t size = input.size();
-        std::size_t i = 0;
         if constexpr (Function::uses_xsimd && std::is_same_v<T, float>) {
             // The compiler cannot vectorize exp by itself; xsimd's batches of SIMD lanes can, as
-            // wide as this CPU has (see simd.hpp).
+            // wide as this CPU has (see simd.hpp). Double-precision layers, which the gradient
+            // checks use, take the scalar loop below.
             apply_elementwise<Function>(x, y, size);
             return output_;
-        } else if constexpr (Function::uses_xsimd) {
-            using Batch = xsimd::batch<T>;
-            for (; i + Batch::size <= size; i += Batch::size)
-                Function::value(Batch::load_unaligned(x + i)).store_unaligned(y + i);
         }
         // y = f(x)
-        for (; i < size; ++i)
+        for (std::size_t i = 0; i < size; ++i)
             y[i] = Function::value(x[i]);
         return output_;
     }

@@ -4,6 +4,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -69,8 +71,8 @@ TEST_CASE("Training steps of a Sequential with BatchNorm allocate nothing after 
 
 TEST_CASE("An IDX header claiming 8 GiB of data does not make the reader allocate 8 GiB") {
     // Found by fuzz/fuzz_idx.cpp: the reader sized its buffer from the header before reading.
-    const std::filesystem::path path =
-        std::filesystem::temp_directory_path() / "bnlab-idx-claims-8-gib";
+    const std::filesystem::path path = std::filesystem::temp_directory_path() /
+                                       ("bnlab-idx-claims-8-gib-" + std::to_string(getpid()));
     // Magic (unsigned bytes, 3 dimensions), 65536 x 65536 x 2, then 5 bytes of data.
     const unsigned char bytes[] = {0, 0, 8, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 1, 2, 3, 4, 5};
     std::FILE* file = std::fopen(path.c_str(), "wb");
