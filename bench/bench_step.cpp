@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
-    set_blas_threads(threads);
+    set_threads(threads);
     Rng rng(1);
     std::vector<std::size_t> widths{inputs};
     widths.insert(widths.end(), hidden.begin(), hidden.end());
@@ -145,7 +145,8 @@ int main(int argc, char** argv) {
         {"bn", batchnorm},
         {"batch", batch},
         {"threads", threads},
-        {"openblas_threads", blas_threads()},
+        {"bnlab_threads", thread_count()},
+        {"openblas_threads", openblas_threads()},
         {"openblas_core", blas_core_name()},
         {"samples_per_s", double(batch) / step_seconds},
         {"ms_per_step", step_seconds * 1e3},

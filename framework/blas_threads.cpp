@@ -12,15 +12,39 @@ char* openblas_get_config(void);
 }
 
 namespace bnlab {
+namespace {
 
-void set_blas_threads(int threads) {
+// OpenBLAS's default thread count, read once, before its pool is set to one thread: on first
+// use rather than at start-up, so that OPENBLAS_NUM_THREADS keeps its meaning.
+int openblas_default_threads() {
+    static const int count = [] {
+        const int openblas_default = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        return openblas_default > 0 ? openblas_default : 1;
+    }();
+    return count;
+}
+
+int& team_size() {
+    static int size = openblas_default_threads();
+    return size;
+}
+
+}  // namespace
+
+void set_threads(int threads) {
     if (threads < 0)
         throw std::invalid_argument("threads must be 0 (OpenBLAS's default) or positive, got " +
                                     std::to_string(threads));
-    if (threads > 0) openblas_set_num_threads(threads);
+    team_size() = threads > 0 ? threads : openblas_default_threads();
 }
 
-int blas_threads() {
+int thread_count() {
+    return team_size();
+}
+
+int openblas_threads() {
+    openblas_default_threads();
     return openblas_get_num_threads();
 }
 

@@ -1,15 +1,23 @@
 #pragma once
-// OpenBLAS's thread pool and build, which decide how fast every matrix product runs: set from
+// The threads every matrix product runs on, and the OpenBLAS build that runs them: set from
 // `--threads`, and recorded in logs and benchmarks so that figures can be compared.
+//
+// bnlab cuts each product into one block of the result per thread and computes the blocks at
+// once on an OpenMP team, each through single-threaded OpenBLAS. On the batch sizes of these
+// networks that is faster than OpenBLAS's own threads, which wait on each other between the
+// pieces of a small product (README, Speed); OpenBLAS's pool is therefore kept at one thread.
 
 #include <string>
 
 namespace bnlab {
 
-// Uses `threads` OpenBLAS threads for every later matrix product; 0 keeps OpenBLAS's default
-// (the OPENBLAS_NUM_THREADS environment variable, else one per core). Throws when negative.
-void set_blas_threads(int threads);
-int blas_threads();
+// Runs every later matrix product on `threads` threads; 0 takes OpenBLAS's default count (the
+// OPENBLAS_NUM_THREADS environment variable, else one per core). Throws when negative.
+void set_threads(int threads);
+// The threads matrix products run on: set_threads's, or OpenBLAS's default count until then.
+int thread_count();
+// OpenBLAS's own thread pool, which bnlab keeps at 1.
+int openblas_threads();
 // The kernel family OpenBLAS runs ("Haswell", "SkylakeX", …; OPENBLAS_CORETYPE overrides it).
 std::string blas_core_name();
 // OpenBLAS's build description ("OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64").

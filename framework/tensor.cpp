@@ -1,8 +1,82 @@
 #include "framework/tensor.hpp"
 
+#include <omp.h>
+
 #include <sstream>
+#include <stdexcept>
+
+#include <xtensor-blas/xblas.hpp>
+
+#include "framework/blas_threads.hpp"
 
 namespace bnlab {
+namespace {
+
+using Index = xt::blas_index_t;
+
+// OpenBLAS's AVX-512 and AVX2 sgemm kernels compute 16 columns of a row-major result at a time
+// (16 rows in BLAS's column-major terms); column blocks in whole multiples keep them fully used.
+constexpr Index column_multiple = 16;
+
+// Below this many flops (about 2 µs of one core's sgemm) waking the team costs more than the
+// other threads save: the 10-class output layer's products stay on one thread.
+constexpr double min_parallel_flops = 2e5;
+
+}  // namespace
+
+template <typename T>
+void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpose_b,
+          Matrix<T>& result, T alpha, T beta) {
+    const Index m = Index(result.shape(0)), n = Index(result.shape(1));
+    const Index k = Index(transpose_a ? a.shape(0) : a.shape(1));
+    const Index a_rows = Index(transpose_a ? a.shape(1) : a.shape(0));
+    const Index b_rows = Index(transpose_b ? b.shape(1) : b.shape(0));
+    const Index b_cols = Index(transpose_b ? b.shape(0) : b.shape(1));
+    if (a_rows != m || b_rows != k || b_cols != n)
+        throw std::invalid_argument(
+            "gemm: op(a) " + shape_string(std::size_t(a_rows), std::size_t(k)) + " times op(b) " +
+            shape_string(std::size_t(b_rows), std::size_t(b_cols)) + " cannot give a result of " +
+            shape_string(result));
+    const Index lda = Index(a.shape(1)), ldb = Index(b.shape(1)), ldc = n;
+    const auto op_a = transpose_a ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans;
+    const auto op_b = transpose_b ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans;
+    // The block [row, row + rows) x [col, col + cols) of the result: those rows of op(a) times
+    // those columns of op(b), read in place through the leading dimensions.
+    auto block = [&](Index row, Index rows, Index col, Index cols) {
+        if (rows == 0 || cols == 0) return;
+        const T* a_block = a.data() + (transpose_a ? row : row * lda);
+        const T* b_block = b.data() + (transpose_b ? col * ldb : col);
+        cxxblas::gemm<Index>(cxxblas::StorageOrder::RowMajor, op_a, op_b, rows, cols, k, alpha,
+                             a_block, lda, b_block, ldb, beta, result.data() + row * ldc + col,
+                             ldc);
+    };
+
+    const int team = thread_count();
+    if (team == 1 || 2.0 * double(m) * double(n) * double(k) < min_parallel_flops) {
+        block(0, m, 0, n);
+        return;
+    }
+    // Columns when each thread gets at least one full kernel width of them, else rows.
+    const Index column_units = (n + column_multiple - 1) / column_multiple;
+    const bool by_columns = column_units >= team;
+#pragma omp parallel num_threads(team)
+    {
+        const Index part = omp_get_thread_num(), parts = omp_get_num_threads();
+        if (by_columns) {
+            const Index first = column_units * part / parts * column_multiple;
+            const Index end = std::min(n, column_units * (part + 1) / parts * column_multiple);
+            block(0, m, first, end - first);
+        } else {
+            const Index first = m * part / parts, end = m * (part + 1) / parts;
+            block(first, end - first, 0, n);
+        }
+    }
+}
+
+template void gemm(const Matrix<float>&, bool, const Matrix<float>&, bool, Matrix<float>&, float,
+                   float);
+template void gemm(const Matrix<double>&, bool, const Matrix<double>&, bool, Matrix<double>&,
+                   double, double);
 
 std::string number_string(double value) {
     std::ostringstream text;

@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <string>
 
-#include <xtensor-blas/xblas.hpp>
 #include <xtensor/xtensor.hpp>
 
 namespace bnlab {
@@ -38,12 +37,15 @@ void copy_into(Matrix<T>& destination, const Matrix<T>& source) {
 
 // result = alpha * op(a) * op(b) + beta * result, op = transpose when asked. BLAS reads the
 // transposed operand in place: no transposed copy is ever made. `result` must already have its
-// final shape.
+// final shape. Runs on the threads set by set_threads (framework/blas_threads.hpp).
 template <typename T>
 void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpose_b,
-          Matrix<T>& result, T alpha = T(1), T beta = T(0)) {
-    xt::blas::gemm(a, b, result, transpose_a, transpose_b, alpha, beta);
-}
+          Matrix<T>& result, T alpha = T(1), T beta = T(0));
+
+extern template void gemm(const Matrix<float>&, bool, const Matrix<float>&, bool, Matrix<float>&,
+                          float, float);
+extern template void gemm(const Matrix<double>&, bool, const Matrix<double>&, bool,
+                          Matrix<double>&, double, double);
 
 // A number as a person writes it ("0.1", "1e-05", "1.5"), for error messages.
 std::string number_string(double value);

@@ -279,7 +279,8 @@ nlohmann::ordered_json config_line(const TrainConfig& config, Sequential& model,
                                      {"summary", model.summary()}}},
                                    {"threads",
                                     {{"requested", config.threads},
-                                     {"openblas", blas_threads()},
+                                     {"bnlab", thread_count()},
+                                     {"openblas", openblas_threads()},
                                      {"openblas_core", blas_core_name()},
                                      {"hardware", sysconf(_SC_NPROCESSORS_ONLN)}}},
                                    {"versions", library_versions()},
@@ -297,7 +298,7 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
                                     std::to_string(config.epochs));
     if (!config.save_path.empty()) check_writable(config.save_path);
     if (!config.export_folded_path.empty()) check_writable(config.export_folded_path);
-    set_blas_threads(config.threads);
+    set_threads(config.threads);
     Rng rng(config.seed);
     Sequential model = mlp(train.inputs.shape(1), config.hidden, class_count(train, test),
                            config.activation, config.batchnorm, rng);

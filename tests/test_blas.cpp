@@ -1,0 +1,95 @@
+// Matrix products on bnlab's threads: every block lands where it belongs, whatever the split.
+#include <vector>
+
+#include "framework/blas_threads.hpp"
+#include "helpers.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+
+namespace {
+
+// Small integers, so that every product and sum below is exact in float and the comparison
+// need not allow for the order in which BLAS adds.
+Matrix<float> integer_matrix(std::size_t rows, std::size_t cols, int seed) {
+    Matrix<float> matrix = xt::empty<float>({rows, cols});
+    for (std::size_t i = 0; i < matrix.size(); ++i)
+        matrix.data()[i] = float(int((i * 7 + std::size_t(seed) * 13) % 5) - 2);
+    return matrix;
+}
+
+// alpha * op(a) op(b) + beta * c, by the definition.
+Matrix<float> reference_product(const Matrix<float>& a, bool transpose_a, const Matrix<float>& b,
+                                bool transpose_b, const Matrix<float>& c, float alpha, float beta) {
+    Matrix<float> result = c;
+    const std::size_t k = transpose_a ? a.shape(0) : a.shape(1);
+    for (std::size_t i = 0; i < c.shape(0); ++i)
+        for (std::size_t j = 0; j < c.shape(1); ++j) {
+            float sum = 0.0f;
+            for (std::size_t l = 0; l < k; ++l)
+                sum += (transpose_a ? a(l, i) : a(i, l)) * (transpose_b ? b(j, l) : b(l, j));
+            result(i, j) = alpha * sum + beta * c(i, j);
+        }
+    return result;
+}
+
+// Restores the thread count a test changed.
+struct ThreadsGuard {
+    int saved = thread_count();
+    ~ThreadsGuard() { set_threads(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("gemm gives the exact product on 1, 2 and 3 threads, split by columns or by rows") {
+    ThreadsGuard guard;
+    struct Shape {
+        std::size_t m, n, k;
+    };
+    // 784 x 100 x 60: columns, in blocks of 16 with a ragged last one; 128 x 10 x 256: too few
+    // columns for a block each, so rows; 4 x 4 x 4: too small to share; 3 x 24 x 2000: fewer
+    // threads than kernel-wide column blocks at 3 threads, so one row each.
+    for (const Shape& shape :
+         {Shape{784, 100, 60}, Shape{128, 10, 256}, Shape{4, 4, 4}, Shape{3, 24, 2000}})
+        for (int threads : {1, 2, 3})
+            for (bool transpose_a : {false, true})
+                for (bool transpose_b : {false, true}) {
+                    CAPTURE(shape.m);
+                    CAPTURE(shape.n);
+                    CAPTURE(threads);
+                    CAPTURE(transpose_a);
+                    CAPTURE(transpose_b);
+                    set_threads(threads);
+                    const Matrix<float> a = transpose_a ? integer_matrix(shape.k, shape.m, 1)
+                                                        : integer_matrix(shape.m, shape.k, 1);
+                    const Matrix<float> b = transpose_b ? integer_matrix(shape.n, shape.k, 2)
+                                                        : integer_matrix(shape.k, shape.n, 2);
+                    Matrix<float> c = integer_matrix(shape.m, shape.n, 3);
+                    const Matrix<float> expected =
+                        reference_product(a, transpose_a, b, transpose_b, c, 2.0f, -1.0f);
+                    gemm(a, transpose_a, b, transpose_b, c, 2.0f, -1.0f);
+                    CHECK(c == expected);
+                }
+}
+
+TEST_CASE("gemm rejects operands whose shapes do not multiply into the result") {
+    const Matrix<float> a = xt::zeros<float>({4, 3}), b = xt::zeros<float>({2, 5});
+    Matrix<float> c = xt::zeros<float>({4, 5});
+    CHECK(message_of([&] { gemm(a, false, b, false, c); }) ==
+          "gemm: op(a) [4, 3] times op(b) [2, 5] cannot give a result of [4, 5]");
+    Matrix<float> wrong = xt::zeros<float>({4, 4});
+    CHECK(message_of([&] { gemm(a, false, b, true, wrong); }) ==
+          "gemm: op(a) [4, 3] times op(b) [5, 2] cannot give a result of [4, 4]");
+}
+
+TEST_CASE("Thread counts: set, OpenBLAS's default for 0, OpenBLAS's own pool kept at one") {
+    ThreadsGuard guard;
+    set_threads(3);
+    CHECK(thread_count() == 3);
+    CHECK(openblas_threads() == 1);
+    set_threads(0);
+    CHECK(thread_count() >= 1);
+    CHECK(openblas_threads() == 1);
+    CHECK(message_of([] { set_threads(-1); }) ==
+          "threads must be 0 (OpenBLAS's default) or positive, got -1");
+}
