@@ -1,7 +1,7 @@
 // Times one training step (forward, loss, backward, SGD step) of an MLP on a fixed in-memory
 // batch, and eval-mode inference with and without BatchNorm folded into the Dense layers, and
 // compares the step with what its matrix products alone would allow at the sgemm speed measured
-// just before on the same shapes and threads.
+// just before on the same shapes and threads (and, for comparison, on OpenBLAS's own threads).
 //   build/bin/bench_step --hidden 256,256 --act relu --bn on --batch 128 --threads 2
 // Prints one JSON line. A benchmark, not a test: nothing here passes or fails.
 #include <algorithm>
@@ -14,6 +14,10 @@
 
 #include "framework/blas_threads.hpp"
 #include "framework/bnlab.hpp"
+
+// OpenBLAS's own thread pool, which bnlab keeps at one thread: set here only to time the
+// products on OpenBLAS's threads instead of bnlab's, for comparison.
+extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace {
 
@@ -63,7 +67,8 @@ double flops_of(const std::vector<Product>& products) {
     return flops;
 }
 
-// Seconds the products take at OpenBLAS's speed, each timed alone on its own buffers.
+// Seconds the products take through gemm, each timed alone on its own buffers: on bnlab's threads
+// (framework/blas_threads.hpp), each block through single-threaded OpenBLAS sgemm.
 double sgemm_seconds(const std::vector<Product>& products, int rounds, Rng& rng) {
     double seconds = 0.0;
     for (const Product& p : products) {
@@ -101,7 +106,7 @@ int main(int argc, char** argv) {
     app.add_option("--batch", batch)->check(CLI::Range(2, 1 << 20))->capture_default_str();
     app.add_option("--inputs", inputs)->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--classes", classes)->check(CLI::Range(2, 1 << 20))->capture_default_str();
-    app.add_option("--threads", threads, "OpenBLAS threads")
+    app.add_option("--threads", threads, "Threads for the matrix products")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
     app.add_option("--steps", steps, "Steps per timed round")
@@ -120,6 +125,12 @@ int main(int argc, char** argv) {
     const std::vector<Product> products = step_products(widths, batch);
     const double step_flops = flops_of(products);
     const double limit_seconds = sgemm_seconds(products, rounds, rng);
+    // The same products as one sgemm call each on OpenBLAS's own `threads` threads.
+    set_threads(1);
+    openblas_set_num_threads(threads);
+    const double openblas_threaded_seconds = sgemm_seconds(products, rounds, rng);
+    openblas_set_num_threads(1);
+    set_threads(threads);
 
     Matrix<float> x = xt::empty<float>({batch, inputs});
     for (float& value : x)
@@ -154,6 +165,7 @@ int main(int argc, char** argv) {
         {"sgemm_gflops", step_flops / limit_seconds / 1e9},
         {"limit_samples_per_s", double(batch) / limit_seconds},
         {"percent_of_limit", 100.0 * limit_seconds / step_seconds},
+        {"openblas_threaded_limit_samples_per_s", double(batch) / openblas_threaded_seconds},
         {"inference_samples_per_s", double(batch) / inference_seconds},
         {"inference_folded_samples_per_s", double(batch) / folded_seconds}};
     std::printf("%s\n", line.dump().c_str());

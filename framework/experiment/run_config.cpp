@@ -209,8 +209,8 @@ TrainFlags::TrainFlags(CLI::App& app) {
                   ->transform(integer_at_least(0)),
               [this](TrainConfig& c) { c.seed = given_.seed; });
     overrides(app.add_option("--threads", given_.threads,
-                             "OpenBLAS threads; 0 keeps OpenBLAS's default, one per core "
-                             "[default: 0]")
+                             "Threads for the matrix products; 0 takes OpenBLAS's default "
+                             "count (OPENBLAS_NUM_THREADS, else one per core) [default: 0]")
                   ->transform(integer_at_least(0)),
               [this](TrainConfig& c) { c.threads = given_.threads; });
     overrides(app.add_flag("--probe", given_.probe,
