@@ -14,8 +14,9 @@ namespace {
 
 using Index = xt::blas_index_t;
 
-// OpenBLAS's AVX-512 and AVX2 sgemm kernels compute 16 columns of a row-major result at a time
-// (16 rows in BLAS's column-major terms); column blocks in whole multiples keep them fully used.
+// OpenBLAS's AVX-512 sgemm kernel (sgemm_kernel_16x4_skylakex, which it also runs as Cooperlake)
+// computes 16 columns of a row-major result at a time (16 rows in BLAS's column-major terms):
+// column blocks in whole multiples of 16 keep it fully used.
 constexpr Index column_multiple = 16;
 
 // Below this many flops (about 2 µs of one core's sgemm) waking the team costs more than the

@@ -63,6 +63,18 @@ TEST_CASE("Training steps of a Sequential with BatchNorm allocate nothing after 
     Adam adam(sigmoid_model.parameters(), AdamOptions(1e-3));
     CHECK(allocations_in_steps(adam, sigmoid_model, batches, 5) == 0);
 
+    // On one thread and on three, which cut the products into blocks (framework/tensor.cpp).
+    for (int threads : {1, 3}) {
+        CAPTURE(threads);
+        const int saved = thread_count();
+        set_threads(threads);
+        batches.start_epoch();
+        Sequential model_on_threads = mlp(64, {128, 128}, 10, Activation::relu, true, rng);
+        SGD sgd_on_threads(model_on_threads.parameters(), SGDOptions(0.1).momentum(0.9));
+        CHECK(allocations_in_steps(sgd_on_threads, model_on_threads, batches, 5) == 0);
+        set_threads(saved);
+    }
+
     // The counter does count: a model's construction allocates.
     const long before = allocations;
     Sequential another = mlp(64, {8}, 10, Activation::tanh, false, rng);
