@@ -30,6 +30,24 @@ BasicBatchNorm<T>::BasicBatchNorm(const BatchNormOptions& options)
                                     number_string(*options.momentum()));
 }
 
+namespace {
+
+// One row of the batch, on restrict-qualified parameters: GCC did not vectorize this loop when
+// it ran on pointers into the layer's members, and it was BatchNorm's slowest.
+template <typename T>
+void normalize_row(const T* __restrict x, const T* __restrict mean, const T* __restrict inv_std,
+                   const T* __restrict gamma, const T* __restrict beta, T* __restrict x_hat,
+                   T* __restrict y, std::size_t n) {
+    for (std::size_t k = 0; k < n; ++k) {
+        // xhat = (x - mu) / sqrt(sigma2 + eps)
+        x_hat[k] = (x[k] - mean[k]) * inv_std[k];
+        // y = gamma xhat + beta
+        y[k] = gamma[k] * x_hat[k] + beta[k];
+    }
+}
+
+}  // namespace
+
 template <typename T>
 const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
     this->check_input_width(x);
@@ -88,21 +106,9 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
 
     ensure_shape(x_hat_, m, n);
     ensure_shape(output_, m, n);
-    const T* __restrict mean = mean_.data();
-    const T* __restrict inv_std = inv_std_.data();
-    const T* __restrict gamma = gamma_.data();
-    const T* __restrict beta = beta_.data();
-    for (std::size_t i = 0; i < m; ++i) {
-        const T* __restrict row = x.data() + i * n;
-        T* __restrict x_hat = x_hat_.data() + i * n;
-        T* __restrict y = output_.data() + i * n;
-        for (std::size_t k = 0; k < n; ++k) {
-            // xhat = (x - mu) / sqrt(sigma2 + eps)
-            x_hat[k] = (row[k] - mean[k]) * inv_std[k];
-            // y = gamma xhat + beta
-            y[k] = gamma[k] * x_hat[k] + beta[k];
-        }
-    }
+    for (std::size_t i = 0; i < m; ++i)
+        normalize_row(x.data() + i * n, mean_.data(), inv_std_.data(), gamma_.data(), beta_.data(),
+                      x_hat_.data() + i * n, output_.data() + i * n, n);
     return output_;
 }
 
