@@ -44,8 +44,8 @@ void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpo
 
 extern template void gemm(const Matrix<float>&, bool, const Matrix<float>&, bool, Matrix<float>&,
                           float, float);
-extern template void gemm(const Matrix<double>&, bool, const Matrix<double>&, bool,
-                          Matrix<double>&, double, double);
+extern template void gemm(const Matrix<double>&, bool, const Matrix<double>&, bool, Matrix<double>&,
+                          double, double);
 
 // A number as a person writes it ("0.1", "1e-05", "1.5"), for error messages.
 std::string number_string(double value);
