@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 
@@ -45,11 +46,15 @@ void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpo
     // those columns of op(b), read in place through the leading dimensions.
     auto block = [&](Index row, Index rows, Index col, Index cols) {
         if (rows == 0 || cols == 0) return;
-        const T* a_block = a.data() + (transpose_a ? row : row * lda);
-        const T* b_block = b.data() + (transpose_b ? col * ldb : col);
+        // Offsets in std::size_t: a product of two BLAS indices may not fit in one.
+        const auto offset = [](Index index, Index stride) {
+            return std::size_t(index) * std::size_t(stride);
+        };
+        const T* a_block = a.data() + (transpose_a ? offset(row, 1) : offset(row, lda));
+        const T* b_block = b.data() + (transpose_b ? offset(col, ldb) : offset(col, 1));
+        T* result_block = result.data() + offset(row, ldc) + offset(col, 1);
         cxxblas::gemm<Index>(cxxblas::StorageOrder::RowMajor, op_a, op_b, rows, cols, k, alpha,
-                             a_block, lda, b_block, ldb, beta, result.data() + row * ldc + col,
-                             ldc);
+                             a_block, lda, b_block, ldb, beta, result_block, ldc);
     };
 
     const int team = thread_count();
