@@ -20,8 +20,8 @@ using Index = xt::blas_index_t;
 // column blocks in whole multiples of 16 keep it fully used.
 constexpr Index column_multiple = 16;
 
-// Below this many flops (about 2 µs of one core's sgemm) waking the team costs more than the
-// other threads save: the 10-class output layer's products stay on one thread.
+// Less work than this per thread (about 2 µs of one core's sgemm) and waking the team costs more
+// than the other threads save: the 10-class output layer's products stay on one thread.
 constexpr double min_parallel_flops = 2e5;
 
 }  // namespace
@@ -57,22 +57,28 @@ void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpo
                              a_block, lda, b_block, ldb, beta, result_block, ldc);
     };
 
+    // As many parts as the work fills, each with at least min_parallel_flops: on a many-core
+    // machine a small product is not cut into slivers. The team keeps its size (threads past the
+    // parts idle), because libgomp allocates a new team whenever the size changes.
     const int team = thread_count();
-    if (team == 1 || 2.0 * double(m) * double(n) * double(k) < min_parallel_flops) {
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    Index parts = Index(std::min(double(team), flops / min_parallel_flops));
+    if (parts <= 1) {
         block(0, m, 0, n);
         return;
     }
-    // Columns when each thread gets at least one full kernel width of them, else rows.
+    // Columns when each part gets at least one full kernel width of them, else rows.
     const Index column_units = (n + column_multiple - 1) / column_multiple;
-    const bool by_columns = column_units >= team;
+    const bool by_columns = column_units >= parts;
+    if (!by_columns) parts = std::min(parts, m);
 #pragma omp parallel num_threads(team)
     {
-        const Index part = omp_get_thread_num(), parts = omp_get_num_threads();
-        if (by_columns) {
+        const Index part = omp_get_thread_num();
+        if (part < parts && by_columns) {
             const Index first = column_units * part / parts * column_multiple;
             const Index end = std::min(n, column_units * (part + 1) / parts * column_multiple);
             block(0, m, first, end - first);
-        } else {
+        } else if (part < parts) {
             const Index first = m * part / parts, end = m * (part + 1) / parts;
             block(first, end - first, 0, n);
         }

@@ -41,17 +41,19 @@ struct ThreadsGuard {
 
 }  // namespace
 
-TEST_CASE("gemm gives the exact product on 1, 2 and 3 threads, split by columns or by rows") {
+TEST_CASE("gemm gives the exact product on 1, 2, 3 and 8 threads, split by columns or by rows") {
     ThreadsGuard guard;
     struct Shape {
         std::size_t m, n, k;
     };
-    // 784 x 100 x 60: columns, in blocks of 16 with a ragged last one; 128 x 10 x 256: too few
-    // columns for a block each, so rows; 4 x 4 x 4: too small to share; 3 x 24 x 2000: fewer
-    // threads than kernel-wide column blocks at 3 threads, so one row each.
+    // 784 x 100 x 60 (9.4 Mflop): columns, in blocks of 16 with a ragged last one, on 2 and 3
+    // threads; rows on 8, which its 7 column blocks would not go round. 128 x 10 x 256: too few
+    // columns, so rows, and at most 3 parts, each needing 2e5 flops. 4 x 4 x 4: too small to
+    // share. 3 x 24 x 20000: fewer column blocks than parts and fewer rows than threads, so one
+    // row each on 3 and on 8 threads.
     for (const Shape& shape :
-         {Shape{784, 100, 60}, Shape{128, 10, 256}, Shape{4, 4, 4}, Shape{3, 24, 2000}})
-        for (int threads : {1, 2, 3})
+         {Shape{784, 100, 60}, Shape{128, 10, 256}, Shape{4, 4, 4}, Shape{3, 24, 20000}})
+        for (int threads : {1, 2, 3, 8})
             for (bool transpose_a : {false, true})
                 for (bool transpose_b : {false, true}) {
                     CAPTURE(shape.m);
