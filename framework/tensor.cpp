@@ -58,11 +58,9 @@ void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpo
     };
 
     // As many parts as the work fills, each with at least min_parallel_flops: on a many-core
-    // machine a small product is not cut into slivers. The team keeps its size (threads past the
-    // parts idle), because libgomp allocates a new team whenever the size changes.
-    const int team = thread_count();
+    // machine a small product is not cut into slivers.
     const double flops = 2.0 * double(m) * double(n) * double(k);
-    Index parts = Index(std::min(double(team), flops / min_parallel_flops));
+    Index parts = Index(std::min(double(thread_count()), flops / min_parallel_flops));
     if (parts <= 1) {
         block(0, m, 0, n);
         return;
@@ -71,15 +69,15 @@ void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpo
     const Index column_units = (n + column_multiple - 1) / column_multiple;
     const bool by_columns = column_units >= parts;
     if (!by_columns) parts = std::min(parts, m);
-#pragma omp parallel num_threads(team)
+#pragma omp parallel num_threads(int(parts))
     {
-        const Index part = omp_get_thread_num();
-        if (part < parts && by_columns) {
-            const Index first = column_units * part / parts * column_multiple;
-            const Index end = std::min(n, column_units * (part + 1) / parts * column_multiple);
+        const Index part = omp_get_thread_num(), team = omp_get_num_threads();
+        if (by_columns) {
+            const Index first = column_units * part / team * column_multiple;
+            const Index end = std::min(n, column_units * (part + 1) / team * column_multiple);
             block(0, m, first, end - first);
-        } else if (part < parts) {
-            const Index first = m * part / parts, end = m * (part + 1) / parts;
+        } else {
+            const Index first = m * part / team, end = m * (part + 1) / team;
             block(first, end - first, 0, n);
         }
     }
