@@ -44,7 +44,7 @@ int thread_count() {
 }
 
 int openblas_threads() {
-    openblas_default_threads();
+    openblas_default_threads();  // sets OpenBLAS's pool to one thread if nothing has yet
     return openblas_get_num_threads();
 }
 
