@@ -6,9 +6,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BNLAB_BUILD_DIR:-$root/build}
+bash "$root/scripts/install-deps.sh" python3-torch
 bash "$root/scripts/build.sh" >/dev/null
-if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-  echo "bench: PyTorch is missing; install Debian's python3-torch (apt-get install python3-torch)" >&2
-  exit 1
-fi
 exec /usr/bin/python3 "$root/bench/compare.py" --bin "$build/bin" "$@"

@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Installs the Debian packages bnlab builds with, when any is missing (as root, or with sudo).
-# Usage: install-deps.sh [EXTRA_PACKAGE…]   (scripts/fuzz.sh adds clang)
+# Installs the Debian packages bnlab builds, tests and runs with, when any is missing (as root, or
+# with sudo). Only these and their hard dependencies (Depends, Pre-Depends) are installed: a
+# package that is only a Recommends of another is not, so each one the build reads is named here
+# (scripts/check-header-packages.sh fails the tests when one is not).
+# Usage: install-deps.sh [EXTRA_PACKAGE…]   (scripts/fuzz.sh adds clang, bench/run.sh PyTorch)
+#        install-deps.sh --list             prints the list, one package a line, and installs nothing
 set -euo pipefail
 
 packages=(
   g++ cmake make git
   libxtensor-dev libxtensor-blas-dev libopenblas-dev  # tensors and BLAS
+  libxsimd-dev                                        # SIMD kernels (only a Recommends of xtensor)
   libspdlog-dev libcli11-dev                          # console logging, flags
   gnuplot-nox                                         # plots of training curves
   zlib1g-dev dataset-fashion-mnist                    # reading Fashion-MNIST, and the data
   doctest-dev nlohmann-json3-dev                      # tests and their golden data
-  "$@"
 )
+
+if [[ ${1:-} == --list ]]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
+packages+=("$@")
 
 missing=()
 for package in "${packages[@]}"; do

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The README's second command: installs, builds, and runs every test through CTest; then builds
-# the tests again under AddressSanitizer and UndefinedBehaviorSanitizer and runs them there.
+# The README's second command: installs, builds, checks that the build used only packages the
+# install script installs, and runs every test through CTest; then builds the tests again under
+# AddressSanitizer and UndefinedBehaviorSanitizer and runs them there.
 #   BNLAB_SANITIZERS=0  skips the sanitizer build (it takes a few minutes on 2 cores)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BNLAB_BUILD_DIR:-$root/build}
 bash "$root/scripts/build.sh"
+# Every system header and library the build used must come from a package that
+# scripts/install-deps.sh installs: a fresh machine has nothing else.
+bash "$root/scripts/check-build-packages.sh" "$build"
 # The worst deviation from PyTorch's golden values, for the record (CTest checks them again).
 "$build/bin/bnlab_tests" --test-case='*PyTorch*' --minimal | tail -n 1
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
