@@ -34,4 +34,19 @@ void apply_elementwise(const float* x, float* y, std::size_t n) {
     dispatched(x, y, n);
 }
 
+struct SimdArchitectureName {
+    template <typename Arch>
+    const char* operator()(Arch) const {
+        return Arch::name();
+    }
+};
+
+// The name of the architecture whose kernels apply_elementwise runs here ("avx512f", "avx2",
+// "sse2"). Results are reproducible bit for bit on machines that run the same kernels here and
+// in OpenBLAS; nothing promises the same bits across kernels.
+inline const char* simd_architecture() {
+    static auto dispatched = xsimd::dispatch<SimdArchitectures>(SimdArchitectureName{});
+    return dispatched();
+}
+
 }  // namespace bnlab

@@ -2,14 +2,21 @@
 // What the tests of the trainer and the programs share: a small problem to train on quickly, its
 // configuration, and the JSONL log read back.
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "framework/experiment/trainer.hpp"
 #include "helpers.hpp"
+
+extern char** environ;
 
 namespace bnlab::testing {
 
@@ -61,6 +68,33 @@ inline std::vector<nlohmann::ordered_json> without_timing(
              {"seconds", "samples_per_s", "eval_seconds", "seconds_per_epoch", "started"})
             line.erase(field);
     return lines;
+}
+
+// The train program, started with its output (stdout and stderr) to `output`; and its exit.
+inline const std::string kTrain = std::string(BNLAB_BIN_DIR) + "/train";
+
+inline pid_t spawn(const std::vector<std::string>& arguments, const std::string& output) {
+    std::vector<char*> argv;
+    for (const std::string& argument : arguments)
+        argv.push_back(const_cast<char*>(argument.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    pid_t child = 0;
+    const int error = posix_spawn(&child, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    REQUIRE_MESSAGE(error == 0, "cannot start " << argv[0]);
+    return child;
+}
+
+inline int wait_for(pid_t child) {
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    return status;
 }
 
 }  // namespace bnlab::testing

@@ -1,9 +1,7 @@
 // Crash survival: a real `train` process killed with SIGKILL in the middle of training and
 // resumed from its last checkpoint ends with the same weights, byte for byte, and the same log
 // numbers as the same run never interrupted.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,39 +15,11 @@
 #include "framework/experiment/trainer.hpp"
 #include "models/fold_batchnorm.hpp"
 
-extern char** environ;
-
 using namespace bnlab;
 using namespace bnlab::testing;
 using Json = nlohmann::ordered_json;
 
 namespace {
-
-const std::string kTrain = std::string(BNLAB_BIN_DIR) + "/train";
-
-pid_t spawn(const std::vector<std::string>& arguments, const std::string& output) {
-    std::vector<char*> argv;
-    for (const std::string& argument : arguments)
-        argv.push_back(const_cast<char*>(argument.c_str()));
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    pid_t child = 0;
-    const int error = posix_spawn(&child, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    REQUIRE_MESSAGE(error == 0, "cannot start " << argv[0]);
-    return child;
-}
-
-int wait_for(pid_t child) {
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-    return status;
-}
 
 std::vector<std::string> run_arguments(const std::string& dir, const std::string& name) {
     return {kTrain,
