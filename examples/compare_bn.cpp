@@ -8,8 +8,9 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "framework/experiment/mlp_run.hpp"
 #include "framework/experiment/report.hpp"
-#include "framework/experiment/trainer.hpp"
+#include "framework/experiment/run_record.hpp"
 
 int main(int argc, char** argv) {
     using namespace bnlab;

@@ -7,6 +7,7 @@
 #include "framework/idx.hpp"
 #include "framework/layer.hpp"
 #include "framework/loss.hpp"
+#include "framework/lr_schedule.hpp"
 #include "framework/optimizer.hpp"
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"

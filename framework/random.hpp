@@ -12,7 +12,10 @@ namespace bnlab {
 
 class Rng {
   public:
-    explicit Rng(std::uint64_t seed) : engine_(seed) {}
+    explicit Rng(std::uint64_t seed) : engine_(seed), seed_(seed) {}
+
+    // The seed it was made with (logs record it).
+    std::uint64_t seed() const { return seed_; }
 
     // Uniform in [low, high).
     double uniform(double low, double high);
@@ -35,6 +38,7 @@ class Rng {
 
   private:
     std::mt19937_64 engine_;
+    std::uint64_t seed_;
     bool has_spare_normal_ = false;
     double spare_normal_ = 0.0;
 };

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "framework/checkpoint.hpp"
-#include "framework/experiment/trainer.hpp"
+#include "framework/experiment/mlp_run.hpp"
 #include "framework/optimizer.hpp"
 #include "fuzz/harness.hpp"
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/experiment/trainer.hpp"
+#include "framework/experiment/mlp_run.hpp"
 #include "helpers.hpp"
 
 extern char** environ;

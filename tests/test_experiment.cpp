@@ -8,9 +8,9 @@
 #include <limits>
 
 #include "experiment_helpers.hpp"
+#include "framework/experiment/mlp_run.hpp"
 #include "framework/experiment/probe.hpp"
 #include "framework/experiment/report.hpp"
-#include "framework/experiment/trainer.hpp"
 
 using namespace bnlab;
 using namespace bnlab::testing;
@@ -147,9 +147,9 @@ TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
     for (const auto& item : header.at("config").items())
         flags.push_back(item.key());
     CHECK(flags == std::vector<std::string>{"preset", "data", "standardize", "hidden", "act", "bn",
-                                            "optimizer", "lr", "momentum", "weight_decay", "batch",
-                                            "epochs", "seed", "threads", "target", "log", "probe",
-                                            "probe_points"});
+                                            "optimizer", "lr", "schedule", "momentum",
+                                            "weight_decay", "batch", "epochs", "seed", "threads",
+                                            "target", "log", "probe", "probe_points"});
     CHECK(header.at("config").at("hidden") == Json{16, 16});
     CHECK(header.at("config").at("bn") == "on");
     CHECK(header.at("model").at("layers").size() == 7);

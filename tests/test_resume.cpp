@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "experiment_helpers.hpp"
-#include "framework/experiment/trainer.hpp"
+#include "framework/experiment/mlp_run.hpp"
 #include "models/fold_batchnorm.hpp"
 
 using namespace bnlab;

@@ -50,6 +50,7 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
             {"bn", config.batchnorm ? "on" : "off"},
             {"optimizer", config.optimizer},
             {"lr", config.lr},
+            {"schedule", config.schedule.text()},
             {"momentum", config.momentum},
             {"weight_decay", config.weight_decay},
             {"batch", config.batch},
@@ -76,6 +77,9 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
         config.batchnorm = json.at("bn").get<std::string>() == "on";
         config.optimizer = json.at("optimizer").get<std::string>();
         config.lr = json.at("lr").get<double>();
+        // Logs and checkpoints from before schedules existed have none: constant.
+        if (json.contains("schedule"))
+            config.schedule = LrSchedule::parse(json.at("schedule").get<std::string>());
         config.momentum = json.at("momentum").get<double>();
         config.weight_decay = json.at("weight_decay").get<double>();
         config.batch = integer_at<std::size_t>(json, "batch");
@@ -90,6 +94,8 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
     } catch (const nlohmann::ordered_json::exception& error) {
         throw std::invalid_argument(std::string("configuration: ") + error.what());
     } catch (const std::runtime_error& error) {  // an integer that is not one
+        throw std::invalid_argument(std::string("configuration: ") + error.what());
+    } catch (const std::invalid_argument& error) {  // a schedule that is not one
         throw std::invalid_argument(std::string("configuration: ") + error.what());
     }
 }
@@ -152,6 +158,19 @@ CLI::Validator fraction() {
                         "a number from 0 to 1", "0..1");
 }
 
+CLI::Validator schedule_check() {
+    return CLI::Validator(
+        [](std::string& text) {
+            try {
+                LrSchedule::parse(text);
+                return std::string();
+            } catch (const std::invalid_argument& error) {
+                return std::string(error.what());
+            }
+        },
+        "SCHEDULE");
+}
+
 TrainFlags::TrainFlags(CLI::App& app) {
     app.add_option("--preset", preset_,
                    "Starting configuration, which the flags below override:\n"
@@ -188,6 +207,13 @@ TrainFlags::TrainFlags(CLI::App& app) {
               [this](TrainConfig& c) { c.optimizer = given_.optimizer; });
     overrides(app.add_option("--lr", given_.lr, "Learning rate")->check(finite_number(false)),
               [this](TrainConfig& c) { c.lr = given_.lr; });
+    overrides(app.add_option("--schedule", schedule_,
+                             "Learning rate per epoch, as PyTorch's schedulers stepped once an "
+                             "epoch: constant, step:STEP_SIZE[:GAMMA] (StepLR, gamma 0.1 by "
+                             "default) or cosine:T_MAX[:ETA_MIN] (CosineAnnealingLR) "
+                             "[default: constant]")
+                  ->check(schedule_check()),
+              [this](TrainConfig& c) { c.schedule = LrSchedule::parse(schedule_); });
     overrides(app.add_option("--momentum", given_.momentum, "SGD momentum [default: 0]")
                   ->check(finite_number(true)),
               [this](TrainConfig& c) { c.momentum = given_.momentum; });

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framework/idx.hpp"
+#include "framework/lr_schedule.hpp"
 #include "models/mlp.hpp"
 
 namespace CLI {
@@ -31,6 +32,7 @@ struct TrainConfig {
     bool batchnorm = true;
     std::string optimizer = "sgd";  // "sgd" or "adam"
     double lr = 0.5;
+    LrSchedule schedule;  // per epoch, from lr; constant by default
     double momentum = 0.0;
     double weight_decay = 0.0;
     std::size_t batch = 60;  // the last partial batch of each training epoch is dropped
@@ -76,6 +78,8 @@ CLI::Validator integer_at_least(long long least);
 CLI::Validator finite_number(bool zero_allowed);
 // A finite number from 0 to 1.
 CLI::Validator fraction();
+// A learning-rate schedule LrSchedule::parse reads.
+CLI::Validator schedule_check();
 
 // Registers train's flags on `app`. After app.parse(), resolve() gives the preset's
 // configuration with every flag that was given applied over it. Holds pointers into itself for
@@ -98,6 +102,7 @@ class TrainFlags {
     std::string preset_ = "paper";
     std::string activation_;
     std::string batchnorm_;
+    std::string schedule_;
     std::vector<std::pair<CLI::Option*, std::function<void(TrainConfig&)>>> overrides_;
 };
 

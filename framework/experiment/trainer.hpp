@@ -1,64 +1,90 @@
 #pragma once
-// One training run of an MLP classifier, as `train` and `compare_bn` do it: build the model from
-// the configuration's seed, train for its epochs with a seeded shuffle, evaluate on the test set
-// after each epoch, log to the console (and a JSONL log when the configuration names one), and
-// stop cleanly if the loss stops being a finite number.
+// The training loop, for any model: fit() trains a Sequential (nested ones too) with an optimizer
+// on a training set, measures a test set after every epoch, and keeps the record runs are
+// compared by: a JSONL log (run_log.hpp) that `curves` reads, checkpoints it resumes from bit for
+// bit, the probe, a learning-rate schedule and a progress bar. `train`, `compare_bn` and user code
+// all train here.
+//   Rng rng(1);
+//   Sequential model;  model.add<Dense>(784, 100, rng);  …
+//   SGD sgd(model.parameters(), SGDOptions(0.1));
+//   fit(model, sgd, train, test, rng, FitOptions().epochs(10).batch_size(60).log("run.jsonl"));
 
+#include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "framework/data.hpp"
-#include "framework/experiment/run_config.hpp"
 #include "framework/experiment/run_log.hpp"
-#include "framework/idx.hpp"
+#include "framework/lr_schedule.hpp"
+#include "framework/optimizer.hpp"
+#include "framework/random.hpp"
+#include "framework/sequential.hpp"
 
 namespace bnlab {
 
-struct RunContext {
-    std::string name;              // prefixes console lines, e.g. "bn=on seed=2"
-    nlohmann::ordered_json extra;  // merged into the log's config line (command line, data)
-    bool progress_bar = false;     // redraw a bar on stdout during each epoch (for terminals)
-};
+#define BNLAB_FIT_OPTION(type, name, default_value) \
+  public:                                           \
+    FitOptions& name(type value) {                  \
+        name##_ = std::move(value);                 \
+        return *this;                               \
+    }                                               \
+    const type& name() const {                      \
+        return name##_;                             \
+    }                                               \
+                                                    \
+  private:                                          \
+    type name##_ = default_value;
 
-// Fashion-MNIST from the configuration's folder, standardized when it asks, and a description of
-// it for the log ("data": folder, sample counts, the standardization applied).
-struct PreparedData {
-    FashionMnist sets;
-    nlohmann::ordered_json description;
+class FitOptions {
+    BNLAB_FIT_OPTION(int, epochs, 10)
+    // Rows per training step; the last partial batch of each epoch is dropped.
+    BNLAB_FIT_OPTION(std::size_t, batch_size, 60)
+    // The test accuracy whose first epoch the log's final line reports.
+    BNLAB_FIT_OPTION(double, target, 0.85)
+    // Prefixes the console lines ("bn=on seed=2: epoch …").
+    BNLAB_FIT_OPTION(std::string, name, "")
+    // The JSONL log's path; none when empty.
+    BNLAB_FIT_OPTION(std::string, log, "")
+    // The run's configuration as the caller describes it (the layers' widths, say): the log's
+    // config line records it as "config", with fit's own fields (epochs, batch, seed, lr,
+    // schedule, …) added; `curves` tells variants apart by it, and a resumed run must have the
+    // same one (but for epochs, threads, log and data).
+    BNLAB_FIT_OPTION(nlohmann::ordered_json, config, nlohmann::ordered_json::object())
+    // Further fields of the config line that are not the configuration (the command line, say).
+    BNLAB_FIT_OPTION(nlohmann::ordered_json, record, nlohmann::ordered_json::object())
+    // A checkpoint written (atomically) after every save_every epochs and after the last.
+    BNLAB_FIT_OPTION(std::string, save, "")
+    BNLAB_FIT_OPTION(int, save_every, 1)
+    // Continue the run saved in this checkpoint (by fit's `save`) with the model and optimizer
+    // given, which must be built as the saved ones were.
+    BNLAB_FIT_OPTION(std::string, resume, "")
+    // The covariate-shift probe (probe.hpp), probe_points times an epoch.
+    BNLAB_FIT_OPTION(bool, probe, false)
+    BNLAB_FIT_OPTION(int, probe_points, 10)
+    // A bar redrawn on stdout during each epoch (for terminals).
+    BNLAB_FIT_OPTION(bool, progress_bar, false)
+    // The matrix products' threads (set_threads); 0 takes OpenBLAS's default count.
+    BNLAB_FIT_OPTION(int, threads, 0)
+    // The learning rate per epoch, from the optimizer's rate when fit starts.
+    BNLAB_FIT_OPTION(LrSchedule, schedule, LrSchedule())
 };
-PreparedData load_data(const TrainConfig& config);
+#undef BNLAB_FIT_OPTION
 
 struct RunResult {
     std::vector<EpochStats> epochs;
-    std::vector<ProbePoint> probes;  // with config.probe
+    std::vector<ProbePoint> probes;  // with the probe on
     RunOutcome outcome;
 };
 
-// Trains `config`'s MLP on `train`, measuring `test` after every epoch. A non-finite training
-// loss ends the run at that step: the outcome records where, and the epochs before it are kept.
-// Throws for bad configurations or data (before writing any log line) and when the log cannot
-// be written.
-RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
-                    const RunContext& context = {});
-
-// The configuration of the run saved in a training checkpoint (one `train --save` wrote); throws
-// naming the file if it is not one.
-TrainConfig saved_config(const std::string& checkpoint_path);
-
-// The log's config line: the configuration, the model, the threads, the versions of bnlab and of
-// the libraries it was built with, the start time and the host.
-nlohmann::ordered_json config_line(const TrainConfig& config, Sequential& model,
-                                   const RunContext& context);
-
-// The time now, formatted by strftime's `format`, in UTC or local time.
-std::string time_now(const char* format, bool utc);
-
-// argv joined by spaces, for the log.
-std::string command_line(int argc, const char* const* argv);
-
-// bnlab, xtensor, xtensor-blas, OpenBLAS, spdlog, nlohmann-json, CLI11, zlib, the compiler.
-nlohmann::ordered_json library_versions();
+// Trains `model` with `optimizer` (built on the model's parameters) and softmax cross-entropy on
+// `train` in shuffled batches drawn from `rng`, measuring `test` in eval mode after every epoch.
+// A non-finite loss ends the run at that step: the outcome records where, and the epochs before
+// it are kept. Throws std::invalid_argument for bad options or data, before writing anything,
+// and std::runtime_error when the log or a checkpoint cannot be written or resumed from.
+RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset& train,
+              const Dataset& test, Rng& rng, const FitOptions& options = {});
 
 }  // namespace bnlab

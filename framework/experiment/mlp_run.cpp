@@ -1,0 +1,114 @@
+#include "framework/experiment/mlp_run.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "framework/atomic_file.hpp"
+#include "framework/checkpoint.hpp"
+#include "framework/experiment/run_record.hpp"
+#include "framework/experiment/training_state.hpp"
+#include "models/fold_batchnorm.hpp"
+
+namespace bnlab {
+
+namespace {
+
+std::size_t class_count(const Dataset& train, const Dataset& test) {
+    int largest = 1;
+    for (const Labels* labels : {&train.labels, &test.labels})
+        for (int label : *labels)
+            largest = std::max(largest, label);
+    return static_cast<std::size_t>(largest) + 1;
+}
+
+}  // namespace
+
+PreparedData load_data(const TrainConfig& config) {
+    const Clock::time_point start = Clock::now();
+    PreparedData data{load_fashion_mnist(config.data_dir), nullptr};
+    const double load_seconds = seconds_since(start);
+    nlohmann::ordered_json standardization;  // null when pixels are only scaled to [0, 1]
+    if (config.standardize) {
+        const Standardization applied = standardize(data.sets.train, data.sets.test);
+        standardization = {{"mean", applied.mean}, {"std", applied.std}};
+    }
+    data.description = {{"dir", config.data_dir},
+                        {"train_samples", data.sets.train.size()},
+                        {"test_samples", data.sets.test.size()},
+                        {"features", data.sets.train.inputs.shape(1)},
+                        {"scaling", "pixel / 255"},
+                        {"standardization", standardization},
+                        {"load_seconds", load_seconds}};
+    return data;
+}
+
+std::unique_ptr<BasicOptimizer<float>> make_optimizer(const TrainConfig& config,
+                                                      Sequential& model) {
+    if (config.optimizer == "sgd")
+        return std::make_unique<SGD>(
+            model.parameters(),
+            SGDOptions(config.lr).momentum(config.momentum).weight_decay(config.weight_decay));
+    if (config.optimizer == "adam")
+        return std::make_unique<Adam>(model.parameters(),
+                                      AdamOptions(config.lr).weight_decay(config.weight_decay));
+    throw std::invalid_argument("unknown optimizer '" + config.optimizer +
+                                "' (expected sgd or adam)");
+}
+
+FitOptions fit_options(const TrainConfig& config, const RunContext& context) {
+    return FitOptions()
+        .epochs(config.epochs)
+        .batch_size(config.batch)
+        .target(config.target)
+        .name(context.name)
+        .log(config.log_path)
+        .config(to_json(config))
+        .record(context.extra.is_object() ? context.extra : nlohmann::ordered_json::object())
+        .save(config.save_path)
+        .save_every(config.save_every)
+        .resume(config.resume_path)
+        .probe(config.probe)
+        .probe_points(config.probe_points)
+        .progress_bar(context.progress_bar)
+        .threads(config.threads)
+        .schedule(config.schedule);
+}
+
+RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
+                    const RunContext& context) {
+    if (!config.export_folded_path.empty()) check_writable(config.export_folded_path);
+    Rng rng(config.seed);
+    Sequential model = config.resume_path.empty()
+                           ? mlp(train.inputs.shape(1), config.hidden, class_count(train, test),
+                                 config.activation, config.batchnorm, rng)
+                           : Checkpoint::read(config.resume_path).model();
+    std::unique_ptr<BasicOptimizer<float>> optimizer = make_optimizer(config, model);
+    RunResult result = fit(model, *optimizer, train, test, rng, fit_options(config, context));
+
+    if (!config.export_folded_path.empty()) {
+        const std::string prefix = context.name.empty() ? "" : context.name + ": ";
+        if (result.outcome.divergence) {
+            spdlog::warn("{}no folded model written to {}: the weights are not finite", prefix,
+                         config.export_folded_path);
+        } else {
+            Sequential folded = fold_batchnorm(model);
+            save_model(config.export_folded_path, folded);
+            spdlog::info("{}folded model ({} layers, BatchNorm merged into Dense) written to {}",
+                         prefix, folded.size(), config.export_folded_path);
+        }
+    }
+    return result;
+}
+
+TrainConfig saved_config(const std::string& checkpoint_path) {
+    const nlohmann::ordered_json config = saved_run_config(checkpoint_path);
+    try {
+        return config_from_json(config);
+    } catch (const std::exception& error) {
+        throw std::runtime_error(checkpoint_path + ": section TRAN: " + error.what());
+    }
+}
+
+}  // namespace bnlab
