@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Generates tests/golden/pytorch_golden.json: reference values from PyTorch's BatchNorm1d,
-Linear, CrossEntropyLoss, SGD and Adam for bnlab's tests.
+Linear, CrossEntropyLoss, SGD, Adam, StepLR and CosineAnnealingLR for bnlab's tests.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/golden/make_golden.py
 The tests read the committed JSON and never need PyTorch.
@@ -127,6 +127,25 @@ for name, make_optimizer in [
     record["running_mean"] = out(model[1].running_mean)
     record["running_var"] = out(model[1].running_var)
     golden["sequential_" + name] = record
+
+# 5. Learning-rate schedules stepped once per epoch: the rate each epoch trains with.
+schedules = {
+    "step_3_0.5": (0.4, 12, lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
+    "step_2": (0.1, 9, lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2)),
+    "cosine_10": (0.1, 10, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10)),
+    "cosine_5_0.01": (0.5, 23, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(
+        o, T_max=5, eta_min=0.01)),
+}
+golden["lr_schedules"] = {}
+for name, (base_lr, epochs, make) in schedules.items():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
+    scheduler = make(optimizer)
+    rates = []
+    for epoch in range(epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    golden["lr_schedules"][name] = {"base_lr": base_lr, "lr": rates}
 
 path = pathlib.Path(__file__).with_name("pytorch_golden.json")
 path.write_text(json.dumps(golden, indent=1) + "\n")
