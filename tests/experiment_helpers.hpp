@@ -71,7 +71,8 @@ inline std::vector<nlohmann::ordered_json> without_timing(
 }
 
 // The train program, started with its output (stdout and stderr) to `output`; and its exit.
-inline const std::string kTrain = std::string(BNLAB_BIN_DIR) + "/train";
+inline const std::string kProgramDir = BNLAB_BIN_DIR;
+inline const std::string kTrain = kProgramDir + "/train";
 
 inline pid_t spawn(const std::vector<std::string>& arguments, const std::string& output) {
     std::vector<char*> argv;

@@ -21,18 +21,19 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-std::vector<std::string> run_arguments(const std::string& dir, const std::string& name) {
-    return {kTrain,
-            "--hidden",
-            "64,64",
-            "--epochs",
-            "4",
-            "--threads",
-            "1",
-            "--save",
-            dir + "/" + name + ".ckpt",
-            "--log",
-            dir + "/" + name + ".jsonl"};
+// A run of `program` with `flags`, checkpointed to and logged in `dir`/`name`.ckpt and .jsonl.
+std::vector<std::string> run_arguments(const std::string& program,
+                                       const std::vector<std::string>& flags,
+                                       const std::string& dir, const std::string& name) {
+    std::vector<std::string> arguments{program,
+                                       "--threads",
+                                       "1",
+                                       "--save",
+                                       dir + "/" + name + ".ckpt",
+                                       "--log",
+                                       dir + "/" + name + ".jsonl"};
+    arguments.insert(arguments.end(), flags.begin(), flags.end());
+    return arguments;
 }
 
 // Epoch and final lines without what depends on the clock.
@@ -47,14 +48,17 @@ int saved_epoch(const std::string& path) {
     return Json::parse(*Checkpoint::read(path).section("TRAN")).at("epoch").get<int>();
 }
 
-}  // namespace
-
-TEST_CASE("A train process killed mid-run and resumed ends as if never interrupted") {
+// Runs `program` for `epochs` epochs whole, and again killed with SIGKILL inside the epoch after
+// its first checkpoint and resumed with `resume_flags` (the run's own flags, which --resume
+// takes from the checkpoint, left out): both must end with the same checkpoint and log numbers.
+void check_killed_and_resumed(const std::string& program, const std::vector<std::string>& flags,
+                              const std::vector<std::string>& resume_flags, int epochs) {
     TempDir dir;
     const std::string folder = dir.path.string();
-    REQUIRE(wait_for(spawn(run_arguments(folder, "whole"), dir / "whole.out")) == 0);
+    REQUIRE(wait_for(spawn(run_arguments(program, flags, folder, "whole"), dir / "whole.out")) ==
+            0);
 
-    const pid_t child = spawn(run_arguments(folder, "killed"), dir / "killed.out");
+    const pid_t child = spawn(run_arguments(program, flags, folder, "killed"), dir / "killed.out");
     // Wait for the first checkpoint, then kill the process inside the next epoch.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (!std::filesystem::exists(dir / "killed.ckpt") &&
@@ -66,15 +70,14 @@ TEST_CASE("A train process killed mid-run and resumed ends as if never interrupt
     REQUIRE(WIFSIGNALED(status));
     CHECK(WTERMSIG(status) == SIGKILL);
     const int epochs_done = saved_epoch(dir / "killed.ckpt");
-    MESSAGE("killed after the checkpoint of epoch " << epochs_done << " of 4");
-    REQUIRE(epochs_done < 4);  // the kill came before the run ended
+    MESSAGE("killed after the checkpoint of epoch " << epochs_done << " of " << epochs);
+    REQUIRE(epochs_done < epochs);  // the kill came before the run ended
     for (const auto& entry : std::filesystem::directory_iterator(dir.path))
         CHECK_MESSAGE(entry.path().string().find(".tmp") == std::string::npos,
                       entry.path().string());
 
-    std::vector<std::string> resume = run_arguments(folder, "killed");
+    std::vector<std::string> resume = run_arguments(program, resume_flags, folder, "killed");
     resume.insert(resume.begin() + 1, {"--resume", dir / "killed.ckpt"});
-    resume.erase(resume.begin() + 3, resume.begin() + 7);  // --hidden 64,64 --epochs 4 go
     REQUIRE(wait_for(spawn(resume, dir / "resumed.out")) == 0);
 
     // The same weights, statistics, optimizer state and data order, byte for byte.
@@ -86,15 +89,29 @@ TEST_CASE("A train process killed mid-run and resumed ends as if never interrupt
         REQUIRE(resumed.section(tag));
         CHECK(*whole.section(tag) == *resumed.section(tag));
     }
-    CHECK(saved_epoch(dir / "killed.ckpt") == 4);
+    CHECK(saved_epoch(dir / "killed.ckpt") == epochs);
     // The same log numbers; the resumed log also says where it resumed.
     const std::vector<Json> resumed_log = read_lines(dir / "killed.jsonl");
     CHECK(numbers_of(resumed_log) == numbers_of(read_lines(dir / "whole.jsonl")));
-    CHECK(numbers_of(resumed_log).size() == 5);
+    CHECK(numbers_of(resumed_log).size() == std::size_t(epochs) + 1);
     std::size_t resumed_lines = 0;
     for (const Json& line : resumed_log)
         resumed_lines += line.at("type") == "resumed";
     CHECK(resumed_lines == 1);
+}
+
+}  // namespace
+
+TEST_CASE("A train process killed mid-run and resumed ends as if never interrupted") {
+    check_killed_and_resumed(kTrain, {"--hidden", "64,64", "--epochs", "4"}, {}, 4);
+}
+
+TEST_CASE(
+    "A model composed in code, nested, killed mid-run and resumed ends as if never "
+    "interrupted") {
+    // examples/compose.cpp: a nested Sequential with BatchNorm after an activation, SGD with
+    // momentum and a cosine schedule, trained through fit().
+    check_killed_and_resumed(kProgramDir + "/compose", {"--epochs", "3"}, {"--epochs", "3"}, 3);
 }
 
 TEST_CASE("Resuming under another configuration, or from a model-only file, is an error") {

@@ -9,13 +9,28 @@
 
 namespace bnlab {
 
+namespace {
+
+// The model's layers in the order forward runs them, nested Sequentials opened.
+void collect_leaves(Sequential& model, std::vector<BasicLayer<float>*>& leaves) {
+    for (std::size_t i = 0; i < model.size(); ++i) {
+        if (auto* inner = dynamic_cast<Sequential*>(&model[i]))
+            collect_leaves(*inner, leaves);
+        else
+            leaves.push_back(&model[i]);
+    }
+}
+
+}  // namespace
+
 Probe::Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_size)
     : model_(model), batch_(slice(probe_data, 0, std::min(probe_size, probe_data.size())).inputs) {
+    collect_leaves(model, leaves_);
     std::optional<std::size_t> last_dense;
-    for (std::size_t i = 0; i < model.size(); ++i) {
-        if (dynamic_cast<Dense*>(&model[i])) last_dense = i;
+    for (std::size_t i = 0; i < leaves_.size(); ++i) {
+        if (dynamic_cast<Dense*>(leaves_[i])) last_dense = i;
         // Element-wise layers (no widths of their own) are the activation functions.
-        if (!model[i].in_features() && last_dense) {
+        if (!leaves_[i]->in_features() && last_dense) {
             activations_.push_back(i);
             dense_.push_back(*last_dense);
         }
@@ -27,7 +42,7 @@ Probe::Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_siz
 std::vector<ProbePoint> Probe::record(int epoch, long step) {
     std::vector<double> grad_norms;
     for (std::size_t dense : dense_) {
-        const Matrix<float>& grad = dynamic_cast<Dense&>(model_[dense]).weight_grad();
+        const Matrix<float>& grad = dynamic_cast<Dense&>(*leaves_[dense]).weight_grad();
         double squares = 0.0;
         for (float g : grad)
             squares += double(g) * double(g);
@@ -37,7 +52,7 @@ std::vector<ProbePoint> Probe::record(int epoch, long step) {
     ModeGuard<float> eval_mode(model_, false);
     const Matrix<float>* activation = &batch_;
     std::size_t next = 0;
-    for (std::size_t i = 0; i < model_.size() && next < activations_.size(); ++i) {
+    for (std::size_t i = 0; i < leaves_.size() && next < activations_.size(); ++i) {
         if (i == activations_[next]) {
             // What this hidden layer's activation function receives.
             values_.assign(activation->begin(), activation->end());
@@ -52,7 +67,7 @@ std::vector<ProbePoint> Probe::record(int epoch, long step) {
             points.push_back(point);
             ++next;
         }
-        activation = &model_[i].forward(*activation);
+        activation = &leaves_[i]->forward(*activation);
     }
     return points;
 }

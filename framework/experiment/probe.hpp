@@ -16,8 +16,9 @@ namespace bnlab {
 class Probe {
   public:
     // The first `probe_size` samples of `probe_data` (all of them if fewer) form the probe
-    // batch. Hidden layers are the model's element-wise layers (activations); the Dense layer
-    // before each supplies its gradient norm. Throws when the model has no hidden layer.
+    // batch. Hidden layers are the model's element-wise layers (activations), nested
+    // Sequentials included; the Dense layer before each supplies its gradient norm. Throws when
+    // the model has no hidden layer.
     Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_size = 500);
 
     // One point per hidden layer, layers numbered from 1. Call between steps, after backward
@@ -28,10 +29,11 @@ class Probe {
 
   private:
     Sequential& model_;
-    Matrix<float> batch_;                   // [probe_size, features]
-    std::vector<std::size_t> activations_;  // index of each hidden layer's activation
-    std::vector<std::size_t> dense_;        // index of the Dense feeding it
-    std::vector<float> values_;             // scratch for the percentiles
+    Matrix<float> batch_;                     // [probe_size, features]
+    std::vector<BasicLayer<float>*> leaves_;  // the layers forward runs, nested ones opened
+    std::vector<std::size_t> activations_;    // index in leaves_ of each hidden layer's activation
+    std::vector<std::size_t> dense_;          // index of the Dense feeding it
+    std::vector<float> values_;               // scratch for the percentiles
 };
 
 // The q-quantile (0 <= q <= 1) of `values`, interpolating linearly between order statistics as

@@ -230,7 +230,15 @@ void run_gnuplot(const std::string& script_path) {
     } catch (const std::runtime_error&) {
     }
     std::remove(errors_path.c_str());
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !errors.empty())
+    // Anything but warnings (a cramped key, a one-epoch x range) is an error, even when gnuplot
+    // exits with 0.
+    std::string problems;
+    std::istringstream lines(errors);
+    for (std::string line; std::getline(lines, line);)
+        if (line.find("warning:") == std::string::npos && line.rfind("Warning:", 0) != 0 &&
+            !line.empty())
+            problems += line + "\n";
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !problems.empty())
         throw std::runtime_error("gnuplot failed on " + script_path + ": " + errors);
 }
 
@@ -263,10 +271,24 @@ std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
     if (differing.empty())
         for (const char* field : {"hidden", "act", "bn"})
             if (keys.front().contains(field)) differing.push_back(field);
-    for (std::size_t v = 0; v < variants.size(); ++v)
+    // Logs of different programs differ in which fields they have: label by the differing
+    // fields every log has, where there are any.
+    std::vector<std::string> shared;
+    for (const std::string& field : differing)
+        if (std::all_of(keys.begin(), keys.end(),
+                        [&](const nlohmann::ordered_json& key) { return key.contains(field); }))
+            shared.push_back(field);
+    if (!shared.empty()) differing = shared;
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+        // A run that names its variant (fit's config "variant") is labelled by that name.
+        if (keys[v].contains("variant") && keys[v].at("variant").is_string()) {
+            variants[v].label = keys[v].at("variant").get<std::string>();
+            continue;
+        }
         for (const std::string& field : differing)
             variants[v].label += (variants[v].label.empty() ? "" : " ") + field + "=" +
                                  (keys[v].contains(field) ? field_text(keys[v].at(field)) : "?");
+    }
     return variants;
 }
 

@@ -1,0 +1,118 @@
+// fit(), the one training loop, on models composed in code: what it records, its errors, and the
+// probe on nested models.
+#include "experiment_helpers.hpp"
+#include "framework/experiment/probe.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+// 12 -> 16 -> 16 -> 4 with BatchNorm and Sigmoid, flat or with each hidden layer in a block of
+// its own; the same seed gives both the same weights.
+Sequential blocks_model(bool nested, std::uint64_t seed) {
+    Rng rng(seed);
+    Sequential model;
+    for (std::size_t in : {12, 16}) {
+        auto block = std::make_unique<Sequential>();
+        Sequential& target = nested ? *block : model;
+        target.add<Dense>(in, 16, rng);
+        target.add<BatchNorm>(16);
+        target.add<Sigmoid>();
+        if (nested) model.add(std::move(block));
+    }
+    model.add<Dense>(16, 4, rng);
+    return model;
+}
+
+}  // namespace
+
+TEST_CASE("fit trains a model composed in code and records its configuration and layers") {
+    TempDir dir;
+    const SmallProblem problem = small_problem();
+    QuietLogs quiet;
+    Sequential model = blocks_model(true, 5);
+    Rng rng(5);
+    SGD sgd(model.parameters(), SGDOptions(0.2).momentum(0.9));
+    const RunResult result = fit(model, sgd, problem.train, problem.test, rng,
+                                 FitOptions()
+                                     .epochs(3)
+                                     .batch_size(30)
+                                     .target(0.6)
+                                     .log(dir / "run.jsonl")
+                                     .config({{"variant", "blocks"}}));
+    REQUIRE(result.epochs.size() == 3);
+    CHECK(result.epochs.back().test_acc > 0.6);
+    const std::vector<Json> lines = read_lines(dir / "run.jsonl");
+    REQUIRE(lines.size() == 5);  // config, 3 epochs, final
+    const Json& config = lines.front().at("config");
+    CHECK(config.at("variant") == "blocks");
+    CHECK(config.at("lr") == 0.2);
+    CHECK(config.at("schedule") == "constant");
+    CHECK(config.at("batch") == 30);
+    CHECK(config.at("epochs") == 3);
+    CHECK(config.at("seed") == 5);
+    CHECK(config.at("target") == 0.6);
+    CHECK(lines.front().at("model").at("layers") ==
+          Json::array({"Sequential(3 layers)", "Sequential(3 layers)", "Dense(16 -> 4)"}));
+    CHECK(lines.back().at("type") == "final");
+    // The log is one that curves and the comparison tables read.
+    const RunLog log = read_run_log(dir / "run.jsonl");
+    CHECK(log.epochs.size() == 3);
+    CHECK(log.outcome().best_test_acc == result.outcome.best_test_acc);
+}
+
+TEST_CASE("fit's bad options and data are errors before anything is written") {
+    TempDir dir;
+    const SmallProblem problem = small_problem();
+    QuietLogs quiet;
+    Sequential model = blocks_model(false, 1);
+    Rng rng(1);
+    SGD sgd(model.parameters(), SGDOptions(0.1));
+    auto error_of = [&](const FitOptions& options, const Dataset& train, const Dataset& test) {
+        return message_of([&] { fit(model, sgd, train, test, rng, options); });
+    };
+    const FitOptions logged = FitOptions().log(dir / "run.jsonl");
+    CHECK(error_of(FitOptions(logged).epochs(0), problem.train, problem.test) ==
+          "epochs must be positive, got 0");
+    CHECK(error_of(FitOptions(logged).save_every(0), problem.train, problem.test) ==
+          "save_every must be positive, got 0");
+    CHECK(error_of(FitOptions(logged).probe(true).probe_points(0), problem.train, problem.test) ==
+          "probe_points must be positive, got 0");
+    CHECK(error_of(logged, slice(problem.train, 0, 0), problem.test) ==
+          "training and test sets must both have samples");
+    Dataset narrow{xt::zeros<float>({10, 11}), xt::zeros<int>({10})};
+    CHECK(error_of(logged, problem.train, narrow) ==
+          "training inputs have 12 features but test inputs 11");
+    CHECK(error_of(FitOptions(logged).save("/no/such/folder/run.ckpt"), problem.train, problem.test)
+              .find("cannot write /no/such/folder/run.ckpt") == 0);
+    CHECK(!std::filesystem::exists(dir / "run.jsonl"));
+}
+
+TEST_CASE("The probe sees through nested Sequentials: the same points as the flat model") {
+    const SmallProblem problem = small_problem();
+    Sequential flat = blocks_model(false, 9), nested = blocks_model(true, 9);
+    SoftmaxCrossEntropy loss;
+    SGD flat_sgd(flat.parameters(), SGDOptions(0.5)),
+        nested_sgd(nested.parameters(), SGDOptions(0.5));
+    BatchLoader batches(problem.train, 40, nullptr, true);
+    batches.start_epoch();
+    REQUIRE(batches.next());
+    train_step(flat, loss, flat_sgd, batches.inputs(), batches.labels());
+    train_step(nested, loss, nested_sgd, batches.inputs(), batches.labels());
+    Probe flat_probe(flat, problem.test), nested_probe(nested, problem.test);
+    CHECK(nested_probe.hidden_layers() == 2);
+    const std::vector<ProbePoint> expected = flat_probe.record(1, 1),
+                                  seen = nested_probe.record(1, 1);
+    REQUIRE(seen.size() == expected.size());
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+        CAPTURE(i);
+        CHECK(seen[i].layer == expected[i].layer);
+        CHECK(seen[i].p15 == expected[i].p15);
+        CHECK(seen[i].p50 == expected[i].p50);
+        CHECK(seen[i].p85 == expected[i].p85);
+        CHECK(seen[i].grad_norm == expected[i].grad_norm);
+        CHECK(seen[i].grad_norm > 0.0);
+    }
+}
