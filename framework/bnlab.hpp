@@ -3,6 +3,7 @@
 
 #include "framework/blas_threads.hpp"
 #include "framework/checkpoint.hpp"
+#include "framework/csv.hpp"
 #include "framework/data.hpp"
 #include "framework/idx.hpp"
 #include "framework/layer.hpp"

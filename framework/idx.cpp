@@ -138,7 +138,8 @@ FashionMnist load_fashion_mnist(const std::string& directory) {
         if (fs::exists(gz)) return gz.string();
         if (fs::exists(plain)) return plain.string();
         throw std::runtime_error(directory + ": neither " + name + ".gz nor " + name +
-                                 " is there (is this a Fashion-MNIST folder?)");
+                                 " is there (a data folder holds the four IDX files of "
+                                 "Fashion-MNIST or MNIST, or train.csv and test.csv)");
     };
     // Looked up in order, so that a folder without any of them names the first.
     const std::string train_images = file("train-images-idx3-ubyte");

@@ -2,7 +2,7 @@
 # Fuzzes the readers of files users hand bnlab (IDX data, checkpoints, JSONL logs) with libFuzzer,
 # under AddressSanitizer and UndefinedBehaviorSanitizer.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET…]
-#   SECONDS_PER_TARGET  default 600; TARGETs: idx checkpoint run_log (default: all, one by one)
+#   SECONDS_PER_TARGET  default 600; TARGETs: idx checkpoint run_log csv (default: all, one by one)
 # Each target starts from its seed corpus in fuzz/corpus/<target> and grows a working corpus in
 # build-fuzz/corpus/<target>. An input that crashes, leaks, runs out of memory or gets an error
 # that does not name the file is saved in build-fuzz/findings/<target>/: fix the bug, then copy
@@ -13,7 +13,7 @@ build=${BNLAB_FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${1:-600}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(idx checkpoint run_log)
+[[ ${#targets[@]} -gt 0 ]] || targets=(idx checkpoint run_log csv)
 
 # libFuzzer and the sanitizers' runtimes (libclang-rt-dev) are only a Recommends of clang.
 bash "$root/scripts/install-deps.sh" clang libclang-rt-dev

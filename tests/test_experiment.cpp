@@ -146,10 +146,11 @@ TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
     std::vector<std::string> flags;
     for (const auto& item : header.at("config").items())
         flags.push_back(item.key());
-    CHECK(flags == std::vector<std::string>{"preset", "data", "standardize", "hidden", "act", "bn",
-                                            "optimizer", "lr", "schedule", "momentum",
-                                            "weight_decay", "batch", "epochs", "seed", "threads",
-                                            "target", "log", "probe", "probe_points"});
+    CHECK(flags == std::vector<std::string>{"preset", "data",     "label_column", "standardize",
+                                            "hidden", "act",      "bn",           "optimizer",
+                                            "lr",     "schedule", "momentum",     "weight_decay",
+                                            "batch",  "epochs",   "seed",         "threads",
+                                            "target", "log",      "probe",        "probe_points"});
     CHECK(header.at("config").at("hidden") == Json{16, 16});
     CHECK(header.at("config").at("bn") == "on");
     CHECK(header.at("model").at("layers").size() == 7);

@@ -120,8 +120,9 @@ TEST_CASE("Images and labels that do not match are errors naming both files") {
               "package: apt-get install dataset-fashion-mnist)");
     CHECK(message_of([&] { load_fashion_mnist(dir.path.string()); }) ==
           dir.path.string() +
-              ": neither train-images-idx3-ubyte.gz nor train-images-idx3-ubyte is there (is this "
-              "a Fashion-MNIST folder?)");
+              ": neither train-images-idx3-ubyte.gz nor train-images-idx3-ubyte is there (a data "
+              "folder holds the four IDX files of "
+              "Fashion-MNIST or MNIST, or train.csv and test.csv)");
 }
 
 TEST_CASE("Fashion-MNIST from Debian's dataset-fashion-mnist: 60000 + 10000 images, balanced") {

@@ -7,6 +7,7 @@
 
 #include "framework/atomic_file.hpp"
 #include "framework/checkpoint.hpp"
+#include "framework/csv.hpp"
 #include "framework/experiment/run_record.hpp"
 #include "framework/experiment/training_state.hpp"
 #include "models/fold_batchnorm.hpp"
@@ -27,7 +28,9 @@ std::size_t class_count(const Dataset& train, const Dataset& test) {
 
 PreparedData load_data(const TrainConfig& config) {
     const Clock::time_point start = Clock::now();
-    PreparedData data{load_fashion_mnist(config.data_dir), nullptr};
+    const bool csv = is_csv_folder(config.data_dir);
+    PreparedData data{load_data_folder(config.data_dir, CsvOptions().label(config.label_column)),
+                      nullptr};
     const double load_seconds = seconds_since(start);
     nlohmann::ordered_json standardization;  // null when pixels are only scaled to [0, 1]
     if (config.standardize) {
@@ -38,7 +41,8 @@ PreparedData load_data(const TrainConfig& config) {
                         {"train_samples", data.sets.train.size()},
                         {"test_samples", data.sets.test.size()},
                         {"features", data.sets.train.inputs.shape(1)},
-                        {"scaling", "pixel / 255"},
+                        {"format", csv ? "csv" : "idx"},
+                        {"scaling", csv ? "none" : "pixel / 255"},
                         {"standardization", standardization},
                         {"load_seconds", load_seconds}};
     return data;
@@ -55,6 +59,15 @@ std::unique_ptr<BasicOptimizer<float>> make_optimizer(const TrainConfig& config,
                                       AdamOptions(config.lr).weight_decay(config.weight_decay));
     throw std::invalid_argument("unknown optimizer '" + config.optimizer +
                                 "' (expected sgd or adam)");
+}
+
+ModelAndOptimizer build_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
+                            Rng& rng) {
+    ModelAndOptimizer built{mlp(train.inputs.shape(1), config.hidden, class_count(train, test),
+                                config.activation, config.batchnorm, rng),
+                            nullptr};
+    built.optimizer = make_optimizer(config, built.model);
+    return built;
 }
 
 FitOptions fit_options(const TrainConfig& config, const RunContext& context) {
@@ -80,12 +93,15 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
                     const RunContext& context) {
     if (!config.export_folded_path.empty()) check_writable(config.export_folded_path);
     Rng rng(config.seed);
-    Sequential model = config.resume_path.empty()
-                           ? mlp(train.inputs.shape(1), config.hidden, class_count(train, test),
-                                 config.activation, config.batchnorm, rng)
-                           : Checkpoint::read(config.resume_path).model();
-    std::unique_ptr<BasicOptimizer<float>> optimizer = make_optimizer(config, model);
-    RunResult result = fit(model, *optimizer, train, test, rng, fit_options(config, context));
+    ModelAndOptimizer built;
+    if (config.resume_path.empty()) {
+        built = build_mlp(config, train, test, rng);
+    } else {
+        built.model = Checkpoint::read(config.resume_path).model();
+        built.optimizer = make_optimizer(config, built.model);
+    }
+    Sequential& model = built.model;
+    RunResult result = fit(model, *built.optimizer, train, test, rng, fit_options(config, context));
 
     if (!config.export_folded_path.empty()) {
         const std::string prefix = context.name.empty() ? "" : context.name + ": ";

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "framework/data.hpp"
+#include "framework/experiment/compare.hpp"
 #include "framework/experiment/run_config.hpp"
 #include "framework/experiment/trainer.hpp"
 #include "framework/optimizer.hpp"
@@ -30,6 +31,11 @@ PreparedData load_data(const TrainConfig& config);
 
 // The configuration's optimizer on `model`'s parameters.
 std::unique_ptr<BasicOptimizer<float>> make_optimizer(const TrainConfig& config, Sequential& model);
+
+// `config`'s MLP, its first layer as wide as the data's rows and its last one class per label
+// the data has, initialized from `rng`, and its optimizer.
+ModelAndOptimizer build_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
+                            Rng& rng);
 
 // fit()'s options for `config`'s run.
 FitOptions fit_options(const TrainConfig& config, const RunContext& context);

@@ -44,6 +44,7 @@ std::string hidden_string(const std::vector<std::size_t>& hidden) {
 nlohmann::ordered_json to_json(const TrainConfig& config) {
     return {{"preset", config.preset},
             {"data", config.data_dir},
+            {"label_column", config.label_column},
             {"standardize", config.standardize},
             {"hidden", config.hidden},
             {"act", to_string(config.activation)},
@@ -69,6 +70,9 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
         TrainConfig config;
         config.preset = json.at("preset").get<std::string>();
         config.data_dir = json.at("data").get<std::string>();
+        // Logs and checkpoints from before CSV data have none: the default.
+        if (json.contains("label_column"))
+            config.label_column = json.at("label_column").get<std::string>();
         config.standardize = json.at("standardize").get<bool>();
         config.hidden.clear();
         for (const auto& width : json.at("hidden").get<std::vector<nlohmann::ordered_json>>())
@@ -181,11 +185,16 @@ TrainFlags::TrainFlags(CLI::App& app) {
         ->check(CLI::IsMember(preset_names()))
         ->capture_default_str();
     overrides(app.add_option("--data", given_.data_dir,
-                             "Folder with Fashion-MNIST's four IDX files, gzip'd or plain "
-                             "[default: " +
+                             "Data folder: the four IDX files of Fashion-MNIST or MNIST, gzip'd "
+                             "or plain, or train.csv and test.csv (a row per sample: numeric "
+                             "features and an integer label) [default: " +
                                  std::string(kFashionMnistDir) + "]")
                   ->check(CLI::ExistingDirectory),
               [this](TrainConfig& c) { c.data_dir = given_.data_dir; });
+    overrides(app.add_option("--label-column", given_.label_column,
+                             "CSV data: the label's column, by its name in the header line or "
+                             "by its index from 0 [default: label]"),
+              [this](TrainConfig& c) { c.label_column = given_.label_column; });
     overrides(app.add_flag("--standardize", given_.standardize,
                            "Standardize pixels with the training set's mean and standard "
                            "deviation (else they are only scaled to [0, 1])"),

@@ -24,9 +24,10 @@ class Option;
 namespace bnlab {
 
 struct TrainConfig {
-    std::string preset = "paper";  // where the defaults below came from
-    std::string data_dir = kFashionMnistDir;
-    bool standardize = false;  // else pixels are only scaled to [0, 1]
+    std::string preset = "paper";             // where the defaults below came from
+    std::string data_dir = kFashionMnistDir;  // IDX files, or train.csv and test.csv
+    std::string label_column = "label";       // CSV data: the label's column, name or index
+    bool standardize = false;                 // else pixels are only scaled to [0, 1]
     std::vector<std::size_t> hidden{100, 100, 100};
     Activation activation = Activation::sigmoid;
     bool batchnorm = true;

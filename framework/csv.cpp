@@ -1,0 +1,145 @@
+#include "framework/csv.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include <xtensor/xcsv.hpp>
+
+namespace bnlab {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& path, std::size_t line, const std::string& problem) {
+    throw std::runtime_error(path + ":" + std::to_string(line) + ": " + problem);
+}
+
+// One line's fields, split by xtensor's CSV reader, without the spaces around them (xtensor 0.24
+// trims only some: its substr takes the last position for a length).
+std::vector<std::string> fields_of(const std::string& line, char delimiter) {
+    std::istringstream stream(line);
+    const auto cells = xt::load_csv<std::string>(stream, delimiter, 0, -1, "\n");
+    std::vector<std::string> fields;
+    for (const std::string& cell : cells) {
+        const std::size_t first = cell.find_first_not_of(" \t");
+        fields.push_back(first == std::string::npos
+                             ? std::string()
+                             : cell.substr(first, cell.find_last_not_of(" \t") - first + 1));
+    }
+    // getline drops a final empty field ("1,2,"): count it, so that the row is ragged.
+    if (!line.empty() && line.back() == delimiter) fields.emplace_back();
+    return fields;
+}
+
+bool is_blank_or_comment(const std::string& line) {
+    const std::size_t first = line.find_first_not_of(" \t");
+    return first == std::string::npos || line[first] == '#';
+}
+
+template <typename Number>
+bool parse_whole(const std::string& text, Number& value) {
+    const char* end = text.data() + text.size();
+    const auto [stop, error] = std::from_chars(text.data(), end, value);
+    return !text.empty() && error == std::errc() && stop == end;
+}
+
+}  // namespace
+
+Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
+    std::ifstream file(path);
+    if (!file) throw std::runtime_error(path + ": cannot open the CSV file");
+    std::vector<std::string> names;  // from the header, or "column N"
+    std::size_t width = 0, label_column = 0, first_row_line = 0;
+    std::vector<float> features;
+    std::vector<int> labels;
+    std::string line;
+    for (std::size_t number = 1; std::getline(file, line); ++number) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();  // Windows line ends
+        if (is_blank_or_comment(line)) continue;
+        const std::vector<std::string> fields = fields_of(line, options.delimiter());
+        if (width == 0) {
+            // The first line fixes the columns and where the label is.
+            width = fields.size();
+            first_row_line = number;
+            if (width < 2) fail(path, number, "expected a label and at least one feature per row");
+            for (std::size_t c = 0; c < width; ++c)
+                names.push_back(options.header() ? "'" + fields[c] + "'"
+                                                 : "column " + std::to_string(c));
+            std::size_t index = 0;
+            if (parse_whole(options.label(), index)) {
+                if (index >= width)
+                    fail(path, number,
+                         "label column " + options.label() + " is past the last column (" +
+                             std::to_string(width) + " columns)");
+                label_column = index;
+            } else {
+                if (!options.header())
+                    fail(path, number,
+                         "label column '" + options.label() +
+                             "' is a name, but the file has no header line: give its index");
+                std::size_t c = 0;
+                while (c < width && fields[c] != options.label())
+                    ++c;
+                if (c == width)
+                    fail(path, number, "no column named '" + options.label() + "' in the header");
+                label_column = c;
+            }
+            if (options.header()) continue;
+        }
+        if (fields.size() != width)
+            fail(path, number,
+                 std::to_string(fields.size()) + " fields, expected " + std::to_string(width) +
+                     " as on line " + std::to_string(first_row_line));
+        for (std::size_t c = 0; c < width; ++c) {
+            const std::string& field = fields[c];
+            if (c == label_column) {
+                long label = 0;
+                if (!parse_whole(field, label))
+                    fail(path, number, "label '" + field + "' is not an integer");
+                if (label < 0 || label > kMaxCsvLabel)
+                    fail(path, number,
+                         "label " + field + " is out of range (0 to " +
+                             std::to_string(kMaxCsvLabel) + ")");
+                labels.push_back(int(label));
+                continue;
+            }
+            float value = 0.0f;
+            if (!parse_whole(field, value) || !std::isfinite(value))
+                fail(path, number,
+                     names[c] + ": '" + field + "' is not a finite number" +
+                         (field.empty() ? " (empty field)" : ""));
+            features.push_back(value);
+        }
+    }
+    if (labels.empty()) throw std::runtime_error(path + ": no rows of data");
+    const std::size_t count = labels.size();
+    Dataset data{xt::empty<float>({count, width - 1}), xt::empty<int>({count})};
+    std::copy(features.begin(), features.end(), data.inputs.begin());
+    std::copy(labels.begin(), labels.end(), data.labels.begin());
+    return data;
+}
+
+bool is_csv_folder(const std::string& directory) {
+    return std::filesystem::exists(std::filesystem::path(directory) / "train.csv");
+}
+
+FashionMnist load_data_folder(const std::string& directory, const CsvOptions& csv) {
+    namespace fs = std::filesystem;
+    if (!is_csv_folder(directory)) return load_fashion_mnist(directory);
+    const std::string train_path = (fs::path(directory) / "train.csv").string(),
+                      test_path = (fs::path(directory) / "test.csv").string();
+    if (!fs::exists(test_path))
+        throw std::runtime_error(directory + ": train.csv is there but test.csv is not");
+    FashionMnist sets{read_csv_dataset(train_path, csv), read_csv_dataset(test_path, csv)};
+    if (sets.train.inputs.shape(1) != sets.test.inputs.shape(1))
+        throw std::runtime_error(test_path + ": " + std::to_string(sets.test.inputs.shape(1)) +
+                                 " features per row, but " + train_path + " has " +
+                                 std::to_string(sets.train.inputs.shape(1)));
+    return sets;
+}
+
+}  // namespace bnlab

@@ -1,0 +1,88 @@
+#include "framework/experiment/compare.hpp"
+
+#include <cctype>
+#include <filesystem>
+#include <set>
+#include <stdexcept>
+
+#include "framework/atomic_file.hpp"
+#include "framework/experiment/report.hpp"
+
+namespace bnlab {
+
+namespace {
+
+// "bn=on" -> "bn-on", "Dense -> BN" -> "Dense----BN"
+std::string file_name_of(const std::string& name) {
+    std::string file;
+    for (unsigned char c : name)
+        file += std::isalnum(c) || c == '.' || c == '_' ? char(c) : '-';
+    return file;
+}
+
+void check_variants(const std::vector<VariantSpec>& variants, const ComparisonOptions& options) {
+    if (variants.empty()) throw std::invalid_argument("compare_variants: no variants");
+    if (options.seeds() < 1)
+        throw std::invalid_argument("compare_variants: seeds must be at least 1, got " +
+                                    std::to_string(options.seeds()));
+    std::set<std::string> files;
+    for (const VariantSpec& variant : variants) {
+        if (!variant.build)
+            throw std::invalid_argument("compare_variants: variant '" + variant.name +
+                                        "' has no build function");
+        if (!files.insert(file_name_of(variant.name)).second)
+            throw std::invalid_argument("compare_variants: two variants named '" + variant.name +
+                                        "' (or alike once made file names)");
+    }
+}
+
+}  // namespace
+
+ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, const Dataset& train,
+                                  const Dataset& test, const ComparisonOptions& options) {
+    namespace fs = std::filesystem;
+    check_variants(variants, options);
+    fs::create_directories(options.out());
+    ComparisonResult result;
+    for (int s = 0; s < options.seeds(); ++s) {
+        const std::uint64_t seed = options.first_seed() + std::uint64_t(s);
+        for (const VariantSpec& variant : variants) {
+            Rng rng(seed);
+            ModelAndOptimizer built = variant.build(rng);
+            nlohmann::ordered_json config = options.fit().config();
+            config["variant"] = variant.name;
+            config.update(variant.config);
+            const std::string log =
+                (fs::path(options.out()) /
+                 (file_name_of(variant.name) + "-seed" + std::to_string(seed) + ".jsonl"))
+                    .string();
+            FitOptions run = options.fit();
+            run.name(variant.name + " seed=" + std::to_string(seed)).log(log).config(config);
+            fit(built.model, *built.optimizer, train, test, rng, run);
+            result.log_paths.push_back(log);
+        }
+    }
+
+    std::vector<RunLog> logs;
+    for (const std::string& path : result.log_paths)
+        logs.push_back(read_run_log(path));
+    const std::vector<Variant> grouped = group_variants(logs);
+    result.table = markdown_table(comparison_rows(grouped));
+    const std::string prefix = (fs::path(options.out()) / "curves").string();
+    write_curves(grouped, prefix, options.title());
+    std::vector<std::string> plots{prefix + ".svg"};
+    if (has_probes(grouped)) {
+        write_probe_plots(grouped, prefix, options.title());
+        plots.push_back(prefix + "-probe.svg");
+        plots.push_back(prefix + "-gradients.svg");
+    }
+    write_report_html((fs::path(options.out()) / "report.html").string(), options.title(), grouped,
+                      plots);
+    write_file_atomically((fs::path(options.out()) / "table.md").string(),
+                          "# " + options.title() + "\n\n" +
+                              (options.command().empty() ? "" : "`" + options.command() + "`\n\n") +
+                              result.table);
+    return result;
+}
+
+}  // namespace bnlab
