@@ -1,6 +1,7 @@
 // fit(), the one training loop, on models composed in code: what it records, its errors, and the
 // probe on nested models.
 #include "experiment_helpers.hpp"
+#include "framework/experiment/compare.hpp"
 #include "framework/experiment/probe.hpp"
 
 using namespace bnlab;
@@ -115,4 +116,60 @@ TEST_CASE("The probe sees through nested Sequentials: the same points as the fla
         CHECK(seen[i].grad_norm == expected[i].grad_norm);
         CHECK(seen[i].grad_norm > 0.0);
     }
+}
+
+TEST_CASE("compare_variants trains named variants over seeds and writes the comparison") {
+    TempDir dir;
+    const SmallProblem problem = small_problem();
+    QuietLogs quiet;
+    auto variant = [](const std::string& name, bool nested) {
+        return VariantSpec{name, [nested](Rng& rng) {
+                               ModelAndOptimizer built{blocks_model(nested, rng.seed()), nullptr};
+                               built.optimizer =
+                                   std::make_unique<SGD>(built.model.parameters(), SGDOptions(0.5));
+                               return built;
+                           }};
+    };
+    const std::string out = dir / "comparison";
+    const ComparisonResult result = compare_variants(
+        {variant("flat / BN", false), variant("blocks", true)}, problem.train, problem.test,
+        ComparisonOptions()
+            .seeds(2)
+            .first_seed(4)
+            .out(out)
+            .title("flat or blocks")
+            .fit(FitOptions().epochs(2).batch_size(30).target(0.5)));
+    CHECK(result.log_paths ==
+          std::vector<std::string>{out + "/flat---BN-seed4.jsonl", out + "/blocks-seed4.jsonl",
+                                   out + "/flat---BN-seed5.jsonl", out + "/blocks-seed5.jsonl"});
+    CHECK(result.table.find("| flat / BN | 2    | 0.5 ") != std::string::npos);
+    CHECK(result.table.find("| blocks    | 2    | 0.5 ") != std::string::npos);
+    for (const char* file : {"curves.svg", "curves.png", "table.md", "report.html"})
+        CHECK_MESSAGE(std::filesystem::file_size(out + "/" + file) > 0, file);
+    CHECK(read_text(out + "/table.md").rfind("# flat or blocks\n\n| variant", 0) == 0);
+    // Same seed, same weights: the nested and flat models train to the same numbers.
+    CHECK(read_run_log(result.log_paths[0]).epochs.back().train_loss ==
+          read_run_log(result.log_paths[1]).epochs.back().train_loss);
+}
+
+TEST_CASE("compare_variants' bad arguments are errors before any training") {
+    const SmallProblem problem = small_problem();
+    const VariantSpec some{"a", [](Rng& rng) {
+                               ModelAndOptimizer built{blocks_model(false, rng.seed()), nullptr};
+                               built.optimizer =
+                                   std::make_unique<SGD>(built.model.parameters(), SGDOptions(0.1));
+                               return built;
+                           }};
+    auto error_of = [&](const std::vector<VariantSpec>& variants, int seeds) {
+        return message_of([&] {
+            compare_variants(variants, problem.train, problem.test,
+                             ComparisonOptions().seeds(seeds).out("/no/such/folder"));
+        });
+    };
+    CHECK(error_of({}, 1) == "compare_variants: no variants");
+    CHECK(error_of({some}, 0) == "compare_variants: seeds must be at least 1, got 0");
+    CHECK(error_of({some, some}, 1) ==
+          "compare_variants: two variants named 'a' (or alike once made file names)");
+    CHECK(error_of({VariantSpec{"b", nullptr}}, 1) ==
+          "compare_variants: variant 'b' has no build function");
 }
