@@ -81,8 +81,6 @@ int main(int argc, char** argv) {
                                           .target(0.87)
                                           .threads(threads)
                                           .record({{"command", command_line(argc, argv)}})));
-        std::printf("\n%s\n%s\n", title.c_str(), result.table.c_str());
-        spdlog::info("logs, curves.svg, curves.png, table.md and report.html are in {}", out_dir);
     } catch (const std::exception& error) {
         spdlog::error("{}", error.what());
         return 1;

@@ -61,16 +61,14 @@ int main(int argc, char** argv) {
             hidden_string(base.hidden) + " " + to_string(base.activation) + ", batch " +
             std::to_string(base.batch) + ", " + base.optimizer + " lr " + number_string(base.lr) +
             ", " + std::to_string(seeds) + (seeds == 1 ? " seed" : " seeds");
-        const ComparisonResult result = compare_variants(variants, data.sets.train, data.sets.test,
-                                                         ComparisonOptions()
-                                                             .seeds(seeds)
-                                                             .first_seed(base.seed)
-                                                             .out(out_dir)
-                                                             .title(title)
-                                                             .command(command)
-                                                             .fit(fit_options(base, context)));
-        std::printf("\n%s\n%s\n", title.c_str(), result.table.c_str());
-        spdlog::info("logs, curves.svg, curves.png, table.md and report.html are in {}", out_dir);
+        compare_variants(variants, data.sets.train, data.sets.test,
+                         ComparisonOptions()
+                             .seeds(seeds)
+                             .first_seed(base.seed)
+                             .out(out_dir)
+                             .title(title)
+                             .command(command)
+                             .fit(fit_options(base, context)));
     } catch (const std::exception& error) {
         spdlog::error("{}", error.what());
         return 1;

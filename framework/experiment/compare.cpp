@@ -1,9 +1,12 @@
 #include "framework/experiment/compare.hpp"
 
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
 #include <set>
 #include <stdexcept>
+
+#include <spdlog/spdlog.h>
 
 #include "framework/atomic_file.hpp"
 #include "framework/experiment/report.hpp"
@@ -82,6 +85,8 @@ ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, cons
                           "# " + options.title() + "\n\n" +
                               (options.command().empty() ? "" : "`" + options.command() + "`\n\n") +
                               result.table);
+    std::printf("\n%s\n%s\n", options.title().c_str(), result.table.c_str());
+    spdlog::info("logs, curves.svg, curves.png, table.md and report.html are in {}", options.out());
     return result;
 }
 

@@ -69,11 +69,11 @@ struct ComparisonResult {
     std::string table;                   // the comparison table, Markdown
 };
 
-// Trains every variant for every seed (seed-major, so a cut-short comparison has whole seeds)
-// and writes the folder described above. Logs are <name>-seed<seed>.jsonl, the name with
-// characters other than letters, digits, '.' and '_' turned into '-'. Throws
-// std::invalid_argument for no variants, repeated names or fewer than one seed, before
-// training; and whatever fit() or the plots throw.
+// Trains every variant for every seed (seed-major, so a cut-short comparison has whole seeds),
+// writes the folder described above, and prints the title and the table on stdout. Logs are
+// <name>-seed<seed>.jsonl, the name with characters other than letters, digits, '.' and '_' turned
+// into '-'. Throws std::invalid_argument for no variants, repeated names or fewer than one seed,
+// before training; and whatever fit() or the plots throw.
 ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, const Dataset& train,
                                   const Dataset& test, const ComparisonOptions& options);
 
