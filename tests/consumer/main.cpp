@@ -1,7 +1,9 @@
-// A few SGD steps of a model with BatchNorm, built against bnlab the way a user would.
+// A few SGD steps of a model with BatchNorm, built against bnlab the way a user would; then the
+// same model trained further by the trainer, fit().
 #include <cstdio>
 
 #include <framework/bnlab.hpp>
+#include <framework/experiment/trainer.hpp>
 
 int main() {
     using namespace bnlab;
@@ -19,5 +21,8 @@ int main() {
         train_step(model, loss, optimizer, data.inputs, data.labels);
     const double after = evaluate(model, data, 64).loss;
     std::printf("consumer: loss %.4f -> %.4f\n", before, after);
-    return after < before ? 0 : 1;
+    const RunResult fitted =
+        fit(model, optimizer, data, data, rng, FitOptions().epochs(3).batch_size(32).threads(1));
+    std::printf("consumer: fit's last epoch, test loss %.4f\n", fitted.epochs.back().test_loss);
+    return after < before && fitted.epochs.back().test_loss < before ? 0 : 1;
 }
