@@ -8,6 +8,7 @@
 
 #include "framework/bnlab.hpp"
 #include "framework/experiment/compare.hpp"
+#include "framework/experiment/run_config.hpp"
 #include "framework/experiment/run_record.hpp"
 
 using namespace bnlab;
@@ -35,16 +36,18 @@ int main(int argc, char** argv) {
     int seeds = 3, epochs = 10, threads = 0;
     double lr = 0.1;
     std::string data_dir = kFashionMnistDir, out_dir;
+    // The flag checks train's flags use, with messages that say what they expect.
     app.add_option("--seeds", seeds, "Runs per variant")
-        ->check(CLI::PositiveNumber)
+        ->transform(integer_at_least(1))
         ->capture_default_str();
     app.add_option("--epochs", epochs, "Epochs per run")
-        ->check(CLI::PositiveNumber)
+        ->transform(integer_at_least(1))
         ->capture_default_str();
     app.add_option("--lr", lr, "SGD learning rate")
-        ->check(CLI::PositiveNumber)
+        ->check(finite_number(false))
         ->capture_default_str();
-    app.add_option("--threads", threads, "Threads for the matrix products [0: OpenBLAS's default]");
+    app.add_option("--threads", threads, "Threads for the matrix products [0: OpenBLAS's default]")
+        ->transform(integer_at_least(0));
     app.add_option("--data", data_dir, "Folder with the four IDX files")
         ->check(CLI::ExistingDirectory);
     app.add_option("--out", out_dir, "Folder for the results [default: runs/bn_placement-<time>]");

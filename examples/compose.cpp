@@ -6,25 +6,25 @@
 #include <CLI/CLI.hpp>
 
 #include "framework/bnlab.hpp"
+#include "framework/experiment/run_config.hpp"
 #include "framework/experiment/trainer.hpp"
 
 using namespace bnlab;
 
 int main(int argc, char** argv) {
-    FitOptions options = FitOptions().epochs(3).batch_size(64).target(0.85).name("compose");
     CLI::App app{"Trains a model composed in code on Fashion-MNIST through bnlab's trainer.",
                  "compose"};
-    app.add_option_function<int>(
-        "--epochs", [&](int n) { options.epochs(n); }, "Epochs [3]");
-    app.add_option_function<std::string>(
-        "--log", [&](const std::string& p) { options.log(p); }, "JSONL log for curves");
-    app.add_option_function<std::string>(
-        "--save", [&](const std::string& p) { options.save(p); }, "Checkpoint after every epoch");
-    app.add_option_function<std::string>(
-        "--resume", [&](const std::string& p) { options.resume(p); }, "Continue a saved run");
-    app.add_option_function<int>(
-        "--threads", [&](int n) { options.threads(n); },
-        "Threads for the matrix products [0: OpenBLAS's default]");
+    int epochs = 3, threads = 0;
+    std::string log, save, resume;
+    app.add_option("--epochs", epochs, "Epochs")
+        ->transform(integer_at_least(1))
+        ->capture_default_str();
+    app.add_option("--log", log, "JSONL log, for curves");
+    app.add_option("--save", save, "Checkpoint after every epoch");
+    app.add_option("--resume", resume, "Continue the run saved in this checkpoint")
+        ->check(CLI::ExistingFile);
+    app.add_option("--threads", threads, "Threads for the matrix products [0: OpenBLAS's default]")
+        ->transform(integer_at_least(0));
     CLI11_PARSE(app, argc, argv);
     try {
         const FashionMnist data = load_fashion_mnist();
@@ -44,8 +44,19 @@ int main(int argc, char** argv) {
         std::printf("%s\n", model.summary().c_str());
 
         SGD optimizer(model.parameters(), SGDOptions(0.1).momentum(0.9));
-        options.schedule(LrSchedule::cosine(options.epochs()))
-            .config({{"variant", "compose"}, {"model", "784-128 BN ReLU, [128-64 ReLU BN], 10"}});
+        const FitOptions options =
+            FitOptions()
+                .epochs(epochs)
+                .batch_size(64)
+                .target(0.85)
+                .name("compose")
+                .log(log)
+                .save(save)
+                .resume(resume)
+                .threads(threads)
+                .schedule(LrSchedule::cosine(epochs))
+                .config(
+                    {{"variant", "compose"}, {"model", "784-128 BN ReLU, [128-64 ReLU BN], 10"}});
         const RunResult result = fit(model, optimizer, data.train, data.test, rng, options);
         return result.outcome.divergence ? 3 : 0;
     } catch (const std::exception& error) {

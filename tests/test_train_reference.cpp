@@ -87,7 +87,11 @@ TEST_CASE("train gives the recorded numbers for every preset, bit for bit") {
         CAPTURE(run.name);
         const Json& expected = reference.at("runs").at(run.name);
         REQUIRE(runs[run.name].size() == expected.size());
+        // Every recorded field (lines may have gained fields since).
         for (std::size_t i = 0; i < expected.size(); ++i)
-            CHECK(runs[run.name][i] == expected[i]);
+            for (const auto& field : expected[i].items()) {
+                CAPTURE(field.key());
+                CHECK(runs[run.name][i].value(field.key(), Json()) == field.value());
+            }
     }
 }

@@ -173,3 +173,28 @@ TEST_CASE("compare_variants' bad arguments are errors before any training") {
     CHECK(error_of({VariantSpec{"b", nullptr}}, 1) ==
           "compare_variants: variant 'b' has no build function");
 }
+
+TEST_CASE("A run stuck at chance is told apart from a diverged one in the final line") {
+    TempDir dir;
+    auto final_of = [&](const std::string& name, std::vector<std::string> flags) {
+        const std::string log = dir / (name + ".jsonl");
+        flags.insert(flags.begin(), {kTrain, "--epochs", "1", "--threads", "1", "--log", log});
+        wait_for(spawn(flags, dir / (name + ".out")));
+        return read_lines(log).back();
+    };
+    // The deep sigmoid network without BatchNorm stays at 10 % on Fashion-MNIST.
+    const Json stuck = final_of("stuck", {"--preset", "deep", "--bn", "off"});
+    CHECK(stuck.at("status") == "completed");
+    CHECK(stuck.at("stuck") == true);
+    CHECK(stuck.at("chance") == 0.1);
+    CHECK(read_text(dir / "stuck.out").find("stuck at chance (0.1)") != std::string::npos);
+    CHECK(read_run_log(dir / "stuck.jsonl").outcome().stuck);
+    const Json diverged =
+        final_of("diverged", {"--hidden", "8", "--act", "relu", "--bn", "off", "--lr", "1e30"});
+    CHECK(diverged.at("status") == "diverged");
+    CHECK(diverged.at("stuck") == false);
+    const Json trained = final_of("trained", {"--hidden", "16"});
+    CHECK(trained.at("status") == "completed");
+    CHECK(trained.at("stuck") == false);
+    CHECK(!read_run_log(dir / "trained.jsonl").outcome().stuck);
+}

@@ -9,9 +9,10 @@
 namespace bnlab {
 
 RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
-                      std::optional<Divergence> divergence) {
+                      std::optional<Divergence> divergence, double chance) {
     RunOutcome outcome;
     outcome.divergence = divergence;
+    outcome.chance = chance;
     double seconds = 0.0;
     for (const EpochStats& epoch : epochs) {
         if (!outcome.epochs_to_target && epoch.test_acc >= target)
@@ -26,6 +27,8 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
         outcome.final_test_acc = epochs.back().test_acc;
         outcome.seconds_per_epoch = seconds / double(epochs.size());
     }
+    outcome.stuck =
+        !divergence && !epochs.empty() && chance > 0.0 && outcome.best_test_acc < 1.5 * chance;
     return outcome;
 }
 
@@ -65,7 +68,10 @@ nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, doub
             {"final_test_acc", outcome.final_test_acc},
             {"seconds_per_epoch", outcome.seconds_per_epoch},
             {"seconds", total_seconds},
-            {"diverged_at", diverged_at}};
+            {"diverged_at", diverged_at},
+            {"stuck", outcome.stuck},
+            {"chance", outcome.chance > 0.0 ? nlohmann::ordered_json(outcome.chance)
+                                            : nlohmann::ordered_json()}};
 }
 
 RunLogWriter::RunLogWriter(const std::string& path) : path_(path), file_(path) {
@@ -84,7 +90,10 @@ void RunLogWriter::write(const std::string& line) {
 }
 
 RunOutcome RunLog::outcome() const {
-    return outcome_of(epochs, target(), divergence);
+    // Logs from before the chance field have none: not known, so never stuck.
+    const bool has_chance = final && final->contains("chance") && final->at("chance").is_number();
+    return outcome_of(epochs, target(), divergence,
+                      has_chance ? final->at("chance").get<double>() : 0.0);
 }
 
 EpochStats epoch_from_json(const nlohmann::ordered_json& line) {

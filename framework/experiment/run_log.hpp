@@ -4,7 +4,8 @@
 //   {"type":"epoch", "epoch":1, "step":1000, "train_loss":…, "train_acc":…, "test_loss":…,
 //    "test_acc":…, "lr":…, "seconds":…, "samples_per_s":…, "eval_seconds":…}   (one per epoch)
 //   {"type":"final", "status":"completed"|"diverged", "epochs_to_target":4|null,
-//    "best_test_acc":…, "best_epoch":…, "final_test_acc":…, "diverged_at":null|{…}, …}
+//    "best_test_acc":…, "best_epoch":…, "final_test_acc":…, "diverged_at":null|{…},
+//    "stuck":false, "chance":0.1, …}
 // and, for probed runs, probe lines between them (see ProbePoint).
 // train_loss and train_acc are means over the epoch's training batches, in training mode, as
 // the weights changed; test_* are measured in eval mode after the epoch. `seconds` is the
@@ -59,10 +60,14 @@ struct RunOutcome {
     double final_test_acc = 0.0;
     double seconds_per_epoch = 0.0;  // mean training time of an epoch
     std::optional<Divergence> divergence;
+    double chance = 0.0;  // the accuracy of guessing, 1 / classes; 0 when not known
+    // Stuck at chance: the run did not diverge, yet no epoch's test accuracy reached 1.5 times
+    // chance (the deep sigmoid network without BatchNorm stays at 0.1000 on 10 classes).
+    bool stuck = false;
 };
 
 RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
-                      std::optional<Divergence> divergence);
+                      std::optional<Divergence> divergence, double chance = 0.0);
 
 nlohmann::ordered_json to_json(const EpochStats& epoch);
 // {"type":"probe","epoch":…,"step":…,"layer":…,"p15":…,"p50":…,"p85":…,"grad_norm":…}

@@ -190,7 +190,9 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
             stats.test_acc, stats.seconds, stats.samples_per_s);
     }
 
-    result.outcome = outcome_of(result.epochs, options.target(), divergence);
+    // The model's outputs are the classes; chance is guessing one of them.
+    const double classes = double(model.out_features().value_or(1));
+    result.outcome = outcome_of(result.epochs, options.target(), divergence, 1.0 / classes);
     emit(final_line(result.outcome, options.target(), seconds_since(run_start)));
     const RunOutcome& outcome = result.outcome;
     const std::string target =
@@ -201,8 +203,10 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
         spdlog::info("{}diverged before the first epoch ended; {}", prefix, target);
     else
         spdlog::info("{}{}; best test accuracy {:.4f} (epoch {}); {}", prefix,
-                     divergence ? "diverged" : "done", outcome.best_test_acc, outcome.best_epoch,
-                     target);
+                     divergence      ? "diverged"
+                     : outcome.stuck ? "stuck at chance (" + number_string(outcome.chance) + ")"
+                                     : "done",
+                     outcome.best_test_acc, outcome.best_epoch, target);
     return result;
 }
 
