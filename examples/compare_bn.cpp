@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
         "accuracy. Takes train's flags (except --bn and --log).",
         "compare_bn"};
     app.get_formatter()->column_width(28);
-    TrainFlags flags(app);
+    TrainFlags flags(app, /*lr_list=*/true);
     int seeds = 3;
     std::string out_dir;
     app.add_option("--seeds", seeds, "Runs per variant, with seeds --seed, --seed + 1, …")
@@ -38,29 +38,37 @@ int main(int argc, char** argv) {
             out_dir = "runs/" + base.preset + "-" + time_now("%Y%m%d-%H%M%S", false);
         const PreparedData data = load_data(base);
         const std::string command = command_line(argc, argv);
-        spdlog::info("{} x 2 runs of {} {} (batch {}, {} lr {}, {} epochs, target {}) into {}",
-                     seeds, hidden_string(base.hidden), to_string(base.activation), base.batch,
-                     base.optimizer, number_string(base.lr), base.epochs,
-                     number_string(base.target), out_dir);
 
+        // One variant per learning rate and BatchNorm on or off; one rate keeps the names short.
+        const std::vector<double> rates = flags.learning_rates();
         std::vector<VariantSpec> variants;
-        for (bool batchnorm : {true, false}) {
-            TrainConfig config = base;
-            config.batchnorm = batchnorm;
-            const std::string on_off = batchnorm ? "on" : "off";
-            variants.push_back({"bn=" + on_off,
-                                [config, &data](Rng& rng) {
-                                    return build_mlp(config, data.sets.train, data.sets.test, rng);
-                                },
-                                {{"bn", on_off}}});
-        }
+        for (double lr : rates)
+            for (bool batchnorm : {true, false}) {
+                TrainConfig config = base;
+                config.lr = lr;
+                config.batchnorm = batchnorm;
+                const std::string on_off = batchnorm ? "on" : "off";
+                variants.push_back(
+                    {"bn=" + on_off + (rates.size() > 1 ? " lr=" + number_string(lr) : ""),
+                     [config, &data](Rng& rng) {
+                         return build_mlp(config, data.sets.train, data.sets.test, rng);
+                     },
+                     {{"bn", on_off}}});
+            }
+        std::string rates_text;
+        for (double lr : rates)
+            rates_text += (rates_text.empty() ? "" : ",") + number_string(lr);
+        spdlog::info("{} x {} runs of {} {} (batch {}, {} lr {}, {} epochs, target {}) into {}",
+                     seeds, variants.size(), hidden_string(base.hidden), to_string(base.activation),
+                     base.batch, base.optimizer, rates_text, base.epochs,
+                     number_string(base.target), out_dir);
         const RunContext context{
             "", {{"command", command}, {"data", data.description}}, isatty(STDOUT_FILENO) != 0};
         const std::string title =
             "BatchNorm on and off, Fashion-MNIST, preset " + base.preset + ": " +
             hidden_string(base.hidden) + " " + to_string(base.activation) + ", batch " +
-            std::to_string(base.batch) + ", " + base.optimizer + " lr " + number_string(base.lr) +
-            ", " + std::to_string(seeds) + (seeds == 1 ? " seed" : " seeds");
+            std::to_string(base.batch) + ", " + base.optimizer + " lr " + rates_text + ", " +
+            std::to_string(seeds) + (seeds == 1 ? " seed" : " seeds");
         compare_variants(variants, data.sets.train, data.sets.test,
                          ComparisonOptions()
                              .seeds(seeds)

@@ -19,7 +19,7 @@ namespace {
 std::string file_name_of(const std::string& name) {
     std::string file;
     for (unsigned char c : name)
-        file += std::isalnum(c) || c == '.' || c == '_' ? char(c) : '-';
+        file += std::isalnum(c) || c == '.' || c == '_' || c == '+' ? char(c) : '-';
     return file;
 }
 
@@ -74,6 +74,13 @@ ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, cons
     const std::string prefix = (fs::path(options.out()) / "curves").string();
     write_curves(grouped, prefix, options.title());
     std::vector<std::string> plots{prefix + ".svg"};
+    // Variants that differ in learning rate: the stability table and final accuracy against it.
+    const std::vector<SweepSeries> sweep = sweep_series(grouped);
+    if (!sweep.empty()) {
+        result.stability_table = markdown_table(stability_rows(sweep));
+        write_lr_sweep_plot(sweep, prefix + "-lr", options.title());
+        plots.push_back(prefix + "-lr.svg");
+    }
     if (has_probes(grouped)) {
         write_probe_plots(grouped, prefix, options.title());
         plots.push_back(prefix + "-probe.svg");
@@ -81,11 +88,17 @@ ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, cons
     }
     write_report_html((fs::path(options.out()) / "report.html").string(), options.title(), grouped,
                       plots);
+    const std::string stability =
+        result.stability_table.empty()
+            ? ""
+            : "\nStability over learning rates (diverged: the loss stopped being finite, in the "
+              "epoch given; stuck: no epoch reached 1.5 times chance):\n\n" +
+                  result.stability_table;
     write_file_atomically((fs::path(options.out()) / "table.md").string(),
                           "# " + options.title() + "\n\n" +
                               (options.command().empty() ? "" : "`" + options.command() + "`\n\n") +
-                              result.table);
-    std::printf("\n%s\n%s\n", options.title().c_str(), result.table.c_str());
+                              result.table + stability);
+    std::printf("\n%s\n%s%s\n", options.title().c_str(), result.table.c_str(), stability.c_str());
     spdlog::info("logs, curves.svg, curves.png, table.md and report.html are in {}", options.out());
     return result;
 }

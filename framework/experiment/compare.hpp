@@ -67,13 +67,16 @@ class ComparisonOptions {
 struct ComparisonResult {
     std::vector<std::string> log_paths;  // seed by seed, the variants in order within each
     std::string table;                   // the comparison table, Markdown
+    // When the variants differ in learning rate: the stability table (report.hpp's
+    // stability_rows), Markdown; curves-lr.svg/png draw final accuracy against the rate.
+    std::string stability_table;
 };
 
 // Trains every variant for every seed (seed-major, so a cut-short comparison has whole seeds),
 // writes the folder described above, and prints the title and the table on stdout. Logs are
-// <name>-seed<seed>.jsonl, the name with characters other than letters, digits, '.' and '_' turned
-// into '-'. Throws std::invalid_argument for no variants, repeated names or fewer than one seed,
-// before training; and whatever fit() or the plots throw.
+// <name>-seed<seed>.jsonl, the name with characters other than letters, digits, '.', '_' and '+'
+// turned into '-'. Throws std::invalid_argument for no variants, repeated names or fewer than one
+// seed, before training; and whatever fit() or the plots throw.
 ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, const Dataset& train,
                                   const Dataset& test, const ComparisonOptions& options);
 

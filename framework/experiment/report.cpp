@@ -1,6 +1,7 @@
 #include "framework/experiment/report.hpp"
 
 #include "framework/atomic_file.hpp"
+#include "framework/tensor.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -319,6 +320,77 @@ std::vector<std::vector<std::string>> comparison_rows(const std::vector<Variant>
     return rows;
 }
 
+std::vector<SweepSeries> sweep_series(const std::vector<Variant>& variants) {
+    // The runs again with their learning rate and variant name left out of the configuration:
+    // grouped, they fall into the series.
+    std::vector<const RunLog*> runs;
+    std::vector<RunLog> without_lr;
+    std::vector<double> rates;
+    for (const Variant& variant : variants)
+        for (const RunLog* run : variant.runs) {
+            if (!run->config().contains("lr") || !run->config().at("lr").is_number()) return {};
+            runs.push_back(run);
+            rates.push_back(run->config().at("lr").get<double>());
+            without_lr.push_back(*run);
+            without_lr.back().header["config"].erase("lr");
+            without_lr.back().header["config"].erase("variant");
+        }
+    std::vector<double> distinct = rates;
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    if (distinct.size() < 2) return {};
+    std::vector<SweepSeries> series;
+    for (const Variant& grouped : group_variants(without_lr)) {
+        SweepSeries one{grouped.label, {}};
+        for (double lr : distinct) {
+            std::vector<const RunLog*> at_lr;
+            for (const RunLog* run : grouped.runs) {
+                const std::size_t index = std::size_t(run - without_lr.data());
+                if (rates[index] == lr) at_lr.push_back(runs[index]);
+            }
+            if (!at_lr.empty()) one.runs_by_lr.emplace_back(lr, at_lr);
+        }
+        series.push_back(one);
+    }
+    return series;
+}
+
+std::vector<std::vector<std::string>> stability_rows(const std::vector<SweepSeries>& series) {
+    std::vector<std::vector<std::string>> rows{{"lr", "variant", "runs", "best test acc",
+                                                "final test acc", "epochs to target", "diverged",
+                                                "stuck at chance"}};
+    for (const SweepSeries& one : series)
+        for (const auto& [lr, runs] : one.runs_by_lr) {
+            std::vector<double> best, final, epochs;
+            std::string diverged_epochs;
+            std::size_t diverged = 0, stuck = 0;
+            for (const RunLog* run : runs) {
+                const RunOutcome outcome = run->outcome();
+                if (outcome.epochs_to_target) epochs.push_back(*outcome.epochs_to_target);
+                if (outcome.divergence) {
+                    ++diverged;
+                    diverged_epochs += (diverged_epochs.empty() ? "" : ", ") +
+                                       std::to_string(outcome.divergence->epoch);
+                }
+                stuck += outcome.stuck;
+                if (run->epochs.empty()) continue;
+                best.push_back(outcome.best_test_acc);
+                final.push_back(outcome.final_test_acc);
+            }
+            const std::string of = " of " + std::to_string(runs.size());
+            rows.push_back({number_string(lr), one.label, std::to_string(runs.size()),
+                            best.empty() ? "-" : mean_sd(best, 4),
+                            final.empty() ? "-" : mean_sd(final, 4),
+                            epochs.empty() ? "never" : mean_sd(epochs, 1),
+                            std::to_string(diverged) + of +
+                                (diverged ? " (epoch" + std::string(diverged > 1 ? "s " : " ") +
+                                                diverged_epochs + ")"
+                                          : ""),
+                            std::to_string(stuck) + of});
+        }
+    return rows;
+}
+
 std::string markdown_table(const std::vector<std::vector<std::string>>& rows) {
     // Widths in characters, counting "±" (two bytes in UTF-8) as one.
     auto width_of = [](const std::string& text) {
@@ -448,6 +520,58 @@ void write_curves(const std::vector<Variant>& variants, const std::string& prefi
     draw(gnuplot_script(variants, title), prefix, 1200, 480);
 }
 
+void write_lr_sweep_plot(const std::vector<SweepSeries>& series, const std::string& prefix,
+                         const std::string& title) {
+    if (series.empty()) throw std::invalid_argument("write_lr_sweep_plot: no learning rates");
+    std::ostringstream data, plots;
+    data.precision(9);
+    data << "# Drawn by bnlab's compare_variants; run `gnuplot THIS_FILE` to draw it again.\n";
+    for (std::size_t s = 0; s < series.size(); ++s) {
+        const std::string colour = kColours[s % std::size(kColours)];
+        const std::string id = std::to_string(s);
+        std::ostringstream means, points, crosses;
+        means.precision(9);
+        points.precision(9);
+        crosses.precision(9);
+        for (const auto& [lr, runs] : series[s].runs_by_lr) {
+            double sum = 0.0;
+            std::size_t counted = 0;
+            for (const RunLog* run : runs) {
+                const RunOutcome outcome = run->outcome();
+                if (outcome.divergence) {
+                    crosses << lr << " 0\n";
+                    continue;
+                }
+                points << lr << ' ' << outcome.final_test_acc << '\n';
+                sum += outcome.final_test_acc;
+                ++counted;
+            }
+            if (counted > 0) means << lr << ' ' << sum / double(counted) << '\n';
+        }
+        data << "$mean_" << id << " << EOD\n"
+             << means.str() << "EOD\n$runs_" << id << " << EOD\n"
+             << points.str() << "EOD\n";
+        plots << "$mean_" << id << " using 1:2 with linespoints lw 3 pt 7 ps 0.6 lc rgb '#"
+              << colour << "' title " << gnuplot_quoted(series[s].label + " (mean)") << ", $runs_"
+              << id << " using 1:2 with points pt 6 ps 1 lc rgb '#" << colour << "' title "
+              << gnuplot_quoted(series[s].label + " (each seed)") << ", ";
+        if (!crosses.str().empty()) {
+            data << "$diverged_" << id << " << EOD\n" << crosses.str() << "EOD\n";
+            plots << "$diverged_" << id << " using 1:2 with points pt 2 ps 2 lw 2 lc rgb '#"
+                  << colour << "' title "
+                  << gnuplot_quoted(series[s].label + " (diverged, drawn at 0)") << ", ";
+        }
+    }
+    const std::string plot_list = plots.str();
+    std::ostringstream panels;
+    panels << "set termoption noenhanced\nset title " << gnuplot_quoted(title) << "\n"
+           << "set grid\nset logscale x\nset key below\nset offsets graph 0.05, graph 0.05, "
+              "graph 0.05, graph 0.02\n"
+           << "set xlabel 'learning rate'\nset ylabel 'final test accuracy'\nset yrange [0:1]\n"
+           << "plot " << plot_list.substr(0, plot_list.size() - 2) << "\n";
+    draw({data.str(), panels.str()}, prefix, 900, 560);
+}
+
 bool has_probes(const std::vector<Variant>& variants) {
     for (const RunLog* run : probed_runs(variants))
         if (run) return true;
@@ -551,6 +675,31 @@ void write_probe_plots(const std::vector<Variant>& variants, const std::string& 
     draw({data.str(), norms.str()}, prefix + "-gradients", 560 * int(runs.size()), 440);
 }
 
+namespace {
+
+// Rows as an HTML table, the first row as headers.
+std::string html_table(const std::vector<std::vector<std::string>>& rows) {
+    std::string html = "<table>\n";
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        html += "<tr>";
+        for (const std::string& cell : rows[r])
+            html += (r == 0 ? "<th>" : "<td>") + html_escape(cell) + (r == 0 ? "</th>" : "</td>");
+        html += "</tr>\n";
+    }
+    return html + "</table>\n";
+}
+
+// The stability table of a learning-rate sweep, or nothing.
+std::string stability_html(const std::vector<Variant>& variants) {
+    const std::vector<SweepSeries> series = sweep_series(variants);
+    if (series.empty()) return "";
+    return "<h2>Stability over learning rates</h2>\n" + html_table(stability_rows(series)) +
+           "<p>Diverged: the loss stopped being a finite number (the epoch it happened in). Stuck "
+           "at chance: no epoch's test accuracy reached 1.5 times chance.</p>\n";
+}
+
+}  // namespace
+
 void write_report_html(const std::string& path, const std::string& title,
                        const std::vector<Variant>& variants,
                        const std::vector<std::string>& svg_paths) {
@@ -571,18 +720,12 @@ void write_report_html(const std::string& path, const std::string& title,
             "text-align:right;}\nth{background:#eee;}td:first-child{text-align:left;}\n"
          << "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px;}\n"
          << "</style>\n</head>\n<body>\n<h1>" << html_escape(title) << "</h1>\n";
-    const std::vector<std::vector<std::string>> rows = comparison_rows(variants);
-    html << "<h2>Results</h2>\n<table>\n";
-    for (std::size_t r = 0; r < rows.size(); ++r) {
-        html << "<tr>";
-        for (const std::string& cell : rows[r])
-            html << (r == 0 ? "<th>" : "<td>") << html_escape(cell) << (r == 0 ? "</th>" : "</td>");
-        html << "</tr>\n";
-    }
-    html << "</table>\n<p>Epochs to target: the first epoch whose test accuracy reached the "
+    html << "<h2>Results</h2>\n"
+         << html_table(comparison_rows(variants))
+         << "<p>Epochs to target: the first epoch whose test accuracy reached the "
             "target, mean ± standard deviation over the runs that reached it. Seconds per "
             "epoch count training only, not evaluation.</p>\n"
-         << "<h2>Curves</h2>\n"
+         << stability_html(variants) << "<h2>Curves</h2>\n"
          << svgs << "<h2>Per epoch</h2>\n<pre>" << html_escape(epoch_table(variants)) << "</pre>\n";
     for (const Variant& variant : variants) {
         const nlohmann::ordered_json& header = variant.runs.front()->header;

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
@@ -162,6 +163,25 @@ CLI::Validator fraction() {
                         "a number from 0 to 1", "0..1");
 }
 
+CLI::Validator learning_rate_list() {
+    return CLI::Validator(
+        [](std::string& text) -> std::string {
+            if (text.empty()) return "expected a comma-separated list of learning rates, got ''";
+            const CLI::Validator positive = finite_number(false);
+            // Each part, empty ones too ("0.1,,1" and a trailing comma are errors).
+            std::size_t start = 0;
+            while (true) {
+                const std::size_t comma = text.find(',', start);
+                std::string part = text.substr(start, comma - start);
+                const std::string error = positive(part);
+                if (!error.empty()) return error;
+                if (comma == std::string::npos) return "";
+                start = comma + 1;
+            }
+        },
+        "LR[,LR…]");
+}
+
 CLI::Validator schedule_check() {
     return CLI::Validator(
         [](std::string& text) {
@@ -175,7 +195,7 @@ CLI::Validator schedule_check() {
         "SCHEDULE");
 }
 
-TrainFlags::TrainFlags(CLI::App& app) {
+TrainFlags::TrainFlags(CLI::App& app, bool lr_list) {
     app.add_option("--preset", preset_,
                    "Starting configuration, which the flags below override:\n"
                    "paper: 3 x 100 sigmoid, batch 60, lr 0.5, target 0.85 (the BN paper's MNIST "
@@ -214,8 +234,16 @@ TrainFlags::TrainFlags(CLI::App& app) {
     overrides(app.add_option("--optimizer", given_.optimizer, "sgd or adam [default: sgd]")
                   ->check(CLI::IsMember({"sgd", "adam"})),
               [this](TrainConfig& c) { c.optimizer = given_.optimizer; });
-    overrides(app.add_option("--lr", given_.lr, "Learning rate")->check(finite_number(false)),
-              [this](TrainConfig& c) { c.lr = given_.lr; });
+    if (lr_list)
+        overrides(app.add_option("--lr", learning_rates_text_,
+                                 "Learning rates, comma-separated: every rate is run for each "
+                                 "variant and seed, and a stability table and a plot of final "
+                                 "accuracy against the rate follow (e.g. 0.1,0.5,1,2,4)")
+                      ->check(learning_rate_list()),
+                  [this](TrainConfig& c) { c.lr = learning_rates().front(); });
+    else
+        overrides(app.add_option("--lr", given_.lr, "Learning rate")->check(finite_number(false)),
+                  [this](TrainConfig& c) { c.lr = given_.lr; });
     overrides(app.add_option("--schedule", schedule_,
                              "Learning rate per epoch, as PyTorch's schedulers stepped once an "
                              "epoch: constant, step:STEP_SIZE[:GAMMA] (StepLR, gamma 0.1 by "
@@ -265,6 +293,15 @@ TrainFlags::TrainFlags(CLI::App& app) {
 
 void TrainFlags::overrides(CLI::Option* option, std::function<void(TrainConfig&)> apply) {
     overrides_.emplace_back(option, std::move(apply));
+}
+
+std::vector<double> TrainFlags::learning_rates() const {
+    if (learning_rates_text_.empty()) return {resolve().lr};
+    std::vector<double> rates;
+    std::istringstream parts(learning_rates_text_);
+    for (std::string part; std::getline(parts, part, ',');)
+        rates.push_back(std::stod(part));  // checked by learning_rate_list()
+    return rates;
 }
 
 TrainConfig TrainFlags::resolve() const {

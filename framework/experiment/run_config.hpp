@@ -81,17 +81,23 @@ CLI::Validator finite_number(bool zero_allowed);
 CLI::Validator fraction();
 // A learning-rate schedule LrSchedule::parse reads.
 CLI::Validator schedule_check();
+// Comma-separated finite numbers > 0, each checked as finite_number(false) checks one.
+CLI::Validator learning_rate_list();
 
 // Registers train's flags on `app`. After app.parse(), resolve() gives the preset's
 // configuration with every flag that was given applied over it. Holds pointers into itself for
 // CLI11, so it stays where it was made.
 class TrainFlags {
   public:
-    explicit TrainFlags(CLI::App& app);
+    // With `lr_list`, --lr takes a comma-separated list of learning rates (compare_bn's sweep);
+    // resolve() then gives the first, learning_rates() all of them.
+    explicit TrainFlags(CLI::App& app, bool lr_list = false);
     TrainFlags(const TrainFlags&) = delete;
     TrainFlags& operator=(const TrainFlags&) = delete;
 
     TrainConfig resolve() const;
+    // The learning rates given (a list with lr_list), or the resolved configuration's one.
+    std::vector<double> learning_rates() const;
     // The flags given on the command line (other than --preset), e.g. {"--lr", "--bn"}.
     std::vector<std::string> given() const;
 
@@ -104,6 +110,7 @@ class TrainFlags {
     std::string activation_;
     std::string batchnorm_;
     std::string schedule_;
+    std::string learning_rates_text_;  // --lr with lr_list, checked by learning_rate_list()
     std::vector<std::pair<CLI::Option*, std::function<void(TrainConfig&)>>> overrides_;
 };
 
