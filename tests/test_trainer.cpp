@@ -88,6 +88,20 @@ TEST_CASE("fit's bad options and data are errors before anything is written") {
           "training inputs have 12 features but test inputs 11");
     CHECK(error_of(FitOptions(logged).save("/no/such/folder/run.ckpt"), problem.train, problem.test)
               .find("cannot write /no/such/folder/run.ckpt") == 0);
+    Sequential linear;
+    Rng linear_rng(1);
+    linear.add<Dense>(12, 4, linear_rng);
+    SGD linear_sgd(linear.parameters(), SGDOptions(0.1));
+    CHECK(message_of([&] {
+              fit(linear, linear_sgd, problem.train, problem.test, rng,
+                  FitOptions(logged).probe(true));
+          }) == "probe: the model has no hidden layer with an activation");
+    CHECK(message_of([&] {
+              fit(model, sgd, problem.train, problem.test, rng,
+                  FitOptions(logged).batch_size(1000));
+          }) ==
+          "BatchLoader: batch size 1000 exceeds the 720 samples, and partial batches are "
+          "dropped");
     CHECK(!std::filesystem::exists(dir / "run.jsonl"));
 }
 

@@ -70,6 +70,14 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
     SoftmaxCrossEntropy loss;
     BatchLoader batches(train, options.batch_size(), &rng, /*drop_last=*/true);
     const std::string prefix = options.name().empty() ? "" : options.name() + ": ";
+    // Before the log: a model the probe cannot watch is an error with nothing written.
+    std::unique_ptr<Probe> probe;
+    std::size_t probe_every = 0;  // steps between probe points
+    if (options.probe()) {
+        probe = std::make_unique<Probe>(model, test);
+        probe_every = std::max<std::size_t>(
+            1, batches.batches_per_epoch() / static_cast<std::size_t>(options.probe_points()));
+    }
 
     RunResult result;
     long step = 0;
@@ -104,14 +112,6 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
         lines.push_back(line.dump());
         if (log) log->write(lines.back());
     };
-
-    std::unique_ptr<Probe> probe;
-    std::size_t probe_every = 0;  // steps between probe points
-    if (options.probe()) {
-        probe = std::make_unique<Probe>(model, test);
-        probe_every = std::max<std::size_t>(
-            1, batches.batches_per_epoch() / static_cast<std::size_t>(options.probe_points()));
-    }
 
     std::optional<Divergence> divergence;
     const Clock::time_point run_start = Clock::now();
