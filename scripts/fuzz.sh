@@ -15,8 +15,9 @@ shift || true
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(idx checkpoint run_log csv)
 
-# libFuzzer and the sanitizers' runtimes (libclang-rt-dev) are only a Recommends of clang.
-bash "$root/scripts/install-deps.sh" clang libclang-rt-dev
+# libFuzzer and the sanitizers' runtimes (libclang-rt-dev) are only a Recommends of clang, and
+# clang's OpenMP (libomp-dev) not even that.
+bash "$root/scripts/install-deps.sh" clang libclang-rt-dev libomp-dev
 cmake -S "$root" -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBNLAB_FUZZ=ON -DBNLAB_BUILD_TESTS=OFF -DBNLAB_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
