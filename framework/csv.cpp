@@ -1,6 +1,5 @@
 #include "framework/csv.hpp"
 
-#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -40,13 +39,6 @@ bool is_blank_or_comment(const std::string& line) {
     return first == std::string::npos || line[first] == '#';
 }
 
-template <typename Number>
-bool parse_whole(const std::string& text, Number& value) {
-    const char* end = text.data() + text.size();
-    const auto [stop, error] = std::from_chars(text.data(), end, value);
-    return !text.empty() && error == std::errc() && stop == end;
-}
-
 }  // namespace
 
 Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
@@ -70,7 +62,7 @@ Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
                 names.push_back(options.header() ? "'" + fields[c] + "'"
                                                  : "column " + std::to_string(c));
             std::size_t index = 0;
-            if (parse_whole(options.label(), index)) {
+            if (parse_number(options.label(), index)) {
                 if (index >= width)
                     fail(path, number,
                          "label column " + options.label() + " is past the last column (" +
@@ -98,7 +90,7 @@ Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
             const std::string& field = fields[c];
             if (c == label_column) {
                 long label = 0;
-                if (!parse_whole(field, label))
+                if (!parse_number(field, label))
                     fail(path, number, "label '" + field + "' is not an integer");
                 if (label < 0 || label > kMaxCsvLabel)
                     fail(path, number,
@@ -108,7 +100,7 @@ Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
                 continue;
             }
             float value = 0.0f;
-            if (!parse_whole(field, value) || !std::isfinite(value))
+            if (!parse_number(field, value) || !std::isfinite(value))
                 fail(path, number,
                      names[c] + ": '" + field + "' is not a finite number" +
                          (field.empty() ? " (empty field)" : ""));

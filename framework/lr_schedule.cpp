@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "framework/tensor.hpp"
+
 namespace bnlab {
 
 LrSchedule LrSchedule::step(int step_size, double gamma) {
@@ -47,19 +49,9 @@ LrSchedule LrSchedule::parse(const std::string& text) {
     if ((parts[0] != "step" && parts[0] != "cosine") || parts.size() < 2 || parts.size() > 3)
         throw std::invalid_argument(expected);
     int period = 0;
-    const std::string& period_text = parts[1];
-    const auto [period_end, period_error] =
-        std::from_chars(period_text.data(), period_text.data() + period_text.size(), period);
-    if (period_error != std::errc() || period_end != period_text.data() + period_text.size())
-        throw std::invalid_argument(expected);
     double factor = parts[0] == "step" ? 0.1 : 0.0;
-    if (parts.size() == 3) {
-        const std::string& factor_text = parts[2];
-        const auto [factor_end, factor_error] =
-            std::from_chars(factor_text.data(), factor_text.data() + factor_text.size(), factor);
-        if (factor_error != std::errc() || factor_end != factor_text.data() + factor_text.size())
-            throw std::invalid_argument(expected);
-    }
+    if (!parse_number(parts[1], period) || (parts.size() == 3 && !parse_number(parts[2], factor)))
+        throw std::invalid_argument(expected);
     return parts[0] == "step" ? step(period, factor) : cosine(period, factor);
 }
 

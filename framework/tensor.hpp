@@ -2,6 +2,7 @@
 // Tensor helpers shared by every layer: float32 (or double, for gradient checks) row-major
 // batch x features matrices, sized once and reused, with matrix products sent to BLAS.
 
+#include <charconv>
 #include <cstddef>
 #include <string>
 
@@ -49,6 +50,15 @@ extern template void gemm(const Matrix<double>&, bool, const Matrix<double>&, bo
 
 // A number as a person writes it ("0.1", "1e-05", "1.5"), for error messages.
 std::string number_string(double value);
+
+// Reads `text` as a number of `value`'s type; false unless all of it is one (no spaces, no
+// trailing characters, not empty).
+template <typename Number>
+bool parse_number(const std::string& text, Number& value) {
+    const char* end = text.data() + text.size();
+    const auto [stop, error] = std::from_chars(text.data(), end, value);
+    return !text.empty() && error == std::errc() && stop == end;
+}
 
 // "[rows, cols]", for error messages.
 std::string shape_string(std::size_t rows, std::size_t cols);

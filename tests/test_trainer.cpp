@@ -212,3 +212,18 @@ TEST_CASE("A run stuck at chance is told apart from a diverged one in the final 
     CHECK(trained.at("stuck") == false);
     CHECK(!read_run_log(dir / "trained.jsonl").outcome().stuck);
 }
+
+TEST_CASE("A model without a width of its own has no known chance, so it is never called stuck") {
+    const SmallProblem problem = small_problem();
+    QuietLogs quiet;
+    // 12 features through a ReLU: 12 logits for 4 classes, and no width the model fixes.
+    Sequential model;
+    model.add<ReLU>();
+    REQUIRE(!model.out_features());
+    Rng rng(1);
+    SGD sgd(model.parameters(), SGDOptions(0.1));
+    const RunResult result =
+        fit(model, sgd, problem.train, problem.test, rng, FitOptions().epochs(1).batch_size(30));
+    CHECK(result.outcome.chance == 0.0);
+    CHECK(!result.outcome.stuck);
+}

@@ -190,9 +190,11 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
             stats.test_acc, stats.seconds, stats.samples_per_s);
     }
 
-    // The model's outputs are the classes; chance is guessing one of them.
-    const double classes = double(model.out_features().value_or(1));
-    result.outcome = outcome_of(result.epochs, options.target(), divergence, 1.0 / classes);
+    // The model's outputs are the classes; chance is guessing one of them (not known, 0, for a
+    // model of element-wise layers only, which has no width of its own).
+    const std::optional<std::size_t> classes = model.out_features();
+    result.outcome = outcome_of(result.epochs, options.target(), divergence,
+                                classes ? 1.0 / double(*classes) : 0.0);
     emit(final_line(result.outcome, options.target(), seconds_since(run_start)));
     const RunOutcome& outcome = result.outcome;
     const std::string target =
