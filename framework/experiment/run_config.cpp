@@ -1,6 +1,5 @@
 #include "framework/experiment/run_config.hpp"
 
-#include <charconv>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -8,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "framework/experiment/json_fields.hpp"
+#include "framework/tensor.hpp"
 
 namespace bnlab {
 
@@ -119,9 +119,7 @@ CLI::Validator integer_at_least(long long least) {
     return CLI::Validator(
         [least, expected](std::string& text) -> std::string {
             long long value = 0;
-            const char* end = text.data() + text.size();
-            const auto [stop, error] = std::from_chars(text.data(), end, value);
-            if (text.empty() || error != std::errc() || stop != end || value < least)
+            if (!parse_number(text, value) || value < least)
                 return "expected " + expected + ", got '" + text + "'";
             text = std::to_string(value);  // without leading zeros, which CLI11 reads as octal
             return "";
@@ -138,10 +136,7 @@ CLI::Validator number_check(std::function<bool(double)> accept, const std::strin
     return CLI::Validator(
         [accept, expected](std::string& text) -> std::string {
             double value = 0.0;
-            const char* end = text.data() + text.size();
-            const auto [stop, error] = std::from_chars(text.data(), end, value);
-            if (text.empty() || error != std::errc() || stop != end || !std::isfinite(value) ||
-                !accept(value))
+            if (!parse_number(text, value) || !std::isfinite(value) || !accept(value))
                 return "expected " + expected + ", got '" + text + "'";
             return "";
         },
