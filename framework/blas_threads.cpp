@@ -1,5 +1,8 @@
 #include "framework/blas_threads.hpp"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <stdexcept>
 
 // OpenBLAS's own extensions to the CBLAS interface. They are declared here rather than taken
@@ -41,6 +44,22 @@ void set_threads(int threads) {
 
 int thread_count() {
     return team_size();
+}
+
+int parts_for(std::size_t count) {
+    return int(std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(thread_count()), count)));
+}
+
+void run_parts(int parts, std::size_t count,
+               const std::function<void(int part, std::size_t first, std::size_t end)>& body) {
+    const auto first_of = [&](int part) { return count * std::size_t(part) / std::size_t(parts); };
+    if (parts <= 1) {
+        body(0, 0, count);
+        return;
+    }
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+    for (int part = 0; part < parts; ++part)
+        body(part, first_of(part), first_of(part + 1));
 }
 
 int openblas_threads() {

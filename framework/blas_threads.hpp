@@ -7,6 +7,8 @@
 // networks that is faster than OpenBLAS's own threads, which wait on each other between the
 // pieces of a small product (README, Speed); OpenBLAS's pool is therefore kept at one thread.
 
+#include <cstddef>
+#include <functional>
 #include <string>
 
 namespace bnlab {
@@ -16,6 +18,13 @@ namespace bnlab {
 void set_threads(int threads);
 // The threads matrix products run on: set_threads's, or OpenBLAS's default count until then.
 int thread_count();
+// Layers that cut their work by samples themselves (Conv2d, pooling) run it on the same threads:
+// parts_for(count) is the number of parts `count` samples are cut into (thread_count(), at most
+// one per sample), and run_parts runs body(part, first, end) for each part's samples
+// [first, end) at once, part p always getting the same samples for the same count and parts.
+int parts_for(std::size_t count);
+void run_parts(int parts, std::size_t count,
+               const std::function<void(int part, std::size_t first, std::size_t end)>& body);
 // OpenBLAS's own thread pool, which bnlab keeps at 1.
 int openblas_threads();
 // The kernel family OpenBLAS runs ("Haswell", "SkylakeX", …; OPENBLAS_CORETYPE overrides it).

@@ -25,6 +25,33 @@ void BasicLayer<T>::check_grad_output(const Matrix<T>& grad_output, std::size_t 
                                     shape_string(batch, width));
 }
 
+template <typename T>
+std::optional<Shape> BasicLayer<T>::input_shape() const {
+    if (const std::optional<std::size_t> width = in_features()) return Shape{*width};
+    return std::nullopt;
+}
+
+template <typename T>
+std::optional<Shape> BasicLayer<T>::output_shape() const {
+    if (const std::optional<std::size_t> width = out_features()) return Shape{*width};
+    return std::nullopt;
+}
+
+template <typename T>
+std::string BasicLayer<T>::input_shape_problem(const Shape& input) const {
+    const std::optional<std::size_t> width = in_features();
+    if (width && shape_size(input) != *width)
+        return "expects " + std::to_string(*width) + " input features";
+    return "";
+}
+
+template <typename T>
+void BasicLayer<T>::set_input_shape(const Shape& input) {
+    const std::string problem = input_shape_problem(input);
+    if (!problem.empty())
+        throw std::invalid_argument(describe() + " " + problem + ", got " + shape_string(input));
+}
+
 template class BasicLayer<float>;
 template class BasicLayer<double>;
 

@@ -13,6 +13,8 @@
 
 namespace bnlab {
 
+class Rng;
+
 // A learned tensor and its gradient, seen as flat arrays of equal length so that an optimizer
 // is one loop. The pointers stay valid for the layer's lifetime: parameters are never resized.
 template <typename T>
@@ -75,9 +77,31 @@ class BasicLayer {
     bool is_training() const { return training_; }
 
     // Widths of input and output rows; std::nullopt for element-wise layers, which accept any
-    // width and keep it.
+    // width and keep it (and for a geometric layer not yet given its input shape).
     virtual std::optional<std::size_t> in_features() const = 0;
     virtual std::optional<std::size_t> out_features() const = 0;
+
+    // Per-sample shapes (see Shape in tensor.hpp). input_shape() is the shape the layer is set
+    // up for: [in] for a Dense, [C, H, W] for a convolution once it knows H and W; std::nullopt
+    // when it takes any shape. output_shape() is std::nullopt when it equals the input's.
+    virtual std::optional<Shape> input_shape() const;
+    virtual std::optional<Shape> output_shape() const;
+    // Sets the layer up for input samples of shape `input`, as Sequential::add does with the
+    // output shape of the model so far. Throws std::invalid_argument saying what the layer
+    // expects when it cannot take that shape. A layer with a width takes any shape of that many
+    // values (a Dense after a convolution reads the flattened image, as Flatten then Linear).
+    virtual void set_input_shape(const Shape& input);
+    // What is wrong with input samples of shape `input` for this layer ("expects 100 input
+    // features"), or "" when it can take them.
+    virtual std::string input_shape_problem(const Shape& input) const;
+    // True for a layer that cannot run before set_input_shape (a convolution needs its input's
+    // height and width): Sequential::add refuses it when the model's shape is unknown.
+    virtual bool needs_input_shape() const { return false; }
+
+    // The generator of layers that draw random numbers while training (Dropout's masks): the
+    // trainer gives them its run's seeded generator, so that a run is reproducible and resumes
+    // bit-exactly. Others ignore it.
+    virtual void set_generator(Rng& /*rng*/) {}
     // One line, e.g. "Dense(784 -> 256)".
     virtual std::string describe() const = 0;
 

@@ -7,23 +7,76 @@
 namespace bnlab {
 
 template <typename T>
+std::optional<Shape> BasicSequential<T>::chain_shape(
+    BasicLayer<T>& layer, std::size_t index, const std::optional<Shape>& input,
+    const std::optional<std::size_t>& input_layer) const {
+    const std::string name = "layer " + std::to_string(index) + " " + layer.describe();
+    if (!input) {
+        if (layer.needs_input_shape())
+            throw std::invalid_argument(
+                "Sequential: " + name +
+                " needs the shape of its input samples: give the model its input shape, e.g. "
+                "Sequential model(Shape{1, 28, 28})");
+        return layer.output_shape();
+    }
+    const std::string problem = layer.input_shape_problem(*input);
+    if (!problem.empty()) {
+        const std::string source =
+            input_layer ? "after layer " + std::to_string(*input_layer) + " " +
+                              layers_[*input_layer]->describe() + ", which outputs "
+                        : "on the model's input samples of shape ";
+        const std::string values =
+            input->size() > 1 ? " (" + std::to_string(shape_size(*input)) + " values)" : "";
+        throw std::invalid_argument("Sequential: cannot add " + name + ", which " + problem +
+                                    ", " + source + shape_string(*input) + values);
+    }
+    layer.set_input_shape(*input);
+    return layer.output_shape().value_or(*input);
+}
+
+template <typename T>
 void BasicSequential<T>::add(std::unique_ptr<BasicLayer<T>> layer) {
     if (!layer) throw std::invalid_argument("Sequential::add: null layer");
-    const std::optional<std::size_t> layer_in = layer->in_features();
-    if (layer_in && width_ && *layer_in != *width_) {
-        throw std::invalid_argument(
-            "Sequential: cannot add layer " + std::to_string(layers_.size()) + " " +
-            layer->describe() + ", which expects " + std::to_string(*layer_in) +
-            " input features, after layer " + std::to_string(width_layer_) + " " +
-            layers_[width_layer_]->describe() + ", which outputs " + std::to_string(*width_));
-    }
-    if (const std::optional<std::size_t> layer_out = layer->out_features()) {
-        width_ = layer_out;
-        width_layer_ = layers_.size();
-    }
+    // Until some layer fixes a shape, the first one that has one fixes the model's input.
+    std::optional<Shape> input = shape_;
+    const bool fixes_model_input = !shape_ && !input_shape_ && layer->input_shape();
+    if (fixes_model_input) input = layer->input_shape();
+    const std::optional<Shape> output = chain_shape(*layer, layers_.size(), input, shape_layer_);
+    if (fixes_model_input) input_shape_ = input;
+    if (layer->output_shape()) shape_layer_ = layers_.size();
+    shape_ = output;
     layer->train(this->is_training());
     layer->set_input_grad_needed(layers_.empty() ? this->input_grad_needed() : true);
     layers_.push_back(std::move(layer));
+}
+
+template <typename T>
+void BasicSequential<T>::set_input_shape(const Shape& input) {
+    std::optional<Shape> shape = input;
+    std::optional<std::size_t> shape_layer;
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+        shape = chain_shape(*layers_[i], i, shape, shape_layer);
+        if (layers_[i]->output_shape()) shape_layer = i;
+    }
+    input_shape_ = input;
+    shape_ = shape;
+    shape_layer_ = shape_layer;
+}
+
+template <typename T>
+std::string BasicSequential<T>::input_shape_problem(const Shape& input) const {
+    return layers_.empty() ? "" : layers_.front()->input_shape_problem(input);
+}
+
+template <typename T>
+std::optional<Shape> BasicSequential<T>::input_shape() const {
+    return input_shape_;
+}
+
+template <typename T>
+void BasicSequential<T>::set_generator(Rng& rng) {
+    for (auto& layer : layers_)
+        layer->set_generator(rng);
 }
 
 template <typename T>
@@ -81,8 +134,13 @@ void BasicSequential<T>::train(bool on) {
 
 template <typename T>
 std::optional<std::size_t> BasicSequential<T>::in_features() const {
-    for (const auto& layer : layers_)
-        if (const std::optional<std::size_t> width = layer->in_features()) return width;
+    if (input_shape_) return shape_size(*input_shape_);
+    return std::nullopt;
+}
+
+template <typename T>
+std::optional<std::size_t> BasicSequential<T>::out_features() const {
+    if (shape_) return shape_size(*shape_);
     return std::nullopt;
 }
 
@@ -96,23 +154,31 @@ std::string BasicSequential<T>::summary() {
     std::size_t name_width = 5;
     for (const auto& layer : layers_)
         name_width = std::max(name_width, layer->describe().size());
+    // Each layer's output shape, in the chain the model has set its layers up in.
+    std::vector<std::string> shapes;
+    std::optional<Shape> shape = input_shape_;
+    for (const auto& layer : layers_) {
+        if (const std::optional<Shape> out = layer->output_shape()) shape = out;
+        shapes.push_back(shape ? shape_string(*shape) : "any");
+    }
+    std::size_t shape_width = 12;
+    for (const std::string& text : shapes)
+        shape_width = std::max(shape_width, text.size());
     std::ostringstream table;
-    const std::size_t line_width = 4 + name_width + 2 + 12 + 2 + 12;
+    const std::size_t line_width = 4 + name_width + 2 + shape_width + 2 + 12;
     table << std::left << std::setw(4) << "#" << std::setw(name_width + 2) << "Layer" << std::right
-          << std::setw(12) << "Output"
+          << std::setw(shape_width) << "Output"
           << "  " << std::setw(12) << "Parameters"
           << "\n"
           << std::string(line_width, '-') << "\n";
-    std::optional<std::size_t> width;
     std::size_t total = 0;
     for (std::size_t index = 0; index < layers_.size(); ++index) {
         BasicLayer<T>& layer = *layers_[index];
-        if (const std::optional<std::size_t> out = layer.out_features()) width = out;
         const std::size_t count = layer.parameter_count();
         total += count;
         table << std::left << std::setw(4) << index << std::setw(name_width + 2) << layer.describe()
-              << std::right << std::setw(12) << (width ? std::to_string(*width) : "any") << "  "
-              << std::setw(12) << count << "\n";
+              << std::right << std::setw(shape_width) << shapes[index] << "  " << std::setw(12)
+              << count << "\n";
     }
     table << std::string(line_width, '-') << "\n"
           << "Trainable parameters: " << total << "\n";

@@ -4,6 +4,10 @@
 //   model.add<Dense>(784, 256, rng);
 //   model.add<BatchNorm>(256);
 //   model.add<ReLU>();
+// A model of images is given the shape of one input sample, from which every layer learns its
+// geometry:
+//   Sequential cnn(Shape{1, 28, 28});
+//   cnn.add<Conv2d>(Conv2dOptions(1, 16, 3).padding(1), rng);   // -> [16, 28, 28]
 
 #include <memory>
 #include <type_traits>
@@ -16,6 +20,11 @@ namespace bnlab {
 template <typename T>
 class BasicSequential : public BasicLayer<T> {
   public:
+    // A model whose input shape its first layer fixes (a Dense's width), or that takes any.
+    BasicSequential() = default;
+    // A model of input samples of shape `input`, e.g. {1, 28, 28} for one-channel images.
+    explicit BasicSequential(Shape input) : input_shape_(input), shape_(std::move(input)) {}
+
     // Constructs a layer of type L in place and appends it; returns it for further set-up.
     template <typename L, typename... Args>
     L& add(Args&&... args) {
@@ -31,8 +40,9 @@ class BasicSequential : public BasicLayer<T> {
     L<T>& add(Args&&... args) {
         return add<L<T>>(std::forward<Args>(args)...);
     }
-    // Appends a layer. Throws std::invalid_argument naming both layers when the layer's input
-    // width differs from the output width of the model so far.
+    // Appends a layer, setting it up for the output shape of the model so far. Throws
+    // std::invalid_argument naming both layers and both shapes when the layer cannot take that
+    // shape, and when a layer that needs its input's geometry comes before any shape is known.
     void add(std::unique_ptr<BasicLayer<T>> layer);
 
     const Matrix<T>& forward(const Matrix<T>& input) override;
@@ -47,10 +57,17 @@ class BasicSequential : public BasicLayer<T> {
     void set_input_grad_needed(bool needed) override;
 
     std::optional<std::size_t> in_features() const override;
-    std::optional<std::size_t> out_features() const override { return width_; }
+    std::optional<std::size_t> out_features() const override;
+    std::optional<Shape> input_shape() const override;
+    std::optional<Shape> output_shape() const override { return shape_; }
+    // Sets every layer up again, in order, for input samples of shape `input` (what a
+    // Sequential added to another one gets).
+    void set_input_shape(const Shape& input) override;
+    std::string input_shape_problem(const Shape& input) const override;
+    void set_generator(Rng& rng) override;
     std::string describe() const override;
 
-    // A table of layers, output widths and parameter counts, like Keras' model.summary().
+    // A table of layers, output shapes and parameter counts, like Keras' model.summary().
     std::string summary();
 
     std::size_t size() const { return layers_.size(); }
@@ -61,10 +78,19 @@ class BasicSequential : public BasicLayer<T> {
     template <typename Named, typename OfLayer>
     std::vector<Named> gather_named(OfLayer of_layer);
 
+    // The shape `layer` at `index` outputs after taking samples of shape `input` (unknown when
+    // neither is known); throws naming the layer, `input` and where `input` came from.
+    std::optional<Shape> chain_shape(BasicLayer<T>& layer, std::size_t index,
+                                     const std::optional<Shape>& input,
+                                     const std::optional<std::size_t>& input_layer) const;
+
     std::vector<std::unique_ptr<BasicLayer<T>>> layers_;
-    // Output width of the model so far, and the layer that fixed it (for error messages).
-    std::optional<std::size_t> width_;
-    std::size_t width_layer_ = 0;
+    // The shape of one input sample, when given or fixed by the first layer.
+    std::optional<Shape> input_shape_;
+    // Output shape of the model so far, and the layer that fixed it (std::nullopt: the model's
+    // input), for error messages.
+    std::optional<Shape> shape_;
+    std::optional<std::size_t> shape_layer_;
 };
 
 using Sequential = BasicSequential<float>;

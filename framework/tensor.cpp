@@ -27,6 +27,23 @@ constexpr double min_parallel_flops = 2e5;
 }  // namespace
 
 template <typename T>
+void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* result,
+          std::size_t ldc) {
+    if (m == 0 || n == 0) return;
+    cxxblas::gemm<Index>(cxxblas::StorageOrder::RowMajor,
+                         transpose_a ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans,
+                         transpose_b ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans,
+                         Index(m), Index(n), Index(k), alpha, a, Index(lda), b, Index(ldb), beta,
+                         result, Index(ldc));
+}
+
+template void gemm(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
+                   std::size_t, const float*, std::size_t, float, float*, std::size_t);
+template void gemm(bool, bool, std::size_t, std::size_t, std::size_t, double, const double*,
+                   std::size_t, const double*, std::size_t, double, double*, std::size_t);
+
+template <typename T>
 void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpose_b,
           Matrix<T>& result, T alpha, T beta) {
     const Index m = Index(result.shape(0)), n = Index(result.shape(1));
@@ -40,8 +57,6 @@ void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpo
             shape_string(std::size_t(b_rows), std::size_t(b_cols)) + " cannot give a result of " +
             shape_string(result));
     const Index lda = Index(a.shape(1)), ldb = Index(b.shape(1)), ldc = n;
-    const auto op_a = transpose_a ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans;
-    const auto op_b = transpose_b ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans;
     // The block [row, row + rows) x [col, col + cols) of the result: those rows of op(a) times
     // those columns of op(b), read in place through the leading dimensions.
     auto block = [&](Index row, Index rows, Index col, Index cols) {
@@ -53,8 +68,9 @@ void gemm(const Matrix<T>& a, bool transpose_a, const Matrix<T>& b, bool transpo
         const T* a_block = a.data() + (transpose_a ? offset(row, 1) : offset(row, lda));
         const T* b_block = b.data() + (transpose_b ? offset(col, ldb) : offset(col, 1));
         T* result_block = result.data() + offset(row, ldc) + offset(col, 1);
-        cxxblas::gemm<Index>(cxxblas::StorageOrder::RowMajor, op_a, op_b, rows, cols, k, alpha,
-                             a_block, lda, b_block, ldb, beta, result_block, ldc);
+        gemm(transpose_a, transpose_b, std::size_t(rows), std::size_t(cols), std::size_t(k), alpha,
+             a_block, std::size_t(lda), b_block, std::size_t(ldb), beta, result_block,
+             std::size_t(ldc));
     };
 
     // As many parts as the work fills, each with at least min_parallel_flops: on a many-core
@@ -87,6 +103,20 @@ template void gemm(const Matrix<float>&, bool, const Matrix<float>&, bool, Matri
                    float);
 template void gemm(const Matrix<double>&, bool, const Matrix<double>&, bool, Matrix<double>&,
                    double, double);
+
+std::size_t shape_size(const Shape& shape) {
+    std::size_t size = 1;
+    for (std::size_t extent : shape)
+        size *= extent;
+    return size;
+}
+
+std::string shape_string(const Shape& shape) {
+    std::string text = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i)
+        text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + "]";
+}
 
 std::string number_string(double value) {
     std::ostringstream text;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include <xtensor/xtensor.hpp>
 
@@ -17,6 +18,14 @@ using Matrix = xt::xtensor<T, 2>;
 // Per-feature quantities: biases, BatchNorm's gamma, beta and statistics.
 template <typename T>
 using Vector = xt::xtensor<T, 1>;
+
+// The shape of one sample (one row of a batch), outermost first: {features} for a vector,
+// {channels, height, width} for an image, whose row holds the channels one after another, each
+// row by row: PyTorch's contiguous NCHW layout, so layers pass images on without copying.
+using Shape = std::vector<std::size_t>;
+
+// Number of values of one sample of this shape.
+std::size_t shape_size(const Shape& shape);
 
 // Class indices, one per row of a batch.
 using Labels = xt::xtensor<int, 1>;
@@ -48,6 +57,18 @@ extern template void gemm(const Matrix<float>&, bool, const Matrix<float>&, bool
 extern template void gemm(const Matrix<double>&, bool, const Matrix<double>&, bool, Matrix<double>&,
                           double, double);
 
+// The same product on raw row-major arrays, on the calling thread only: for layers that cut
+// their work into per-sample products themselves and run those on bnlab's threads (Conv2d).
+template <typename T>
+void gemm(bool transpose_a, bool transpose_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+          const T* a, std::size_t lda, const T* b, std::size_t ldb, T beta, T* result,
+          std::size_t ldc);
+
+extern template void gemm(bool, bool, std::size_t, std::size_t, std::size_t, float, const float*,
+                          std::size_t, const float*, std::size_t, float, float*, std::size_t);
+extern template void gemm(bool, bool, std::size_t, std::size_t, std::size_t, double, const double*,
+                          std::size_t, const double*, std::size_t, double, double*, std::size_t);
+
 // A number as a person writes it ("0.1", "1e-05", "1.5"), for error messages.
 std::string number_string(double value);
 
@@ -62,6 +83,8 @@ bool parse_number(const std::string& text, Number& value) {
 
 // "[rows, cols]", for error messages.
 std::string shape_string(std::size_t rows, std::size_t cols);
+// "[32, 14, 14]"
+std::string shape_string(const Shape& shape);
 
 template <typename T>
 std::string shape_string(const Matrix<T>& matrix) {

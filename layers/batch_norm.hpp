@@ -1,14 +1,18 @@
 #pragma once
-// BatchNorm over the features of a [batch, features] input (PyTorch's BatchNorm1d), after
-// Ioffe & Szegedy (2015):
-//   mu_k = (1/m) sum_i x_ik            sigma2_k = (1/m) sum_i (x_ik - mu_k)^2   (biased)
+// BatchNorm after Ioffe & Szegedy (2015), per feature of a [batch, features] input (PyTorch's
+// BatchNorm1d) or per channel of a batch of [C, H, W] images (BatchNorm2d: the paper's
+// convolutional form, statistics over the batch and every position). With the batch seen as
+// [m, C, P], P = H W positions per channel (P = 1 for features), and M = m P values per channel:
+//   mu_c = (1/M) sum_{i,p} x_icp       sigma2_c = (1/M) sum_{i,p} (x_icp - mu_c)^2   (biased)
 //   xhat = (x - mu) / sqrt(sigma2 + eps)            y = gamma xhat + beta
+// Which of the two a layer is follows from the shape of its input samples ([C] or [C, H, W],
+// set by Sequential::add or set_input_shape), as PyTorch's layers normalize dimension 1.
 // Training mode normalizes with the batch's statistics and updates the running ones; eval mode
 // normalizes with the running ones.
 //
 // Momentum convention (PyTorch's): running = (1 - momentum) * running + momentum * batch, so the
 // default 0.1 here is TensorFlow/Keras' momentum 0.9. The running variance takes the unbiased
-// batch variance (sigma2 * m / (m - 1)); normalization uses the biased one.
+// batch variance (sigma2 * M / (M - 1)); normalization uses the biased one.
 
 #include <cstdint>
 #include <optional>
@@ -65,8 +69,13 @@ class BasicBatchNorm : public BasicLayer<T> {
     std::vector<Parameter<T>> parameters() override;
     // running_mean and running_var.
     std::vector<Buffer<T>> buffers() override;
-    std::optional<std::size_t> in_features() const override { return options_.num_features(); }
-    std::optional<std::size_t> out_features() const override { return options_.num_features(); }
+    std::optional<std::size_t> in_features() const override { return shape_size(shape_); }
+    std::optional<std::size_t> out_features() const override { return shape_size(shape_); }
+    std::optional<Shape> input_shape() const override { return shape_; }
+    std::optional<Shape> output_shape() const override { return shape_; }
+    // [C] for features, [C, H, W] (any number of positions after C) for images.
+    std::string input_shape_problem(const Shape& input) const override;
+    void set_input_shape(const Shape& input) override;
     std::string describe() const override;
 
     const BatchNormOptions& options() const { return options_; }
@@ -81,6 +90,8 @@ class BasicBatchNorm : public BasicLayer<T> {
 
   private:
     BatchNormOptions options_;
+    Shape shape_;                // of one sample: [C], or [C, H, W]
+    std::size_t positions_ = 1;  // P: values per channel in one sample (H W), 1 for features
 
     Vector<T> gamma_;         // [n], 1 (and stays 1 when not affine)
     Vector<T> beta_;          // [n], 0 (and stays 0 when not affine)
@@ -95,15 +106,18 @@ class BasicBatchNorm : public BasicLayer<T> {
     Vector<T> mean_;     // [n]: mu the last forward subtracted (batch's or running)
     Vector<T> var_;      // [n]: the batch's biased variance (training mode)
     Vector<T> inv_std_;  // [n]: 1 / sqrt(sigma2 + eps) the last forward multiplied by
-    Matrix<T> x_hat_;    // [m, n]
+    Matrix<T> x_hat_;    // [m, n P]
 
-    Matrix<T> output_;       // [m, n]
-    Matrix<T> grad_input_;   // [m, n]
-    Vector<T> sum_dy_;       // [n]: sum_i dy_ik of the last backward
-    Vector<T> sum_dy_xhat_;  // [n]: sum_i dy_ik xhat_ik of the last backward
+    Matrix<T> output_;       // [m, n P]
+    Matrix<T> grad_input_;   // [m, n P]
+    Vector<T> sum_dy_;       // [n]: sum_{i,p} dy_icp of the last backward
+    Vector<T> sum_dy_xhat_;  // [n]: sum_{i,p} dy_icp xhat_icp of the last backward
 };
 
 using BatchNorm = BasicBatchNorm<float>;
+// PyTorch's names for the two uses of the one layer; which it is follows from its input shape.
+using BatchNorm1d = BasicBatchNorm<float>;
+using BatchNorm2d = BasicBatchNorm<float>;
 extern template class BasicBatchNorm<float>;
 extern template class BasicBatchNorm<double>;
 

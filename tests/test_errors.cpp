@@ -12,12 +12,12 @@ TEST_CASE("Adding a layer of the wrong width names both layers and widths") {
     const std::string message = message_of([&] { model.add<Dense>(100, 10, rng); });
     CHECK(message ==
           "Sequential: cannot add layer 2 Dense(100 -> 10), which expects 100 input features, "
-          "after layer 0 Dense(784 -> 256), which outputs 256");
+          "after layer 0 Dense(784 -> 256), which outputs [256]");
     CHECK(model.size() == 2);  // nothing half added
 
     const std::string bn = message_of([&] { model.add<BatchNorm>(128); });
     CHECK(bn.find("BatchNorm(128") != std::string::npos);
-    CHECK(bn.find("outputs 256") != std::string::npos);
+    CHECK(bn.find("outputs [256]") != std::string::npos);
 }
 
 TEST_CASE("A forward with the wrong input width names the layer and both widths") {

@@ -1,0 +1,209 @@
+#include "layers/conv2d.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "framework/blas_threads.hpp"
+
+namespace bnlab {
+
+template <typename T>
+BasicConv2d<T>::BasicConv2d(const Conv2dOptions& options, Rng& rng)
+    : BasicWindowLayer<T>(options.window()),
+      options_(options),
+      weight_(xt::empty<T>({options.out_channels(), options.in_channels() *
+                                                        options.window().kernel *
+                                                        options.window().kernel})),
+      bias_(xt::zeros<T>({options.out_channels()})),
+      weight_grad_(xt::zeros<T>(weight_.shape())),
+      bias_grad_(xt::zeros<T>({options.out_channels()})) {
+    if (options.in_channels() == 0 || options.out_channels() == 0)
+        throw std::invalid_argument("Conv2d: channels must be positive, got " +
+                                    std::to_string(options.in_channels()) + " -> " +
+                                    std::to_string(options.out_channels()));
+    check_window("Conv2d", options.window(), false);
+    const double fan_in = double(weight_.shape(1));
+    const double bound = 1.0 / std::sqrt(fan_in);
+    for (T& w : weight_)
+        w = static_cast<T>(rng.uniform(-bound, bound));
+    if (options.bias())
+        for (T& b : bias_)
+            b = static_cast<T>(rng.uniform(-bound, bound));
+}
+
+template <typename T>
+bool BasicConv2d<T>::direct() const {
+    const Window& window = options_.window();
+    return window.kernel == 1 && window.stride == 1 && window.padding == 0;
+}
+
+namespace {
+
+// The output columns [first, end) of one kernel offset whose input column
+// ow s - padding + offset lies inside [0, width): the others read padding.
+struct Inside {
+    std::size_t first, end;
+};
+Inside inside_columns(std::size_t out_width, std::size_t width, const Window& window,
+                      std::size_t offset) {
+    const long s = long(window.stride), shift = long(offset) - long(window.padding);
+    // ow s + shift >= 0  and  ow s + shift < width
+    const long first = shift >= 0 ? 0 : (-shift + s - 1) / s;
+    const long end = long(width) - shift <= 0 ? 0 : (long(width) - shift + s - 1) / s;
+    const std::size_t clamped_end = std::size_t(std::clamp(end, 0L, long(out_width)));
+    return {std::min(std::size_t(first), clamped_end), clamped_end};
+}
+
+// col[(c k + kh) k + kw, oh OW + ow] = x[c, oh s - p + kh, ow s - p + kw], 0 outside the image.
+// image: [C, H, W] -> col: [C k k, OH OW]
+template <typename T>
+void im2col(const T* __restrict image, const WindowGeometry& g, const Window& window,
+            T* __restrict col) {
+    const std::size_t k = window.kernel, s = window.stride, OW = g.out_width;
+    for (std::size_t c = 0; c < g.channels; ++c)
+        for (std::size_t kh = 0; kh < k; ++kh)
+            for (std::size_t kw = 0; kw < k; ++kw) {
+                T* row = col + ((c * k + kh) * k + kw) * g.out_positions();
+                const Inside inside = inside_columns(OW, g.width, window, kw);
+                for (std::size_t oh = 0; oh < g.out_height; ++oh) {
+                    T* out = row + oh * OW;
+                    const long ih = long(oh * s + kh) - long(window.padding);
+                    if (ih < 0 || ih >= long(g.height) || inside.first == inside.end) {
+                        std::fill_n(out, OW, T(0));
+                        continue;
+                    }
+                    const T* in = image + (c * g.height + std::size_t(ih)) * g.width;
+                    const std::size_t start = inside.first * s + kw - window.padding;
+                    std::fill(out, out + inside.first, T(0));
+                    // x[c, ih, ow s - p + kw], from the first ow inside the image
+                    for (std::size_t ow = inside.first; ow < inside.end; ++ow)
+                        out[ow] = in[start + (ow - inside.first) * s];
+                    std::fill(out + inside.end, out + OW, T(0));
+                }
+            }
+}
+
+// The adjoint of im2col: every column entry is added back to the pixel it was copied from.
+// col: [C k k, OH OW] -> image: [C, H, W] (added to; padding entries are dropped)
+template <typename T>
+void col2im(const T* __restrict col, const WindowGeometry& g, const Window& window,
+            T* __restrict image) {
+    const std::size_t k = window.kernel, s = window.stride, OW = g.out_width;
+    for (std::size_t c = 0; c < g.channels; ++c)
+        for (std::size_t kh = 0; kh < k; ++kh)
+            for (std::size_t kw = 0; kw < k; ++kw) {
+                const T* row = col + ((c * k + kh) * k + kw) * g.out_positions();
+                const Inside inside = inside_columns(OW, g.width, window, kw);
+                for (std::size_t oh = 0; oh < g.out_height; ++oh) {
+                    const long ih = long(oh * s + kh) - long(window.padding);
+                    if (ih < 0 || ih >= long(g.height)) continue;
+                    const T* in = row + oh * OW;
+                    T* out = image + (c * g.height + std::size_t(ih)) * g.width;
+                    const std::size_t start = inside.first * s + kw - window.padding;
+                    for (std::size_t ow = inside.first; ow < inside.end; ++ow)
+                        out[start + (ow - inside.first) * s] += in[ow];
+                }
+            }
+}
+
+}  // namespace
+
+template <typename T>
+const Matrix<T>& BasicConv2d<T>::forward(const Matrix<T>& input) {
+    this->check_window_input(input);
+    const std::size_t batch = input.shape(0), O = options_.out_channels(), K = column_rows(),
+                      P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
+    ensure_shape(columns_, batch, K * P);
+    ensure_shape(output_, batch, O * P);
+    const bool is_direct = direct();
+    run_parts(parts_for(batch), batch, [&](int, std::size_t first, std::size_t end) {
+        for (std::size_t n = first; n < end; ++n) {
+            const T* x = input.data() + n * in_size;
+            T* col = columns_.data() + n * K * P;
+            if (is_direct)
+                std::copy_n(x, in_size, col);
+            else
+                im2col(x, this->geometry_, options_.window(), col);
+            // y[o, :] = b[o], then y += W col
+            T* y = output_.data() + n * O * P;
+            for (std::size_t o = 0; o < O; ++o)
+                std::fill_n(y + o * P, P, bias_(o));
+            gemm(false, false, O, P, K, T(1), weight_.data(), K, col, P, T(1), y, P);
+        }
+    });
+    return output_;
+}
+
+template <typename T>
+const Matrix<T>& BasicConv2d<T>::backward(const Matrix<T>& grad_output) {
+    const std::size_t batch = columns_.shape(0), O = options_.out_channels(), K = column_rows(),
+                      P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
+    this->check_grad_output(grad_output, batch, O * P);
+    const bool input_grad = this->input_grad_needed_, is_direct = direct();
+    const int parts = parts_for(batch);
+    ensure_shape(weight_grad_part_, std::size_t(parts), O * K);
+    if (input_grad) {
+        ensure_shape(grad_input_, batch, in_size);
+        if (!is_direct) ensure_shape(column_grad_, std::size_t(parts), K * P);
+    }
+    run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
+        T* dW = weight_grad_part_.data() + std::size_t(part) * O * K;
+        std::fill_n(dW, O * K, T(0));
+        for (std::size_t n = first; n < end; ++n) {
+            const T* dy = grad_output.data() + n * O * P;
+            const T* col = columns_.data() + n * K * P;
+            // dW += dy col^T
+            gemm(false, true, O, K, P, T(1), dy, P, col, P, T(1), dW, K);
+            if (!input_grad) continue;
+            T* dx = grad_input_.data() + n * in_size;
+            if (is_direct) {
+                // dx = W^T dy
+                gemm(true, false, K, P, O, T(1), weight_.data(), K, dy, P, T(0), dx, P);
+                continue;
+            }
+            // dcol = W^T dy, then dx = col2im(dcol)
+            T* dcol = column_grad_.data() + std::size_t(part) * K * P;
+            gemm(true, false, K, P, O, T(1), weight_.data(), K, dy, P, T(0), dcol, P);
+            std::fill_n(dx, in_size, T(0));
+            col2im(dcol, this->geometry_, options_.window(), dx);
+        }
+    });
+    for (int part = 0; part < parts; ++part) {
+        const T* __restrict dW = weight_grad_part_.data() + std::size_t(part) * O * K;
+        T* __restrict total = weight_grad_.data();
+        for (std::size_t j = 0; j < O * K; ++j)
+            total[j] += dW[j];
+    }
+    // db[o] += sum_{n,p} dy[n, o, p]
+    if (options_.bias())
+        for (std::size_t n = 0; n < batch; ++n)
+            for (std::size_t o = 0; o < O; ++o) {
+                const T* __restrict dy = grad_output.data() + (n * O + o) * P;
+                T sum = 0;
+                for (std::size_t p = 0; p < P; ++p)
+                    sum += dy[p];
+                bias_grad_(o) += sum;
+            }
+    if (!input_grad) return this->no_input_grad();
+    return grad_input_;
+}
+
+template <typename T>
+std::vector<Parameter<T>> BasicConv2d<T>::parameters() {
+    std::vector<Parameter<T>> all{{"weight", weight_.data(), weight_grad_.data(), weight_.size()}};
+    if (options_.bias()) all.push_back({"bias", bias_.data(), bias_grad_.data(), bias_.size()});
+    return all;
+}
+
+template <typename T>
+std::string BasicConv2d<T>::describe() const {
+    return "Conv2d(" + std::to_string(options_.in_channels()) + " -> " +
+           std::to_string(options_.out_channels()) + ", " + window_string(options_.window()) +
+           (options_.bias() ? "" : ", bias=false") + ")";
+}
+
+template class BasicConv2d<float>;
+template class BasicConv2d<double>;
+
+}  // namespace bnlab

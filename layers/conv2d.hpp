@@ -1,0 +1,111 @@
+#pragma once
+// Conv2d (PyTorch's, with square kernels): every output channel o of an image is a learned
+// filter slid over all input channels, plus a bias:
+//   y[o, oh, ow] = b[o] + sum_{c,kh,kw} W[o, c, kh, kw] x[c, oh s - p + kh, ow s - p + kw]
+// (x is zero outside the image). Computed as Caffe, Darknet and PyTorch's CPU fallback do: im2col
+// copies each sample's receptive fields into the columns of a [C k k, OH OW] matrix, and one
+// sgemm W[O, C k k] . col[C k k, OH OW] gives the sample's output, already the next layer's
+// [O, OH, OW] row. A 1x1 stride-1 convolution reads the input as that matrix directly.
+
+#include "framework/layer.hpp"
+#include "framework/random.hpp"
+#include "framework/window.hpp"
+
+namespace bnlab {
+
+// Options with chained setters, as libtorch's Conv2dOptions:
+// Conv2dOptions(1, 16, 3).stride(1).padding(1).bias(true).
+class Conv2dOptions {
+  public:
+    Conv2dOptions(std::size_t in_channels, std::size_t out_channels, std::size_t kernel_size)
+        : in_channels_(in_channels), out_channels_(out_channels) {
+        window_.kernel = kernel_size;
+    }
+    Conv2dOptions& stride(std::size_t value) {
+        window_.stride = value;
+        return *this;
+    }
+    // Zeros added on every side of the image.
+    Conv2dOptions& padding(std::size_t value) {
+        window_.padding = value;
+        return *this;
+    }
+    Conv2dOptions& bias(bool value) {
+        bias_ = value;
+        return *this;
+    }
+
+    std::size_t in_channels() const { return in_channels_; }
+    std::size_t out_channels() const { return out_channels_; }
+    const Window& window() const { return window_; }
+    bool bias() const { return bias_; }
+
+  private:
+    std::size_t in_channels_, out_channels_;
+    Window window_;
+    bool bias_ = true;
+};
+
+template <typename T>
+class BasicConv2d : public BasicWindowLayer<T> {
+  public:
+    // Weights [out, in, k, k] and bias drawn as PyTorch's nn.Conv2d does (Kaiming-uniform with
+    // a = sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in k k, for both.
+    BasicConv2d(const Conv2dOptions& options, Rng& rng);
+    BasicConv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel_size,
+                std::size_t stride, std::size_t padding, Rng& rng)
+        : BasicConv2d(Conv2dOptions(in_channels, out_channels, kernel_size)
+                          .stride(stride)
+                          .padding(padding),
+                      rng) {}
+
+    // input: [batch, C H W] -> output: [batch, O OH OW]
+    const Matrix<T>& forward(const Matrix<T>& input) override;
+    const Matrix<T>& backward(const Matrix<T>& grad_output) override;
+
+    std::vector<Parameter<T>> parameters() override;
+    std::string describe() const override;
+
+    const Conv2dOptions& options() const { return options_; }
+    // [out, in k k]: PyTorch's [out, in, k, k], row-major.
+    Matrix<T>& weight() { return weight_; }
+    Vector<T>& bias() { return bias_; }
+    const Matrix<T>& weight_grad() const { return weight_grad_; }
+    const Vector<T>& bias_grad() const { return bias_grad_; }
+
+  protected:
+    std::optional<std::size_t> input_channels() const override {
+        return options_.in_channels();
+    }
+    std::size_t output_channels() const override { return options_.out_channels(); }
+
+  private:
+    // Whether the input is its own column matrix (1x1 kernel, stride 1, no padding).
+    bool direct() const;
+    // Rows of the column matrix (C k k) and its columns (OH OW).
+    std::size_t column_rows() const { return weight_.shape(1); }
+
+    Conv2dOptions options_;
+
+    Matrix<T> weight_;       // [O, C k k]
+    Vector<T> bias_;         // [O] (zeros, never trained, without bias)
+    Matrix<T> weight_grad_;  // [O, C k k]
+    Vector<T> bias_grad_;    // [O]
+
+    // Caches of the last forward, for backward: each sample's column matrix (the input itself
+    // for a direct convolution), [batch, C k k OH OW].
+    Matrix<T> columns_;
+    Matrix<T> output_;      // [batch, O OH OW]
+    Matrix<T> grad_input_;  // [batch, C H W]
+    // Per thread: the column gradient of one sample [C k k, OH OW], and that thread's share of
+    // dW [O, C k k], added up after the parallel part in a fixed order (so that results do not
+    // depend on timing).
+    Matrix<T> column_grad_;       // [threads, C k k OH OW]
+    Matrix<T> weight_grad_part_;  // [threads, O C k k]
+};
+
+using Conv2d = BasicConv2d<float>;
+extern template class BasicConv2d<float>;
+extern template class BasicConv2d<double>;
+
+}  // namespace bnlab
