@@ -13,14 +13,15 @@
 
 namespace bnlab::testing {
 
-// A {"shape": [...], "data": [...]} object of the golden file as a Matrix (a 1-D shape becomes
-// one row).
+// A {"shape": [...], "data": [...]} object of the golden file as a Matrix: a 1-D shape becomes
+// one row, a batch of images [N, C, H, W] one row per image.
 template <typename T>
 Matrix<T> matrix_from(const nlohmann::json& tensor) {
     const auto& shape = tensor.at("shape");
-    const std::size_t rows = shape.size() == 2 ? shape[0].get<std::size_t>() : 1;
-    const std::size_t cols =
-        shape.size() == 2 ? shape[1].get<std::size_t>() : shape[0].get<std::size_t>();
+    const std::size_t rows = shape.size() >= 2 ? shape[0].get<std::size_t>() : 1;
+    std::size_t cols = 1;
+    for (std::size_t d = shape.size() >= 2 ? 1 : 0; d < shape.size(); ++d)
+        cols *= shape[d].get<std::size_t>();
     Matrix<T> result = xt::empty<T>({rows, cols});
     const auto& data = tensor.at("data");
     REQUIRE(data.size() == rows * cols);

@@ -70,18 +70,13 @@ TEST_CASE("BatchNorm without affine parameters matches PyTorch") {
 
 namespace {
 
-// Linear(6,5) -> BatchNorm1d(5) -> ReLU -> Linear(5,3) with the golden initial weights, trained
-// two steps with `optimizer`; checks losses, every parameter after each step and the running
-// statistics.
+// Trains `model`, whose parameters start at the golden initial values, two steps with
+// `optimizer` on the golden batches; checks losses, every parameter after each step and the
+// running statistics of the BatchNorm at index 1.
 template <typename MakeOptimizer>
-void check_sequential_steps(const std::string& name, MakeOptimizer make_optimizer) {
-    const json& g = golden().at("sequential_" + name);
-    Rng rng(0);  // weights are overwritten with the golden ones below
-    Sequential model;
-    model.add<Dense>(6, 5, rng);
-    model.add<BatchNorm>(5);
-    model.add<ReLU>();
-    model.add<Dense>(5, 3, rng);
+void check_training_steps(const std::string& key, Sequential& model,
+                          MakeOptimizer make_optimizer) {
+    const json& g = golden().at(key);
     std::vector<Parameter<float>> parameters = model.parameters();
     REQUIRE(parameters.size() == 6);
     for (Parameter<float>& p : parameters)
@@ -93,7 +88,7 @@ void check_sequential_steps(const std::string& name, MakeOptimizer make_optimize
     for (std::size_t i = 0; i < 8; ++i)
         labels(i) = g["labels"][i].get<int>();
     for (std::size_t step = 0; step < 2; ++step) {
-        const std::string prefix = name + " step " + std::to_string(step + 1) + " ";
+        const std::string prefix = key + " step " + std::to_string(step + 1) + " ";
         const double value =
             train_step(model, loss, optimizer, matrix_from<float>(g["inputs"][step]), labels).loss;
         const double expected = g["losses"][step].get<double>();
@@ -103,8 +98,20 @@ void check_sequential_steps(const std::string& name, MakeOptimizer make_optimize
             check_close(prefix + p.name, p.value, p.size, g["after"][step].at(p.name));
     }
     auto& bn = dynamic_cast<BatchNorm&>(model[1]);
-    check_vector(name + " running_mean", bn.running_mean(), g["running_mean"]);
-    check_vector(name + " running_var", bn.running_var(), g["running_var"]);
+    check_vector(key + " running_mean", bn.running_mean(), g["running_mean"]);
+    check_vector(key + " running_var", bn.running_var(), g["running_var"]);
+}
+
+// Linear(6,5) -> BatchNorm1d(5) -> ReLU -> Linear(5,3) with cross-entropy.
+template <typename MakeOptimizer>
+void check_sequential_steps(const std::string& name, MakeOptimizer make_optimizer) {
+    Rng rng(0);  // weights are overwritten with the golden ones
+    Sequential model;
+    model.add<Dense>(6, 5, rng);
+    model.add<BatchNorm>(5);
+    model.add<ReLU>();
+    model.add<Dense>(5, 3, rng);
+    check_training_steps("sequential_" + name, model, make_optimizer);
 }
 
 }  // namespace
@@ -119,4 +126,97 @@ TEST_CASE("Two Adam steps of a Sequential with BatchNorm match PyTorch") {
     check_sequential_steps("adam", [](std::vector<Parameter<float>> p) {
         return Adam(p, AdamOptions(0.01).weight_decay(1e-3));
     });
+}
+
+TEST_CASE("Two SGD steps of Conv2d-BatchNorm2d-ReLU-MaxPool2d-Dense match PyTorch") {
+    Rng rng(0);  // weights are overwritten with the golden ones
+    Sequential model(Shape{1, 8, 8});
+    model.add<Conv2d>(Conv2dOptions(1, 4, 3).padding(1), rng);
+    model.add<BatchNorm2d>(4);
+    model.add<ReLU>();
+    model.add<MaxPool2d>(2);
+    model.add<Dense>(4 * 4 * 4, 3, rng);
+    check_training_steps("cnn_sgd", model, [](std::vector<Parameter<float>> p) {
+        return SGD(p, SGDOptions(0.1).momentum(0.9).weight_decay(1e-3));
+    });
+}
+
+namespace {
+
+// Forward and backward of `layer` on the golden x and dy: y, dx and every parameter gradient
+// (PyTorch's names: weight, bias; BatchNorm's gamma and beta are its weight and bias).
+void check_layer(const std::string& key, BasicLayer<float>& layer) {
+    const json& g = golden().at(key);
+    const Shape shape = g["x"]["shape"].get<Shape>();
+    layer.set_input_shape(Shape(shape.begin() + 1, shape.end()));
+    for (Parameter<float>& p : layer.parameters()) {
+        const std::string name = p.name == "gamma" ? "weight" : p.name == "beta" ? "bias" : p.name;
+        assign_from(p.value, p.size, g.at(name));
+    }
+    layer.zero_grad();
+    check_matrix(key + " y", layer.forward(matrix_from<float>(g["x"])), g["y"]);
+    check_matrix(key + " dx", layer.backward(matrix_from<float>(g["dy"])), g["dx"]);
+    for (Parameter<float>& p : layer.parameters()) {
+        const std::string name = p.name == "gamma" ? "weight" : p.name == "beta" ? "bias" : p.name;
+        check_close(key + " d" + name, p.grad, p.size, g.at("d" + name));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("Conv2d forward and backward match PyTorch: stride, padding, 1x1, no bias") {
+    Rng rng(0);
+    Conv2d strided(Conv2dOptions(3, 4, 3).stride(2).padding(1), rng);
+    check_layer("conv_stride2_pad1", strided);
+    Conv2d pointwise(4, 5, 1, 1, 0, rng);
+    check_layer("conv_1x1", pointwise);
+    Conv2d no_bias(Conv2dOptions(2, 3, 2).bias(false), rng);
+    CHECK(no_bias.parameters().size() == 1);
+    check_layer("conv_k2_nobias", no_bias);
+    Conv2d wide(Conv2dOptions(2, 3, 5).padding(2), rng);
+    check_layer("conv_k5_pad2", wide);
+}
+
+TEST_CASE("MaxPool2d, AvgPool2d and global average pooling match PyTorch") {
+    MaxPool2d max2(2);
+    check_layer("maxpool_2", max2);
+    MaxPool2d max3(3, 2, 1);
+    check_layer("maxpool_3_2_1", max3);
+    AvgPool2d avg2(2);
+    check_layer("avgpool_2", avg2);
+    AvgPool2d avg3(3, 2, 1);
+    check_layer("avgpool_3_2_1", avg3);
+    GlobalAvgPool2d global;
+    check_layer("global_avgpool", global);
+}
+
+TEST_CASE("BatchNorm2d training forward, backward and running statistics match PyTorch") {
+    const json& g = golden().at("bn2d_train");
+    BatchNorm2d bn(3);
+    check_layer("bn2d_train", bn);
+    check_vector("bn2d_train running_mean", bn.running_mean(), g["running_mean"]);
+    check_vector("bn2d_train running_var", bn.running_var(), g["running_var"]);
+}
+
+TEST_CASE("BatchNorm2d running statistics over several steps, then eval mode, match PyTorch") {
+    const json& g = golden().at("bn2d_running_eval");
+    BatchNorm2d bn(3);
+    bn.set_input_shape({3, 4, 4});
+    for (const json& step : g["steps"])
+        bn.forward(matrix_from<float>(step));
+    check_vector("bn2d_running running_mean", bn.running_mean(), g["running_mean"]);
+    check_vector("bn2d_running running_var", bn.running_var(), g["running_var"]);
+    bn.eval();
+    check_layer("bn2d_running_eval", bn);
+}
+
+TEST_CASE("BatchNorm2d with momentum unset and no affine parameters matches PyTorch") {
+    const json& g = golden().at("bn2d_cumulative_no_affine");
+    BatchNorm2d bn(BatchNormOptions(3).momentum(std::nullopt).affine(false));
+    bn.set_input_shape({3, 3, 3});
+    for (const json& step : g["steps"])
+        bn.forward(matrix_from<float>(step));
+    check_layer("bn2d_cumulative_no_affine", bn);
+    check_vector("bn2d_cumulative running_mean", bn.running_mean(), g["running_mean"]);
+    check_vector("bn2d_cumulative running_var", bn.running_var(), g["running_var"]);
 }

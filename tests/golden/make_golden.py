@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Generates tests/golden/pytorch_golden.json: reference values from PyTorch's BatchNorm1d,
-Linear, CrossEntropyLoss, SGD, Adam, StepLR and CosineAnnealingLR for bnlab's tests.
+Linear, CrossEntropyLoss, SGD, Adam, StepLR and CosineAnnealingLR, and for convolutional
+networks Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) and BatchNorm2d, for bnlab's tests.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/golden/make_golden.py
 The tests read the committed JSON and never need PyTorch.
@@ -146,6 +147,121 @@ for name, (base_lr, epochs, make) in schedules.items():
         optimizer.step()
         scheduler.step()
     golden["lr_schedules"][name] = {"base_lr": base_lr, "lr": rates}
+
+# 6. Convolutional layers. Images are NCHW; bnlab reads each sample as one row in that order.
+def layer_record(layer, x, dy):
+    x = x.clone().requires_grad_()
+    y = layer(x)
+    y.backward(dy)
+    record = {"x": out(x), "dy": out(dy), "y": out(y), "dx": out(x.grad)}
+    for name, p in layer.named_parameters():
+        record[name] = out(p)
+        record["d" + name] = out(p.grad)
+    return record
+
+
+def conv(in_c, out_c, k, x_shape, **kwargs):
+    layer = torch.nn.Conv2d(in_c, out_c, k, **kwargs).double()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(f32(p))
+    x = f32(torch.randn(*x_shape))
+    y_shape = layer(x).shape
+    return layer_record(layer, x, f32(torch.randn(*y_shape)))
+
+
+golden["conv_stride2_pad1"] = conv(3, 4, 3, (2, 3, 7, 6), stride=2, padding=1)
+golden["conv_1x1"] = conv(4, 5, 1, (2, 4, 3, 3))
+golden["conv_k2_nobias"] = conv(2, 3, 2, (3, 2, 5, 4), bias=False)
+golden["conv_k5_pad2"] = conv(2, 3, 5, (2, 2, 6, 6), padding=2)
+
+
+def pool(layer, x_shape):
+    x = f32(torch.randn(*x_shape))
+    return layer_record(layer, x, f32(torch.randn(*layer(x).shape)))
+
+
+golden["maxpool_2"] = pool(torch.nn.MaxPool2d(2), (2, 3, 6, 6))
+golden["maxpool_3_2_1"] = pool(torch.nn.MaxPool2d(3, stride=2, padding=1), (2, 2, 7, 7))
+golden["avgpool_2"] = pool(torch.nn.AvgPool2d(2), (2, 3, 6, 6))
+golden["avgpool_3_2_1"] = pool(torch.nn.AvgPool2d(3, stride=2, padding=1), (2, 2, 7, 7))
+golden["global_avgpool"] = pool(torch.nn.AdaptiveAvgPool2d(1), (3, 4, 5, 3))
+
+
+def batchnorm2d(c, **kwargs):
+    return torch.nn.BatchNorm2d(c, **kwargs).double()
+
+
+# BatchNorm2d: statistics per channel over the batch and every position.
+c = 3
+bn = batchnorm2d(c)
+with torch.no_grad():
+    bn.weight.copy_(f32(torch.rand(c) + 0.5))
+    bn.bias.copy_(f32(torch.randn(c)))
+record = layer_record(bn, f32(torch.randn(4, c, 5, 5) * 2 + 1), f32(torch.randn(4, c, 5, 5)))
+record["running_mean"] = out(bn.running_mean)
+record["running_var"] = out(bn.running_var)
+golden["bn2d_train"] = record
+
+bn = batchnorm2d(c)
+with torch.no_grad():
+    bn.weight.copy_(f32(torch.rand(c) + 0.5))
+    bn.bias.copy_(f32(torch.randn(c)))
+steps = [f32(torch.randn(3, c, 4, 4) * 2 - 1) for _ in range(3)]
+for batch in steps:
+    bn(batch)
+bn.eval()
+record = layer_record(bn, f32(torch.randn(2, c, 4, 4)), f32(torch.randn(2, c, 4, 4)))
+record.update({"steps": [out(s) for s in steps], "running_mean": out(bn.running_mean),
+               "running_var": out(bn.running_var)})
+golden["bn2d_running_eval"] = record
+
+bn = batchnorm2d(c, momentum=None, affine=False)
+steps = [f32(torch.randn(2, c, 3, 3) * 3 + 2) for _ in range(3)]
+for batch in steps[:-1]:
+    bn(batch)
+record = layer_record(bn, steps[-1], f32(torch.randn(2, c, 3, 3)))
+record.update({"steps": [out(s) for s in steps[:-1]], "running_mean": out(bn.running_mean),
+               "running_var": out(bn.running_var)})
+golden["bn2d_cumulative_no_affine"] = record
+
+
+# 7. Two SGD steps (momentum, weight decay) of Conv-BN-ReLU-Pool-Linear with cross-entropy.
+def small_cnn():
+    torch.manual_seed(11)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 4 * 4, 3)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(f32(p))
+        model[1].weight.copy_(f32(torch.rand(4) + 0.5))
+        model[1].bias.copy_(f32(torch.randn(4) * 0.1))
+    return model
+
+
+def cnn_params(model):
+    return {"0.weight": out(model[0].weight), "0.bias": out(model[0].bias),
+            "1.gamma": out(model[1].weight), "1.beta": out(model[1].bias),
+            "4.weight": out(model[5].weight), "4.bias": out(model[5].bias)}
+
+
+model = small_cnn()
+batches = [f32(torch.randn(8, 1, 8, 8)), f32(torch.randn(8, 1, 8, 8))]
+labels = torch.tensor([0, 2, 1, 1, 0, 2, 2, 1])
+record = {"initial": cnn_params(model), "inputs": [out(b) for b in batches],
+          "labels": labels.tolist(), "losses": [], "after": []}
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+for batch in batches:
+    optimizer.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(batch), labels)
+    loss.backward()
+    optimizer.step()
+    record["losses"].append(float(loss))
+    record["after"].append(cnn_params(model))
+record["running_mean"] = out(model[1].running_mean)
+record["running_var"] = out(model[1].running_var)
+golden["cnn_sgd"] = record
 
 path = pathlib.Path(__file__).with_name("pytorch_golden.json")
 path.write_text(json.dumps(golden, indent=1) + "\n")
