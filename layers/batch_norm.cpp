@@ -158,7 +158,7 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
             Shape batch_shape = shape_;
             batch_shape.insert(batch_shape.begin(), m);
             throw std::invalid_argument(describe() + ": expected more than 1 value per " +
-                                        (one_position ? "feature" : "channel") +
+                                        (shape_.size() == 1 ? "feature" : "channel") +
                                         " when training, got input of shape " +
                                         shape_string(batch_shape) +
                                         " (use eval() to run single samples)");

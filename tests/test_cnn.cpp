@@ -1,0 +1,246 @@
+// Convolutional layers: finite-difference gradient checks (double) for every new layer and for a
+// whole small CNN with BatchNorm plus the loss; shapes through Sequential; Dropout; the errors.
+#include "helpers.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+
+namespace {
+
+// A layer given its input shape, as Sequential::add would.
+template <typename L>
+L& shaped(L& layer, const Shape& input) {
+    layer.set_input_shape(input);
+    return layer;
+}
+
+}  // namespace
+
+TEST_CASE("Conv2d gradients match finite differences: padding, stride, 1x1, no bias") {
+    Rng rng(1);
+    BasicConv2d<double> padded(Conv2dOptions(2, 3, 3).padding(1), rng);
+    check_layer_gradients(shaped(padded, {2, 5, 4}), random_matrix<double>(2, 2 * 5 * 4, rng), 11);
+    BasicConv2d<double> strided(Conv2dOptions(2, 2, 3).stride(2).padding(1), rng);
+    check_layer_gradients(shaped(strided, {2, 6, 5}), random_matrix<double>(3, 2 * 6 * 5, rng), 12);
+    BasicConv2d<double> pointwise(3, 4, 1, 1, 0, rng);
+    check_layer_gradients(shaped(pointwise, {3, 3, 2}), random_matrix<double>(2, 3 * 3 * 2, rng),
+                          13);
+    BasicConv2d<double> no_bias(Conv2dOptions(1, 2, 2).stride(3).bias(false), rng);
+    check_layer_gradients(shaped(no_bias, {1, 7, 7}), random_matrix<double>(2, 49, rng), 14);
+}
+
+TEST_CASE("Conv2d on 2 threads gives the 1-thread results") {
+    Rng rng(2);
+    Conv2d conv(Conv2dOptions(3, 8, 3).padding(1), rng);
+    conv.set_input_shape({3, 9, 9});
+    const Matrix<float> x = random_matrix<float>(7, 3 * 81, rng);
+    const Matrix<float> dy = random_matrix<float>(7, 8 * 81, rng);
+    auto run = [&](int threads) {
+        set_threads(threads);
+        conv.zero_grad();
+        Matrix<float> y = conv.forward(x);
+        Matrix<float> dx = conv.backward(dy);
+        return std::make_tuple(y, dx, Matrix<float>(conv.weight_grad()));
+    };
+    const auto [y1, dx1, dw1] = run(1);
+    const auto [y2, dx2, dw2] = run(2);
+    set_threads(1);
+    CHECK(y1 == y2);    // each sample is computed by one thread either way
+    CHECK(dx1 == dx2);
+    // dW is summed per thread, then over threads: the same sum in another order, equal to
+    // float rounding relative to the gradient's scale.
+    const float difference = xt::amax(xt::abs(dw1 - dw2))(), scale = xt::amax(xt::abs(dw1))();
+    INFO("largest dW difference " << difference << " of " << scale);
+    CHECK(difference <= 1e-6f * scale);
+}
+
+TEST_CASE("Pooling gradients match finite differences") {
+    Rng rng(3);
+    // Random inputs have no ties, where max pooling's derivative is not defined.
+    BasicMaxPool2d<double> max2(2);
+    check_layer_gradients(shaped(max2, {2, 4, 6}), random_matrix<double>(2, 48, rng), 21);
+    BasicMaxPool2d<double> overlapping(3, 2, 1);
+    check_layer_gradients(shaped(overlapping, {2, 5, 5}), random_matrix<double>(2, 50, rng), 22);
+    BasicAvgPool2d<double> avg2(2);
+    check_layer_gradients(shaped(avg2, {2, 5, 4}), random_matrix<double>(2, 40, rng), 23);
+    BasicAvgPool2d<double> padded(3, 2, 1);
+    check_layer_gradients(shaped(padded, {1, 5, 6}), random_matrix<double>(3, 30, rng), 24);
+    BasicGlobalAvgPool2d<double> global;
+    check_layer_gradients(shaped(global, {3, 2, 3}), random_matrix<double>(2, 18, rng), 25);
+}
+
+TEST_CASE("Spatial BatchNorm gradients match finite differences, training and eval") {
+    Rng rng(4);
+    BasicBatchNorm<double> bn(3);
+    bn.set_input_shape({3, 2, 3});
+    for (double& g : bn.gamma())
+        g = rng.uniform(0.5, 1.5);
+    for (double& b : bn.beta())
+        b = rng.normal();
+    check_layer_gradients(bn, random_matrix<double>(4, 18, rng, 2.0, 1.0), 31);
+    // One sample still has H W values per channel: PyTorch trains on it.
+    check_layer_gradients(bn, random_matrix<double>(1, 18, rng, 2.0, 1.0), 32);
+    bn.eval();
+    check_layer_gradients(bn, random_matrix<double>(2, 18, rng), 33);
+}
+
+TEST_CASE("A small CNN with BatchNorm and the cross-entropy loss: every gradient") {
+    Rng rng(5);
+    BasicSequential<double> model(Shape{2, 6, 6});
+    model.add<BasicConv2d>(Conv2dOptions(2, 3, 3).padding(1), rng);
+    model.add<BasicBatchNorm>(3);
+    model.add<BasicTanh>();
+    model.add<BasicMaxPool2d>(2);
+    model.add<BasicConv2d>(Conv2dOptions(3, 4, 2).stride(1), rng);
+    model.add<BasicBatchNorm>(4);
+    model.add<BasicReLU>();
+    model.add<BasicAvgPool2d>(2);
+    model.add<BasicDense>(4, 3, rng);
+    REQUIRE(model.output_shape() == Shape{3});
+    Matrix<double> input = random_matrix<double>(5, 72, rng);
+    Labels labels = xt::empty<int>({std::size_t{5}});
+    for (std::size_t i = 0; i < 5; ++i)
+        labels(i) = static_cast<int>(rng.below(3));
+    BasicSoftmaxCrossEntropy<double> loss;
+    REQUIRE(model.parameters().size() == 2 * 4 + 2);
+    check_gradients(
+        model, input, [&] { return loss.forward(model.forward(input), labels); },
+        [&]() -> const Matrix<double>& { return loss.backward(); });
+}
+
+TEST_CASE("Sequential follows shapes through a CNN and summary() prints them") {
+    Rng rng(6);
+    Sequential model(Shape{1, 28, 28});
+    model.add<Conv2d>(Conv2dOptions(1, 16, 3).padding(1), rng);
+    model.add<BatchNorm2d>(16);
+    model.add<ReLU>();
+    model.add<MaxPool2d>(2);
+    model.add<Conv2d>(16, 32, 3, 1, 1, rng);
+    model.add<MaxPool2d>(2);
+    model.add<Dense>(32 * 7 * 7, 10, rng);
+    CHECK(model.in_features() == 784u);
+    CHECK(model.out_features() == 10u);
+    CHECK(model[3].output_shape() == Shape{16, 14, 14});
+    CHECK(model[2].output_shape() == std::nullopt);  // ReLU keeps its input's shape
+    const std::string summary = model.summary();
+    INFO(summary);
+    // Each layer's line ends with its output shape and parameter count.
+    auto line_of = [&](const std::string& layer) {
+        const std::size_t start = summary.find(layer);
+        return start == std::string::npos
+                   ? std::string()
+                   : summary.substr(start, summary.find('\n', start) - start);
+    };
+    CHECK(line_of("0   Conv2d(1 -> 16, 3x3, padding 1)").find("[16, 28, 28]           160") !=
+          std::string::npos);
+    CHECK(line_of("3   MaxPool2d(2x2, stride 2)").find("[16, 14, 14]             0") !=
+          std::string::npos);
+    CHECK(line_of("6   Dense(1568 -> 10)").find("[10]         15690") != std::string::npos);
+    CHECK(summary.find("Trainable parameters: " +
+                       std::to_string(160 + 32 + 4640 + 15690)) != std::string::npos);
+    CHECK(model.parameters()[2].name == "1.gamma");
+    CHECK(model.parameters()[2].size == 16);
+}
+
+TEST_CASE("Shape errors name both layers and both shapes; nothing is half added") {
+    Rng rng(7);
+    Sequential model(Shape{1, 28, 28});
+    model.add<Conv2d>(Conv2dOptions(1, 16, 3).padding(1), rng);
+    model.add<MaxPool2d>(2);
+    CHECK(message_of([&] { model.add<Conv2d>(8, 4, 3, 1, 0, rng); }) ==
+          "Sequential: cannot add layer 2 Conv2d(8 -> 4, 3x3), which expects images [8, H, W], "
+          "after layer 1 MaxPool2d(2x2, stride 2), which outputs [16, 14, 14] (3136 values)");
+    CHECK(message_of([&] { model.add<Dense>(16 * 7 * 7, 10, rng); }) ==
+          "Sequential: cannot add layer 2 Dense(784 -> 10), which expects 784 input features, "
+          "after layer 1 MaxPool2d(2x2, stride 2), which outputs [16, 14, 14] (3136 values)");
+    CHECK(message_of([&] { model.add<BatchNorm2d>(32); }) ==
+          "Sequential: cannot add layer 2 BatchNorm(32, eps=1e-05, momentum=0.1), which expects "
+          "32 features or channels, [32] or [32, H, W], after layer 1 MaxPool2d(2x2, stride 2), "
+          "which outputs [16, 14, 14] (3136 values)");
+    CHECK(message_of([&] { model.add<MaxPool2d>(15); }) ==
+          "Sequential: cannot add layer 2 MaxPool2d(15x15, stride 15), which has a 15x15 window "
+          "larger than its padded input 14x14, after layer 1 MaxPool2d(2x2, stride 2), which "
+          "outputs [16, 14, 14] (3136 values)");
+    CHECK(model.size() == 2);
+
+    Sequential flat;
+    CHECK(message_of([&] { flat.add<Conv2d>(1, 4, 3, 1, 0, rng); }) ==
+          "Sequential: layer 0 Conv2d(1 -> 4, 3x3) needs the shape of its input samples: give the "
+          "model its input shape, e.g. Sequential model(Shape{1, 28, 28})");
+    flat.add<Dense>(784, 64, rng);
+    CHECK(message_of([&] { flat.add<MaxPool2d>(2); }) ==
+          "Sequential: cannot add layer 1 MaxPool2d(2x2, stride 2), which expects images [C, H, "
+          "W], after layer 0 Dense(784 -> 64), which outputs [64]");
+    Sequential images(Shape{3, 8, 8});
+    CHECK(message_of([&] { images.add<Conv2d>(1, 4, 3, 1, 0, rng); }) ==
+          "Sequential: cannot add layer 0 Conv2d(1 -> 4, 3x3), which expects images [1, H, W], on "
+          "the model's input samples of shape [3, 8, 8] (192 values)");
+}
+
+TEST_CASE("Bad layer settings and inputs are errors naming the layer") {
+    Rng rng(8);
+    CHECK(message_of([&] { Conv2d(0, 4, 3, 1, 0, rng); }) ==
+          "Conv2d: channels must be positive, got 0 -> 4");
+    CHECK(message_of([&] { Conv2d(1, 4, 3, 0, 0, rng); }) ==
+          "Conv2d: kernel size and stride must be positive, got 3 and 0");
+    CHECK(message_of([&] { MaxPool2d(2, 2, 2); }) ==
+          "MaxPool2d: padding should be at most half the kernel size, got padding 2 for kernel 2");
+    CHECK(message_of([&] { Dropout(1.5); }) == "Dropout: probability must be in [0, 1], got 1.5");
+
+    Conv2d conv(1, 2, 3, 1, 1, rng);
+    const Matrix<float> x = xt::zeros<float>({std::size_t{2}, std::size_t{16}});
+    CHECK(message_of([&] { conv.forward(x); }) ==
+          "Conv2d(1 -> 2, 3x3, padding 1): the shape of its input samples is unknown: add it to a "
+          "Sequential that knows its input shape, or call set_input_shape");
+    CHECK(message_of([&] { conv.set_input_shape({2, 4, 4}); }) ==
+          "Conv2d(1 -> 2, 3x3, padding 1) expects images [1, H, W], got [2, 4, 4]");
+    conv.set_input_shape({1, 4, 4});
+    const Matrix<float> wrong = xt::zeros<float>({std::size_t{2}, std::size_t{15}});
+    CHECK(message_of([&] { conv.forward(wrong); }) ==
+          "Conv2d(1 -> 2, 3x3, padding 1): input of shape [2, 15] has 15 features, expected 16");
+
+    // A training batch with one value per channel is PyTorch's error.
+    BatchNorm2d bn(2);
+    bn.set_input_shape({2, 1, 1});
+    const Matrix<float> one = xt::ones<float>({std::size_t{1}, std::size_t{2}});
+    CHECK(message_of([&] { bn.forward(one); }) ==
+          "BatchNorm(2, eps=1e-05, momentum=0.1): expected more than 1 value per channel when "
+          "training, got input of shape [1, 2, 1, 1] (use eval() to run single samples)");
+}
+
+TEST_CASE("Dropout: masks from the generator, scaled by 1/(1-p), identity in eval mode") {
+    Rng rng(9);
+    Dropout dropout(0.25, rng);
+    const Matrix<float> x = random_matrix<float>(100, 200, rng, 1.0, 3.0);
+    const Matrix<float> y = dropout.forward(x);
+    std::size_t zeros = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        if (y.data()[i] == 0.0f)
+            ++zeros;
+        else
+            CHECK(y.data()[i] == x.data()[i] * (1.0f / 0.75f));
+    }
+    // 20,000 Bernoulli(0.25) draws: standard deviation 61, so 5000 +- 300 is 5 of them.
+    CHECK(std::abs(double(zeros) - 5000.0) < 300.0);
+    // dx = dy * mask: zero where the value was dropped, 1/(1-p) elsewhere.
+    const Matrix<float> dy = xt::ones<float>(x.shape());
+    const Matrix<float> dx = dropout.backward(dy);
+    for (std::size_t i = 0; i < x.size(); ++i)
+        CHECK(dx.data()[i] == (y.data()[i] == 0.0f ? 0.0f : 1.0f / 0.75f));
+    // A new mask every forward.
+    CHECK(dropout.forward(x) != y);
+    // The same generator state gives the same mask.
+    Rng first(42), second(42);
+    Dropout a(0.5, first), b(0.5, second);
+    CHECK(a.forward(x) == b.forward(x));
+    dropout.eval();
+    CHECK(dropout.forward(x) == x);
+    CHECK(dropout.backward(dy) == dy);
+
+    Dropout loaded(0.5);  // as load_model makes it: no generator yet
+    CHECK(message_of([&] { loaded.forward(x); }) ==
+          "Dropout(p=0.5): no generator to draw masks from in training mode; give it the run's "
+          "with set_generator (fit does)");
+    loaded.eval();
+    CHECK(loaded.forward(x) == x);
+}
