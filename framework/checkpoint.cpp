@@ -10,8 +10,12 @@
 
 #include "framework/atomic_file.hpp"
 #include "framework/random.hpp"
+#include "layers/avg_pool2d.hpp"
 #include "layers/batch_norm.hpp"
+#include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "layers/max_pool2d.hpp"
 #include "layers/relu.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
@@ -67,8 +71,22 @@ std::string number_text(double value) {
     return text.str();
 }
 
-// The architecture, one line per layer; a nested Sequential's layers follow its own line.
-void describe(Sequential& model, std::vector<std::string>& lines) {
+std::string window_text(const Window& window) {
+    return std::to_string(window.kernel) + " " + std::to_string(window.stride) + " " +
+           std::to_string(window.padding);
+}
+
+// The architecture, one line per layer; a nested Sequential's layers follow its own line. A
+// model of images starts with its input shape ("Input 1 28 28"), from which the layers after it
+// take their geometry again when the file is read.
+void describe(Sequential& model, std::vector<std::string>& lines, bool top = true) {
+    const std::optional<Shape> input = model.input_shape();
+    if (top && input && input->size() > 1) {
+        std::string line = "Input";
+        for (std::size_t extent : *input)
+            line += " " + std::to_string(extent);
+        lines.push_back(line);
+    }
     for (std::size_t i = 0; i < model.size(); ++i) {
         BasicLayer<float>& layer = model[i];
         if (auto* dense = dynamic_cast<Dense*>(&layer)) {
@@ -86,9 +104,22 @@ void describe(Sequential& model, std::vector<std::string>& lines) {
             lines.push_back("Sigmoid");
         } else if (dynamic_cast<Tanh*>(&layer)) {
             lines.push_back("Tanh");
+        } else if (auto* conv = dynamic_cast<Conv2d*>(&layer)) {
+            const Conv2dOptions& options = conv->options();
+            lines.push_back("Conv2d " + std::to_string(options.in_channels()) + " " +
+                            std::to_string(options.out_channels()) + " " +
+                            window_text(options.window()) + " " + (options.bias() ? "1" : "0"));
+        } else if (auto* max_pool = dynamic_cast<MaxPool2d*>(&layer)) {
+            lines.push_back("MaxPool2d " + window_text(max_pool->window()));
+        } else if (auto* avg_pool = dynamic_cast<AvgPool2d*>(&layer)) {
+            lines.push_back("AvgPool2d " + window_text(avg_pool->window()));
+        } else if (dynamic_cast<GlobalAvgPool2d*>(&layer)) {
+            lines.push_back("GlobalAvgPool2d");
+        } else if (auto* dropout = dynamic_cast<Dropout*>(&layer)) {
+            lines.push_back("Dropout " + number_text(dropout->p()));
         } else if (auto* nested = dynamic_cast<Sequential*>(&layer)) {
             lines.push_back("Sequential " + std::to_string(nested->size()));
-            describe(*nested, lines);
+            describe(*nested, lines, false);
         } else {
             throw std::invalid_argument("checkpoint: cannot save layer " + layer.describe());
         }
@@ -192,6 +223,14 @@ void spend(std::size_t& values_left, std::size_t a, std::size_t b = 1) {
 
 constexpr int kMaxNesting = 64;
 
+// A window's three numbers from a layer line.
+Window read_window(std::istringstream& words) {
+    Window window;
+    if (!(words >> window.kernel >> window.stride >> window.padding))
+        throw std::runtime_error("expected kernel size, stride and padding");
+    return window;
+}
+
 // Builds layers from architecture lines, starting at `line`; `count` layers, or all lines.
 void build(Sequential& model, const std::vector<std::string>& lines, std::size_t& line,
            std::size_t count, const std::string& path, std::size_t& values_left, int depth = 0) {
@@ -224,6 +263,33 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
                                      ? std::optional<double>()
                                      : std::optional<double>(std::stod(momentum)));
                 model.add<BatchNorm>(options);
+            } else if (type == "Conv2d") {
+                std::size_t in = 0, out = 0;
+                int bias = 0;
+                if (!(words >> in >> out)) throw std::runtime_error("expected two channel counts");
+                const Window window = read_window(words);
+                if (!(words >> bias)) throw std::runtime_error("expected the bias flag");
+                Conv2dOptions options(in, out, window.kernel);
+                options.stride(window.stride).padding(window.padding).bias(bias != 0);
+                check_window("Conv2d", window, false);  // bounds the kernel size
+                // weight: out in k k values, spent as out in, then k k - 1 more of each (so
+                // that no product can overflow: out in is bounded by the file's values)
+                spend(values_left, out, in);
+                spend(values_left, out * in, window.kernel * window.kernel - 1);
+                if (bias != 0) spend(values_left, out);
+                model.add<Conv2d>(options, unused);
+            } else if (type == "MaxPool2d") {
+                const Window window = read_window(words);
+                model.add<MaxPool2d>(window.kernel, window.stride, window.padding);
+            } else if (type == "AvgPool2d") {
+                const Window window = read_window(words);
+                model.add<AvgPool2d>(window.kernel, window.stride, window.padding);
+            } else if (type == "GlobalAvgPool2d") {
+                model.add<GlobalAvgPool2d>();
+            } else if (type == "Dropout") {
+                double p = 0.0;
+                if (!(words >> p)) throw std::runtime_error("expected a probability");
+                model.add<Dropout>(p);
             } else if (type == "ReLU") {
                 model.add<ReLU>();
             } else if (type == "Sigmoid") {
@@ -236,7 +302,9 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
                 if (depth == kMaxNesting)
                     throw std::runtime_error("nested more than " + std::to_string(kMaxNesting) +
                                              " deep");
-                auto nested = std::make_unique<Sequential>();
+                auto nested = model.output_shape()
+                                  ? std::make_unique<Sequential>(*model.output_shape())
+                                  : std::make_unique<Sequential>();
                 build(*nested, lines, line, nested_count, path, values_left, depth + 1);
                 if (nested->size() != nested_count)
                     throw std::runtime_error("expected " + std::to_string(nested_count) +
@@ -253,6 +321,29 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
             throw std::runtime_error(where + error.what());
         }
     }
+}
+
+// The model an "Input C H W" first line describes: one with that input shape (any other first
+// line: a model that takes its shape from its first layer).
+Sequential input_line(const std::string& line, const std::string& path) {
+    std::istringstream words(line);
+    std::string type;
+    words >> type;
+    if (type != "Input") return Sequential();
+    Shape shape;
+    std::size_t values = 1;
+    for (std::size_t extent = 0; words >> extent;) {
+        // Bounded so that a corrupt file cannot make sizes overflow.
+        if (extent == 0 || extent > (std::size_t(1) << 31) / values)
+            throw std::runtime_error(path + ": section MODL line 1 '" + line +
+                                     "': input shape must be positive and under 2^31 values");
+        values *= extent;
+        shape.push_back(extent);
+    }
+    if (shape.size() < 2 || !words.eof())
+        throw std::runtime_error(path + ": section MODL line 1 '" + line +
+                                 "': expected an input shape of two or more sizes");
+    return Sequential(shape);
 }
 
 std::vector<std::string> split_lines(const std::string& text) {
@@ -371,8 +462,9 @@ const std::string* Checkpoint::section(const std::string& tag) const {
 
 Sequential Checkpoint::model() const {
     const std::vector<std::string> lines = split_lines(*section("MODL"));
-    Sequential model;
     std::size_t line = 0;
+    Sequential model = lines.empty() ? Sequential() : input_line(lines[0], path_);
+    if (model.input_shape()) line = 1;
     std::size_t values_left = section("TENS")->size() / sizeof(float);
     build(model, lines, line, lines.size(), path_, values_left);
     load_into(model);

@@ -9,6 +9,14 @@ void check_window(const std::string& layer, const Window& window, bool pooling) 
         throw std::invalid_argument(layer + ": kernel size and stride must be positive, got " +
                                     std::to_string(window.kernel) + " and " +
                                     std::to_string(window.stride));
+    // Far beyond any image, and small enough that sizes computed from them cannot overflow.
+    constexpr std::size_t limit = std::size_t(1) << 20;
+    if (window.kernel > limit || window.stride > limit || window.padding > limit)
+        throw std::invalid_argument(layer + ": kernel size, stride and padding must be at most " +
+                                    std::to_string(limit) + ", got " +
+                                    std::to_string(window.kernel) + ", " +
+                                    std::to_string(window.stride) + " and " +
+                                    std::to_string(window.padding));
     if (pooling && 2 * window.padding > window.kernel)
         throw std::invalid_argument(layer + ": padding should be at most half the kernel size, got "
                                     "padding " +

@@ -219,3 +219,97 @@ TEST_CASE("A layer list that its tensors do not back is an error before anything
     CHECK(message_of([&] { load_model(path); }) ==
           path + ": section MODL line 65 'Sequential 1': nested more than 64 deep");
 }
+
+namespace {
+
+// Every layer a CNN can have, with a nested block, trained a few steps.
+Sequential trained_cnn(Rng& rng) {
+    Sequential model(Shape{2, 8, 8});
+    model.add<Conv2d>(Conv2dOptions(2, 4, 3).padding(1), rng);
+    model.add<BatchNorm2d>(4);
+    model.add<ReLU>();
+    model.add<MaxPool2d>(2);
+    Sequential block(Shape{4, 4, 4});
+    block.add<Conv2d>(Conv2dOptions(4, 6, 3).stride(2).padding(1).bias(false), rng);
+    block.add<BatchNorm2d>(BatchNormOptions(6).momentum(std::nullopt));
+    block.add<Tanh>();
+    model.add(std::make_unique<Sequential>(std::move(block)));
+    model.add<AvgPool2d>(2, 1);
+    model.add<Conv2d>(6, 5, 1, 1, 0, rng);
+    model.add<GlobalAvgPool2d>();
+    model.add<Dropout>(0.25, rng);
+    model.add<Dense>(5, 3, rng);
+    SGD sgd(model.parameters(), SGDOptions(0.1).momentum(0.9));
+    SoftmaxCrossEntropy loss;
+    const Matrix<float> x = random_matrix<float>(6, 2 * 8 * 8, rng);
+    Labels labels = xt::empty<int>({std::size_t{6}});
+    for (std::size_t i = 0; i < 6; ++i)
+        labels(i) = int(i % 3);
+    for (int step = 0; step < 3; ++step)
+        train_step(model, loss, sgd, x, labels);
+    return model;
+}
+
+}  // namespace
+
+TEST_CASE("A CNN with every layer kind saves and loads back bit for bit") {
+    TempDir dir;
+    Rng rng(12);
+    Sequential model = trained_cnn(rng);
+    save_model(dir / "cnn.bnlab", model);
+    Sequential loaded = load_model(dir / "cnn.bnlab");
+    CHECK(loaded.summary() == model.summary());
+    CHECK(loaded.input_shape() == Shape{2, 8, 8});
+    CHECK(values_of(loaded) == values_of(model));
+    auto& nested = dynamic_cast<Sequential&>(loaded[4]);
+    CHECK(dynamic_cast<BatchNorm&>(nested[1]).num_batches_tracked() == 3);
+    CHECK(!dynamic_cast<BatchNorm&>(nested[1]).options().momentum());
+    CHECK(dynamic_cast<Dropout&>(loaded[8]).p() == 0.25);
+    const Matrix<float> x = random_matrix<float>(3, 2 * 8 * 8, rng);
+    model.eval();
+    loaded.eval();
+    CHECK(loaded.forward(x) == model.forward(x));
+    // A loaded Dropout trains once given a generator, as fit gives it the run's.
+    loaded.train();
+    CHECK(message_of([&] { loaded.forward(x); }).find("no generator") != std::string::npos);
+    loaded.set_generator(rng);
+    CHECK(loaded.forward(x).shape(1) == 3);
+}
+
+TEST_CASE("Bad CNN layer lines are errors naming the line") {
+    TempDir dir;
+    const std::string path = dir / "bad.bnlab";
+    const std::string tensors(4 * 400, '\0');
+    auto message_for = [&](const std::string& layers) {
+        write_bytes(path, checkpoint_bytes({{"MODL", layers}, {"TENS", tensors}, {"CNTS", ""}}));
+        return message_of([&] { load_model(path); });
+    };
+    CHECK(message_for("Input 1 0 8\n") ==
+          path + ": section MODL line 1 'Input 1 0 8': input shape must be positive and under "
+                 "2^31 values");
+    CHECK(message_for("Input 65536 65536 65536\n") ==
+          path + ": section MODL line 1 'Input 65536 65536 65536': input shape must be positive "
+                 "and under 2^31 values");
+    CHECK(message_for("Input 1 8 x\n") ==
+          path + ": section MODL line 1 'Input 1 8 x': expected an input shape of two or more "
+                 "sizes");
+    CHECK(message_for("Conv2d 1 4 3 1\n") ==
+          path + ": section MODL line 1 'Conv2d 1 4 3 1': expected kernel size, stride and padding");
+    CHECK(message_for("Conv2d 1 4 3 1 1 1\n") ==
+          path + ": section MODL line 1 'Conv2d 1 4 3 1 1 1': Sequential: layer 0 Conv2d(1 -> 4, "
+                 "3x3, padding 1) needs the shape of its input samples: give the model its input "
+                 "shape, e.g. Sequential model(Shape{1, 28, 28})");
+    CHECK(message_for("Input 1 8 8\nConv2d 1 4 30 1 1 1\n") ==
+          path + ": section MODL line 2 'Conv2d 1 4 30 1 1 1': wider than the values in section "
+                 "TENS allow");
+    CHECK(message_for("Input 1 8 8\nConv2d 1 4 3 1 1 1\nMaxPool2d 9 9 0\n") ==
+          path + ": section MODL line 3 'MaxPool2d 9 9 0': Sequential: cannot add layer 1 "
+                 "MaxPool2d(9x9, stride 9), which has a 9x9 window larger than its padded input "
+                 "8x8, after layer 0 Conv2d(1 -> 4, 3x3, padding 1), which outputs [4, 8, 8] (256 "
+                 "values)");
+    CHECK(message_for("Input 1 8 8\nConv2d 1 4 3 1 99999999 1\n") ==
+          path + ": section MODL line 2 'Conv2d 1 4 3 1 99999999 1': Conv2d: kernel size, stride "
+                 "and padding must be at most 1048576, got 3, 1 and 99999999");
+    CHECK(message_for("Dropout 2\n") ==
+          path + ": section MODL line 1 'Dropout 2': Dropout: probability must be in [0, 1], got 2");
+}
