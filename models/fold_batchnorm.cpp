@@ -5,8 +5,12 @@
 #include <stdexcept>
 
 #include "framework/random.hpp"
+#include "layers/avg_pool2d.hpp"
 #include "layers/batch_norm.hpp"
+#include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
+#include "layers/dropout.hpp"
+#include "layers/max_pool2d.hpp"
 #include "layers/relu.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
@@ -35,11 +39,22 @@ std::unique_ptr<BasicBatchNorm<T>> copy_batchnorm(BasicBatchNorm<T>& batchnorm) 
     return copy;
 }
 
-// Merges `batchnorm`'s eval-mode map into `dense` (a copy the caller owns).
+// A copy of `conv`, given a bias (of zeros) when `with_bias` and it has none.
 template <typename T>
-void merge(BasicDense<T>& dense, BasicBatchNorm<T>& batchnorm) {
-    Matrix<T>& weight = dense.weight();
-    Vector<T>& bias = dense.bias();
+std::unique_ptr<BasicConv2d<T>> copy_conv(BasicConv2d<T>& conv, bool with_bias = false) {
+    Rng unused(0);  // the constructor draws weights; they are overwritten at once
+    Conv2dOptions options = conv.options();
+    options.bias(options.bias() || with_bias);
+    auto copy = std::make_unique<BasicConv2d<T>>(options, unused);
+    copy->weight() = conv.weight();
+    copy->bias() = conv.bias();  // zeros without a bias
+    return copy;
+}
+
+// Merges `batchnorm`'s eval-mode map into the rows of `weight` ([out, inputs of one output]:
+// a Dense's, or a Conv2d's [out, in k k]) and `bias` (a copy the caller owns).
+template <typename T>
+void merge(Matrix<T>& weight, Vector<T>& bias, BasicBatchNorm<T>& batchnorm) {
     const std::size_t out = weight.shape(0), in = weight.shape(1);
     const double eps = batchnorm.options().eps();
     for (std::size_t j = 0; j < out; ++j) {
@@ -61,6 +76,18 @@ std::unique_ptr<BasicLayer<T>> copy_layer(BasicLayer<T>& layer) {
     if (auto* dense = dynamic_cast<BasicDense<T>*>(&layer)) return copy_dense(*dense);
     if (auto* batchnorm = dynamic_cast<BasicBatchNorm<T>*>(&layer))
         return copy_batchnorm(*batchnorm);
+    if (auto* conv = dynamic_cast<BasicConv2d<T>*>(&layer)) return copy_conv(*conv);
+    if (auto* pool = dynamic_cast<BasicMaxPool2d<T>*>(&layer))
+        return std::make_unique<BasicMaxPool2d<T>>(pool->window().kernel, pool->window().stride,
+                                                   pool->window().padding);
+    if (auto* pool = dynamic_cast<BasicAvgPool2d<T>*>(&layer))
+        return std::make_unique<BasicAvgPool2d<T>>(pool->window().kernel, pool->window().stride,
+                                                   pool->window().padding);
+    if (dynamic_cast<BasicGlobalAvgPool2d<T>*>(&layer))
+        return std::make_unique<BasicGlobalAvgPool2d<T>>();
+    // Dropout passes its input through in eval mode, which the folded model is for.
+    if (auto* dropout = dynamic_cast<BasicDropout<T>*>(&layer))
+        return std::make_unique<BasicDropout<T>>(dropout->p());
     if (dynamic_cast<BasicReLU<T>*>(&layer)) return std::make_unique<BasicReLU<T>>();
     if (dynamic_cast<BasicSigmoid<T>*>(&layer)) return std::make_unique<BasicSigmoid<T>>();
     if (dynamic_cast<BasicTanh<T>*>(&layer)) return std::make_unique<BasicTanh<T>>();
@@ -73,17 +100,24 @@ std::unique_ptr<BasicLayer<T>> copy_layer(BasicLayer<T>& layer) {
 
 template <typename T>
 BasicSequential<T> fold_batchnorm(BasicSequential<T>& model) {
-    BasicSequential<T> folded;
+    const std::optional<Shape> input = model.input_shape();
+    BasicSequential<T> folded = input ? BasicSequential<T>(*input) : BasicSequential<T>();
     folded.eval();
     for (std::size_t i = 0; i < model.size(); ++i) {
-        auto* dense = dynamic_cast<BasicDense<T>*>(&model[i]);
         auto* next =
             i + 1 < model.size() ? dynamic_cast<BasicBatchNorm<T>*>(&model[i + 1]) : nullptr;
+        auto* dense = dynamic_cast<BasicDense<T>*>(&model[i]);
+        auto* conv = dynamic_cast<BasicConv2d<T>*>(&model[i]);
         if (dense && next) {
             std::unique_ptr<BasicDense<T>> merged = copy_dense(*dense);
-            merge(*merged, *next);
+            merge(merged->weight(), merged->bias(), *next);
             folded.add(std::move(merged));
             ++i;  // the BatchNorm is inside the Dense now
+        } else if (conv && next) {
+            std::unique_ptr<BasicConv2d<T>> merged = copy_conv(*conv, true);
+            merge(merged->weight(), merged->bias(), *next);
+            folded.add(std::move(merged));
+            ++i;  // the BatchNorm is inside the Conv2d now
         } else {
             folded.add(copy_layer(model[i]));
         }

@@ -134,3 +134,36 @@ TEST_CASE("Folding a layer type it cannot copy is an error naming it") {
     CHECK(message_of([&] { fold_batchnorm(model); }) ==
           "fold_batchnorm: cannot copy layer Passthrough()");
 }
+
+TEST_CASE("A CNN folds every BatchNorm after a Conv2d, with or without bias, to 1e-5") {
+    Rng rng(31);
+    const Dataset blobs = make_blobs(256, 2 * 6 * 6, 4, 0.8, rng);
+    Sequential model(Shape{2, 6, 6});
+    model.add<Conv2d>(Conv2dOptions(2, 8, 3).padding(1), rng);
+    model.add<BatchNorm2d>(8);
+    model.add<ReLU>();
+    model.add<MaxPool2d>(2);
+    model.add<Conv2d>(Conv2dOptions(8, 6, 3).padding(1).bias(false), rng);
+    model.add<BatchNorm2d>(6);
+    model.add<ReLU>();
+    model.add<Dropout>(0.1, rng);
+    model.add<GlobalAvgPool2d>();
+    model.add<BatchNorm>(6);  // after pooling: stays
+    model.add<Dense>(6, 4, rng);
+    train_briefly(model, blobs, 30, rng);
+
+    Sequential folded = fold_batchnorm(model);
+    CHECK(layer_names(folded) ==
+          std::vector<std::string>{"Conv2d(2 -> 8, 3x3, padding 1)", "ReLU()",
+                                   "MaxPool2d(2x2, stride 2)", "Conv2d(8 -> 6, 3x3, padding 1)",
+                                   "ReLU()", "Dropout(p=0.1)", "GlobalAvgPool2d()",
+                                   "BatchNorm(6, eps=1e-05, momentum=0.1)", "Dense(6 -> 4)"});
+    CHECK(folded.input_shape() == Shape{2, 6, 6});
+    CHECK(folded.parameters().size() == model.parameters().size() - 4 + 1);  // a bias appears
+    model.eval();
+    const Matrix<float> x = slice(blobs, 0, 64).inputs;
+    const Matrix<float> expected = model.forward(x);
+    const double difference = relative_difference(folded.forward(x), expected);
+    INFO("relative difference " << difference);
+    CHECK(difference <= 1e-5);
+}
