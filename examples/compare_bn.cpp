@@ -7,7 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-#include "framework/experiment/mlp_run.hpp"
+#include "framework/experiment/model_run.hpp"
 #include "framework/experiment/run_record.hpp"
 
 int main(int argc, char** argv) {
@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
                 variants.push_back(
                     {"bn=" + on_off + (rates.size() > 1 ? " lr=" + number_string(lr) : ""),
                      [config, &data](Rng& rng) {
-                         return build_mlp(config, data.sets.train, data.sets.test, rng);
+                         return build_model(config, data.sets.train, data.sets.test, rng);
                      },
                      {{"bn", on_off}}});
             }

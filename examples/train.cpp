@@ -8,7 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
-#include "framework/experiment/mlp_run.hpp"
+#include "framework/experiment/model_run.hpp"
 #include "framework/experiment/run_record.hpp"
 
 int main(int argc, char** argv) {
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
         RunContext context{"",
                            {{"command", command_line(argc, argv)}, {"data", data.description}},
                            isatty(STDOUT_FILENO) != 0};
-        const RunResult result = train_mlp(config, data.sets.train, data.sets.test, context);
+        const RunResult result = train_model(config, data.sets.train, data.sets.test, context);
         if (result.outcome.divergence) return 3;  // the message is already out
     } catch (const std::exception& error) {
         spdlog::error("{}", error.what());

@@ -24,5 +24,6 @@
 #include "layers/relu.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
+#include "models/cnn.hpp"
 #include "models/fold_batchnorm.hpp"
 #include "models/mlp.hpp"

@@ -34,6 +34,7 @@ BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_
     std::copy(data.inputs.begin() + begin * features, data.inputs.begin() + end * features,
               part.inputs.begin());
     std::copy(data.labels.begin() + begin, data.labels.begin() + end, part.labels.begin());
+    part.sample_shape = data.sample_shape;
     return part;
 }
 

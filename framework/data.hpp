@@ -12,6 +12,9 @@ template <typename T>
 struct BasicDataset {
     Matrix<T> inputs;  // [samples, features]
     Labels labels;     // [samples]
+    // The shape of one sample when its features are more than a list: {1, rows, cols} for IDX
+    // images. Empty for plain features.
+    Shape sample_shape = {};
     std::size_t size() const { return labels.size(); }
 };
 using Dataset = BasicDataset<float>;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "framework/checkpoint.hpp"
-#include "framework/experiment/mlp_run.hpp"
+#include "framework/experiment/model_run.hpp"
 #include "framework/optimizer.hpp"
 #include "fuzz/harness.hpp"
 

@@ -31,30 +31,48 @@ std::string to_string(Activation activation) {
 }
 
 template <typename T>
-BasicSequential<T> mlp(std::size_t inputs, const std::vector<std::size_t>& hidden,
-                       std::size_t classes, Activation activation, bool batchnorm, Rng& rng) {
-    BasicSequential<T> model;
+void add_activation(BasicSequential<T>& model, Activation activation) {
+    switch (activation) {
+        case Activation::relu:
+            model.template add<BasicReLU>();
+            return;
+        case Activation::sigmoid:
+            model.template add<BasicSigmoid>();
+            return;
+        case Activation::tanh:
+            model.template add<BasicTanh>();
+            return;
+    }
+}
+
+template <typename T>
+void add_dense_head(BasicSequential<T>& model, std::size_t inputs,
+                    const std::vector<std::size_t>& hidden, std::size_t classes,
+                    Activation activation, bool batchnorm, Rng& rng) {
     std::size_t width = inputs;
     for (const std::size_t units : hidden) {
         model.template add<BasicDense>(width, units, rng);
         if (batchnorm) model.template add<BasicBatchNorm>(units);
-        switch (activation) {
-            case Activation::relu:
-                model.template add<BasicReLU>();
-                break;
-            case Activation::sigmoid:
-                model.template add<BasicSigmoid>();
-                break;
-            case Activation::tanh:
-                model.template add<BasicTanh>();
-                break;
-        }
+        add_activation(model, activation);
         width = units;
     }
     model.template add<BasicDense>(width, classes, rng);
+}
+
+template <typename T>
+BasicSequential<T> mlp(std::size_t inputs, const std::vector<std::size_t>& hidden,
+                       std::size_t classes, Activation activation, bool batchnorm, Rng& rng) {
+    BasicSequential<T> model;
+    add_dense_head(model, inputs, hidden, classes, activation, batchnorm, rng);
     return model;
 }
 
+template void add_activation(BasicSequential<float>&, Activation);
+template void add_activation(BasicSequential<double>&, Activation);
+template void add_dense_head(BasicSequential<float>&, std::size_t, const std::vector<std::size_t>&,
+                             std::size_t, Activation, bool, Rng&);
+template void add_dense_head(BasicSequential<double>&, std::size_t,
+                             const std::vector<std::size_t>&, std::size_t, Activation, bool, Rng&);
 template BasicSequential<float> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,
                                     Activation, bool, Rng&);
 template BasicSequential<double> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,

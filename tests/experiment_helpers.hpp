@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "framework/experiment/mlp_run.hpp"
+#include "framework/experiment/model_run.hpp"
 #include "helpers.hpp"
 
 extern char** environ;

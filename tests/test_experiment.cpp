@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "experiment_helpers.hpp"
-#include "framework/experiment/mlp_run.hpp"
+#include "framework/experiment/model_run.hpp"
 #include "framework/experiment/probe.hpp"
 #include "framework/experiment/report.hpp"
 
@@ -136,7 +136,7 @@ TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
     TempDir dir;
     const SmallProblem data = small_problem();
     const TrainConfig config = small_config(dir / "run.jsonl");
-    const RunResult result = train_mlp(config, data.train, data.test, {"", {{"command", "test"}}});
+    const RunResult result = train_model(config, data.train, data.test, {"", {{"command", "test"}}});
     const std::vector<Json> lines = read_lines(config.log_path);
     REQUIRE(lines.size() == 5);
 
@@ -219,7 +219,7 @@ TEST_CASE("The same seed gives identical JSONL numbers; another seed does not") 
     auto run = [&](std::uint64_t seed, const std::string& name) {
         TrainConfig config = small_config(dir / "same.jsonl");
         config.seed = seed;
-        train_mlp(config, data.train, data.test);
+        train_model(config, data.train, data.test);
         std::filesystem::rename(config.log_path, dir / name);
         return without_timing(read_lines(dir / name));
     };
@@ -252,7 +252,7 @@ TEST_CASE("A run whose loss stops being finite stops cleanly and is logged as di
     }
     REQUIRE(poisoned_step > 0);
     REQUIRE(poisoned_step < 30);  // not the epoch's last step, where the test loss is NaN too
-    const RunResult result = train_mlp(config, data.train, data.test);
+    const RunResult result = train_model(config, data.train, data.test);
     REQUIRE(result.outcome.divergence.has_value());
     CHECK(result.outcome.divergence->epoch == 1);
     CHECK(result.outcome.divergence->step == poisoned_step);
@@ -272,7 +272,7 @@ TEST_CASE("A run whose loss stops being finite stops cleanly and is logged as di
     blowing_up.activation = Activation::relu;
     blowing_up.lr = 1e30;
     blowing_up.epochs = 3;
-    const RunResult blown = train_mlp(blowing_up, small_problem().train, small_problem().test);
+    const RunResult blown = train_model(blowing_up, small_problem().train, small_problem().test);
     REQUIRE(blown.outcome.divergence.has_value());
     for (const EpochStats& epoch : blown.epochs)
         CHECK(std::isfinite(epoch.test_loss));
@@ -281,7 +281,7 @@ TEST_CASE("A run whose loss stops being finite stops cleanly and is logged as di
     TrainConfig healthy = small_config(dir / "healthy.jsonl");
     healthy.seed = 2;
     healthy.epochs = 4;
-    train_mlp(healthy, small_problem().train, small_problem().test);
+    train_model(healthy, small_problem().train, small_problem().test);
     std::vector<RunLog> logs{read_run_log(config.log_path), read_run_log(healthy.log_path)};
     const std::vector<Variant> variants = group_variants(logs);
     REQUIRE(variants.size() == 1);  // differing only in seed: one variant, two runs
@@ -349,7 +349,7 @@ TEST_CASE("curves on two small logs writes an SVG and a PNG that show both varia
     for (bool batchnorm : {true, false}) {
         TrainConfig config = small_config(dir / (batchnorm ? "on.jsonl" : "off.jsonl"));
         config.batchnorm = batchnorm;
-        train_mlp(config, data.train, data.test);
+        train_model(config, data.train, data.test);
     }
     const std::vector<RunLog> logs{read_run_log(dir / "on.jsonl"), read_run_log(dir / "off.jsonl")};
     const std::vector<Variant> variants = group_variants(logs);
@@ -498,10 +498,10 @@ TEST_CASE("train --probe logs probe lines and does not change the training") {
     probed.probe = true;
     probed.probe_points = 3;
     probed.epochs = 2;
-    const RunResult result = train_mlp(probed, data.train, data.test);
+    const RunResult result = train_model(probed, data.train, data.test);
     TrainConfig plain = small_config(dir / "plain.jsonl");
     plain.epochs = 2;
-    train_mlp(plain, data.train, data.test);
+    train_model(plain, data.train, data.test);
 
     // 30 steps per epoch, a point every 10 steps, 2 hidden layers.
     REQUIRE(result.probes.size() == 2 * 3 * 2);
@@ -552,7 +552,7 @@ TEST_CASE("Probe plots: percentile bands and gradient norms, with and without Ba
         config.batchnorm = batchnorm;
         config.probe = true;
         config.probe_points = 5;
-        train_mlp(config, data.train, data.test);
+        train_model(config, data.train, data.test);
     }
     const std::vector<RunLog> logs{read_run_log(dir / "on.jsonl"), read_run_log(dir / "off.jsonl")};
     const std::vector<Variant> variants = group_variants(logs);

@@ -53,7 +53,7 @@ TEST_CASE("fit trains each epoch at the schedule's rate, logs it, and a resumed 
     TrainConfig config = small_config(dir / "whole.jsonl");
     config.epochs = 4;
     config.schedule = LrSchedule::step(2, 0.5);
-    const RunResult whole = train_mlp(config, problem.train, problem.test);
+    const RunResult whole = train_model(config, problem.train, problem.test);
     REQUIRE(whole.epochs.size() == 4);
     for (std::size_t e = 0; e < 4; ++e)
         CHECK(whole.epochs[e].lr == config.schedule.lr(config.lr, int(e + 1)));
@@ -65,11 +65,11 @@ TEST_CASE("fit trains each epoch at the schedule's rate, logs it, and a resumed 
     first.epochs = 2;
     first.log_path = dir / "first.jsonl";
     first.save_path = dir / "run.ckpt";
-    train_mlp(first, problem.train, problem.test);
+    train_model(first, problem.train, problem.test);
     TrainConfig rest = config;
     rest.log_path = dir / "rest.jsonl";
     rest.resume_path = dir / "run.ckpt";
-    const RunResult resumed = train_mlp(rest, problem.train, problem.test);
+    const RunResult resumed = train_model(rest, problem.train, problem.test);
     REQUIRE(resumed.epochs.size() == 4);
     for (std::size_t e = 0; e < 4; ++e) {
         CHECK(resumed.epochs[e].lr == whole.epochs[e].lr);
@@ -79,7 +79,7 @@ TEST_CASE("fit trains each epoch at the schedule's rate, logs it, and a resumed 
 
     TrainConfig other = rest;
     other.schedule = LrSchedule::cosine(4);
-    CHECK(message_of([&] { train_mlp(other, problem.train, problem.test); }) ==
+    CHECK(message_of([&] { train_model(other, problem.train, problem.test); }) ==
           dir / "run.ckpt" +
               ": saved by another configuration: schedule is \"step:2:0.5\" there, "
               "\"cosine:4:0\" here");

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "experiment_helpers.hpp"
-#include "framework/experiment/mlp_run.hpp"
+#include "framework/experiment/model_run.hpp"
 #include "models/fold_batchnorm.hpp"
 
 using namespace bnlab;
@@ -121,14 +121,14 @@ TEST_CASE("Resuming under another configuration, or from a model-only file, is a
     TrainConfig config = small_config();
     config.epochs = 1;
     config.save_path = dir / "run.ckpt";
-    train_mlp(config, problem.train, problem.test);
+    train_model(config, problem.train, problem.test);
 
     TrainConfig other = config;
     other.save_path.clear();
     other.resume_path = dir / "run.ckpt";
     other.epochs = 2;
     other.lr = 0.1;
-    CHECK(message_of([&] { train_mlp(other, problem.train, problem.test); }) ==
+    CHECK(message_of([&] { train_model(other, problem.train, problem.test); }) ==
           dir / "run.ckpt" + ": saved by another configuration: lr is 0.5 there, 0.1 here");
 
     // A training state whose saved log is damaged (with checksums that match).
@@ -143,7 +143,7 @@ TEST_CASE("Resuming under another configuration, or from a model-only file, is a
     TrainConfig damaged = other;
     damaged.lr = config.lr;
     damaged.resume_path = dir / "damaged.ckpt";
-    CHECK(message_of([&] { train_mlp(damaged, problem.train, problem.test); }) ==
+    CHECK(message_of([&] { train_model(damaged, problem.train, problem.test); }) ==
           dir / "damaged.ckpt" +
               ": epoch: expected an integer from -2147483648 to 2147483647, got 2.5");
 
@@ -153,7 +153,7 @@ TEST_CASE("Resuming under another configuration, or from a model-only file, is a
     TrainConfig from_model = config;
     from_model.save_path.clear();
     from_model.resume_path = dir / "model.ckpt";
-    CHECK(message_of([&] { train_mlp(from_model, problem.train, problem.test); }) ==
+    CHECK(message_of([&] { train_model(from_model, problem.train, problem.test); }) ==
           dir / "model.ckpt" +
               ": not a training checkpoint (no TRAN and ORDR sections; train --save writes "
               "those)");
@@ -166,7 +166,7 @@ TEST_CASE("train --export-folded writes the trained model folded: no BatchNorm, 
     TrainConfig config = small_config();
     config.save_path = dir / "run.ckpt";
     config.export_folded_path = dir / "folded.ckpt";
-    const RunResult result = train_mlp(config, problem.train, problem.test);
+    const RunResult result = train_model(config, problem.train, problem.test);
 
     Sequential folded = load_model(dir / "folded.ckpt");
     CHECK(folded.size() == 5);  // Dense, Sigmoid, Dense, Sigmoid, Dense
@@ -186,7 +186,7 @@ TEST_CASE("train --export-folded writes the trained model folded: no BatchNorm, 
     TrainConfig unwritable = config;
     unwritable.save_path.clear();
     unwritable.export_folded_path = "/no/such/folder/folded.ckpt";
-    CHECK(message_of([&] { train_mlp(unwritable, problem.train, problem.test); }) ==
+    CHECK(message_of([&] { train_model(unwritable, problem.train, problem.test); }) ==
           "cannot write /no/such/folder/folded.ckpt: folder /no/such/folder: No such file or "
           "directory");
 }

@@ -5,7 +5,9 @@
 #include <stdexcept>
 
 #include "framework/training.hpp"
-#include "layers/dense.hpp"
+#include "layers/relu.hpp"
+#include "layers/sigmoid.hpp"
+#include "layers/tanh.hpp"
 
 namespace bnlab {
 
@@ -26,13 +28,16 @@ void collect_leaves(Sequential& model, std::vector<BasicLayer<float>*>& leaves) 
 Probe::Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_size)
     : model_(model), batch_(slice(probe_data, 0, std::min(probe_size, probe_data.size())).inputs) {
     collect_leaves(model, leaves_);
-    std::optional<std::size_t> last_dense;
+    std::optional<std::size_t> last_weighted;
     for (std::size_t i = 0; i < leaves_.size(); ++i) {
-        if (dynamic_cast<Dense*>(leaves_[i])) last_dense = i;
-        // Element-wise layers (no widths of their own) are the activation functions.
-        if (!leaves_[i]->in_features() && last_dense) {
+        const std::vector<Parameter<float>> parameters = leaves_[i]->parameters();
+        if (!parameters.empty() && parameters.front().name == "weight") last_weighted = i;
+        const bool activation = dynamic_cast<ReLU*>(leaves_[i]) ||
+                                dynamic_cast<Sigmoid*>(leaves_[i]) ||
+                                dynamic_cast<Tanh*>(leaves_[i]);
+        if (activation && last_weighted) {
             activations_.push_back(i);
-            dense_.push_back(*last_dense);
+            dense_.push_back(*last_weighted);
         }
     }
     if (activations_.empty())
@@ -42,10 +47,10 @@ Probe::Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_siz
 std::vector<ProbePoint> Probe::record(int epoch, long step) {
     std::vector<double> grad_norms;
     for (std::size_t dense : dense_) {
-        const Matrix<float>& grad = dynamic_cast<Dense&>(*leaves_[dense]).weight_grad();
+        const Parameter<float> weight = leaves_[dense]->parameters().front();
         double squares = 0.0;
-        for (float g : grad)
-            squares += double(g) * double(g);
+        for (std::size_t j = 0; j < weight.size; ++j)
+            squares += double(weight.grad[j]) * double(weight.grad[j]);
         grad_norms.push_back(std::sqrt(squares));
     }
     std::vector<ProbePoint> points;

@@ -2,7 +2,7 @@
 // The internal-covariate-shift probe of the BN paper's Figure 1(b,c): at chosen steps of
 // training, the 15th, 50th and 85th percentiles of what each hidden layer feeds its activation
 // function, over one fixed batch of test images in eval mode (so every point sees the same
-// data), and the L2 norm of the gradient of the Dense weights feeding that layer.
+// data), and the L2 norm of the gradient of the weights (a Dense's or a Conv2d's) feeding it.
 
 #include <cstddef>
 #include <vector>
@@ -16,9 +16,9 @@ namespace bnlab {
 class Probe {
   public:
     // The first `probe_size` samples of `probe_data` (all of them if fewer) form the probe
-    // batch. Hidden layers are the model's element-wise layers (activations), nested
-    // Sequentials included; the Dense layer before each supplies its gradient norm. Throws when
-    // the model has no hidden layer.
+    // batch. Hidden layers are the model's activations (ReLU, Sigmoid, Tanh), nested
+    // Sequentials included; the Dense or Conv2d before each supplies its gradient norm. Throws
+    // when the model has no hidden layer.
     Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_size = 500);
 
     // One point per hidden layer, layers numbered from 1. Call between steps, after backward
@@ -32,7 +32,7 @@ class Probe {
     Matrix<float> batch_;                     // [probe_size, features]
     std::vector<BasicLayer<float>*> leaves_;  // the layers forward runs, nested ones opened
     std::vector<std::size_t> activations_;    // index in leaves_ of each hidden layer's activation
-    std::vector<std::size_t> dense_;          // index of the Dense feeding it
+    std::vector<std::size_t> dense_;          // index of the Dense or Conv2d feeding it
     std::vector<float> values_;               // scratch for the percentiles
 };
 

@@ -65,6 +65,9 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
               const Dataset& test, Rng& rng, const FitOptions& options) {
     check_options(options, train, test);
     set_threads(options.threads());
+    // Layers that draw while training (Dropout) draw from the run's generator, which the
+    // checkpoint keeps: a resumed run draws what the uninterrupted one would.
+    model.set_generator(rng);
     const double base_lr = optimizer.learning_rate();
     const nlohmann::ordered_json config = run_config(options, rng, base_lr);
     SoftmaxCrossEntropy loss;

@@ -1,4 +1,4 @@
-#include "framework/experiment/mlp_run.hpp"
+#include "framework/experiment/model_run.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -10,6 +10,7 @@
 #include "framework/csv.hpp"
 #include "framework/experiment/run_record.hpp"
 #include "framework/experiment/training_state.hpp"
+#include "models/cnn.hpp"
 #include "models/fold_batchnorm.hpp"
 
 namespace bnlab {
@@ -61,11 +62,21 @@ std::unique_ptr<BasicOptimizer<float>> make_optimizer(const TrainConfig& config,
                                 "' (expected sgd or adam)");
 }
 
-ModelAndOptimizer build_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
+ModelAndOptimizer build_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
                             Rng& rng) {
-    ModelAndOptimizer built{mlp(train.inputs.shape(1), config.hidden, class_count(train, test),
-                                config.activation, config.batchnorm, rng),
-                            nullptr};
+    const std::size_t classes = class_count(train, test);
+    ModelAndOptimizer built;
+    if (config.model == "cnn") {
+        if (train.sample_shape.size() != 3)
+            throw std::invalid_argument(
+                "the cnn model needs images, and the data in " + config.data_dir +
+                " has no image shape (CSV rows are plain features): use IDX files");
+        built.model = cnn(train.sample_shape, config.channels, config.hidden, classes,
+                          config.activation, config.batchnorm, rng);
+    } else {
+        built.model = mlp(train.inputs.shape(1), config.hidden, classes, config.activation,
+                          config.batchnorm, rng);
+    }
     built.optimizer = make_optimizer(config, built.model);
     return built;
 }
@@ -89,13 +100,13 @@ FitOptions fit_options(const TrainConfig& config, const RunContext& context) {
         .schedule(config.schedule);
 }
 
-RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
+RunResult train_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
                     const RunContext& context) {
     if (!config.export_folded_path.empty()) check_writable(config.export_folded_path);
     Rng rng(config.seed);
     ModelAndOptimizer built;
     if (config.resume_path.empty()) {
-        built = build_mlp(config, train, test, rng);
+        built = build_model(config, train, test, rng);
     } else {
         built.model = Checkpoint::read(config.resume_path).model();
         built.optimizer = make_optimizer(config, built.model);
@@ -111,7 +122,8 @@ RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Datas
         } else {
             Sequential folded = fold_batchnorm(model);
             save_model(config.export_folded_path, folded);
-            spdlog::info("{}folded model ({} layers, BatchNorm merged into Dense) written to {}",
+            spdlog::info("{}folded model ({} layers, BatchNorm merged into the layer before) "
+                         "written to {}",
                          prefix, folded.size(), config.export_folded_path);
         }
     }

@@ -1,6 +1,6 @@
 #pragma once
-// The runs of `train` and `compare_bn`: Fashion-MNIST (or any IDX folder) and an MLP built from a
-// TrainConfig, trained by fit() (trainer.hpp).
+// The runs of `train` and `compare_bn`: Fashion-MNIST (or any IDX or CSV folder) and an MLP or a
+// CNN built from a TrainConfig, trained by fit() (trainer.hpp).
 
 #include <memory>
 #include <string>
@@ -32,17 +32,18 @@ PreparedData load_data(const TrainConfig& config);
 // The configuration's optimizer on `model`'s parameters.
 std::unique_ptr<BasicOptimizer<float>> make_optimizer(const TrainConfig& config, Sequential& model);
 
-// `config`'s MLP, its first layer as wide as the data's rows and its last one class per label
-// the data has, initialized from `rng`, and its optimizer.
-ModelAndOptimizer build_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
+// `config`'s MLP or CNN, taking the data's samples (a CNN needs images: their shape comes from
+// the IDX files) and giving one logit per class the data has, initialized from `rng`, and its
+// optimizer. Throws std::invalid_argument for a CNN on data without an image shape.
+ModelAndOptimizer build_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
                             Rng& rng);
 
 // fit()'s options for `config`'s run.
 FitOptions fit_options(const TrainConfig& config, const RunContext& context);
 
-// Builds `config`'s MLP from its seed (or, resuming, from the checkpoint's layer list), trains it
+// Builds `config`'s model from its seed (or, resuming, from the checkpoint's layer list), trains it
 // with fit(), and writes the folded model when the configuration asks.
-RunResult train_mlp(const TrainConfig& config, const Dataset& train, const Dataset& test,
+RunResult train_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
                     const RunContext& context = {});
 
 // The configuration of the run saved in a training checkpoint (one `train --save` wrote); throws

@@ -1,0 +1,34 @@
+#include "models/cnn.hpp"
+
+#include "layers/batch_norm.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/max_pool2d.hpp"
+
+namespace bnlab {
+
+template <typename T>
+BasicSequential<T> cnn(const Shape& input, const std::vector<std::size_t>& channels,
+                       const std::vector<std::size_t>& hidden, std::size_t classes,
+                       Activation activation, bool batchnorm, Rng& rng) {
+    BasicSequential<T> model(input);
+    std::size_t in_channels = input.empty() ? 0 : input[0];
+    for (const std::size_t out_channels : channels) {
+        model.template add<BasicConv2d>(Conv2dOptions(in_channels, out_channels, 3).padding(1),
+                                        rng);
+        if (batchnorm) model.template add<BasicBatchNorm>(out_channels);
+        add_activation(model, activation);
+        model.template add<BasicMaxPool2d>(2);
+        in_channels = out_channels;
+    }
+    add_dense_head(model, *model.out_features(), hidden, classes, activation, batchnorm, rng);
+    return model;
+}
+
+template BasicSequential<float> cnn(const Shape&, const std::vector<std::size_t>&,
+                                    const std::vector<std::size_t>&, std::size_t, Activation, bool,
+                                    Rng&);
+template BasicSequential<double> cnn(const Shape&, const std::vector<std::size_t>&,
+                                     const std::vector<std::size_t>&, std::size_t, Activation,
+                                     bool, Rng&);
+
+}  // namespace bnlab
