@@ -48,7 +48,7 @@ TEST_CASE("Presets, and flags given over them") {
     CHECK(relu.lr == 0.1);
     CHECK(relu.target == 0.87);
     CHECK(message_of([] { preset_config("huge"); }) ==
-          "unknown preset 'huge' (expected paper, deep or relu)");
+          "unknown preset 'huge' (expected paper, deep, relu or cnn)");
 
     CHECK(parse_flags("").hidden == paper.hidden);
     const TrainConfig custom = parse_flags(
@@ -77,7 +77,7 @@ TEST_CASE("Bad flags are errors naming the flag and what it expects") {
     };
     CHECK(error_of("--bn maybe").find("--bn: maybe not in {on,off}") == 0);
     CHECK(error_of("--act softplus").find("--act: softplus not in {relu,sigmoid,tanh}") == 0);
-    CHECK(error_of("--preset huge").find("--preset: huge not in {paper,deep,relu}") == 0);
+    CHECK(error_of("--preset huge").find("--preset: huge not in {paper,deep,relu,cnn}") == 0);
     CHECK(error_of("--optimizer rmsprop").find("--optimizer: rmsprop not in {sgd,adam}") == 0);
     CHECK(error_of("--data /no/such/folder") ==
           "--data: Directory does not exist: /no/such/folder");
@@ -147,7 +147,7 @@ TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
     for (const auto& item : header.at("config").items())
         flags.push_back(item.key());
     CHECK(flags == std::vector<std::string>{"preset", "data",     "label_column", "standardize",
-                                            "hidden", "act",      "bn",           "optimizer",
+                                            "model",  "hidden", "act",      "bn",           "optimizer",
                                             "lr",     "schedule", "momentum",     "weight_decay",
                                             "batch",  "epochs",   "seed",         "threads",
                                             "target", "log",      "probe",        "probe_points"});
