@@ -1,8 +1,10 @@
-// Times one training step (forward, loss, backward, SGD step) of an MLP on a fixed in-memory
-// batch, and eval-mode inference with and without BatchNorm folded into the Dense layers, and
-// compares the step with what its matrix products alone would allow at the sgemm speed measured
-// just before on the same shapes and threads (and, for comparison, on OpenBLAS's own threads).
+// Times one training step (forward, loss, backward, SGD step) of an MLP or a CNN on a fixed
+// in-memory batch, and eval-mode inference with and without BatchNorm folded into the layers
+// before it, and compares the step with what its matrix products alone would allow at the sgemm
+// speed measured just before on the same shapes and threads (and, for comparison, on OpenBLAS's
+// own threads).
 //   build/bin/bench_step --hidden 256,256 --act relu --bn on --batch 128 --threads 2
+//   build/bin/bench_step --channels 16,32 --hidden 128 --bn on --batch 128 --threads 2
 // Prints one JSON line. A benchmark, not a test: nothing here passes or fails.
 #include <algorithm>
 #include <chrono>
@@ -47,15 +49,40 @@ double seconds_per_call(int rounds, int calls, Action&& action) {
 struct Product {
     std::size_t m, n, k;  // result m x n, inner dimension k
     bool transpose_a, transpose_b;
+    // Products a layer computes once per sample (a convolution's), each on one thread, the
+    // samples spread over the threads; otherwise one product cut over the threads.
+    std::size_t per_sample_of = 0;  // the batch, for per-sample products
 };
 
-std::vector<Product> step_products(const std::vector<std::size_t>& widths, std::size_t batch) {
+// The Dense layers' products; the first layer's input needs a gradient when something before
+// it learns (a convolution).
+std::vector<Product> dense_products(const std::vector<std::size_t>& widths, std::size_t batch,
+                                    bool first_input_grad) {
     std::vector<Product> products;
     for (std::size_t layer = 0; layer + 1 < widths.size(); ++layer) {
         const std::size_t in = widths[layer], out = widths[layer + 1];
-        products.push_back({batch, out, in, false, true});                  // y = x W^T
-        products.push_back({out, in, batch, true, false});                  // dW = dy^T x
-        if (layer > 0) products.push_back({batch, in, out, false, false});  // dx = dy W
+        products.push_back({batch, out, in, false, true});  // y = x W^T
+        products.push_back({out, in, batch, true, false});  // dW = dy^T x
+        if (layer > 0 || first_input_grad)
+            products.push_back({batch, in, out, false, false});  // dx = dy W
+    }
+    return products;
+}
+
+// The products of the cnn() blocks (Conv3x3, padding 1, each followed by MaxPool2d(2)) on
+// [channels, side, side] images, per sample: y = W col [O, P] (inner C k k), dW += dy col^T
+// [O, C k k] (inner P), dcol = W^T dy [C k k, P] (inner O; not for the first layer).
+std::vector<Product> conv_products(std::size_t channels, std::size_t side,
+                                   const std::vector<std::size_t>& conv_channels,
+                                   std::size_t batch) {
+    std::vector<Product> products;
+    for (std::size_t layer = 0; layer < conv_channels.size(); ++layer) {
+        const std::size_t out = conv_channels[layer], k = channels * 9, p = side * side;
+        products.push_back({out, p, k, false, false, batch});
+        products.push_back({out, k, p, false, true, batch});
+        if (layer > 0) products.push_back({k, p, out, true, false, batch});
+        channels = out;
+        side /= 2;
     }
     return products;
 }
@@ -63,7 +90,7 @@ std::vector<Product> step_products(const std::vector<std::size_t>& widths, std::
 double flops_of(const std::vector<Product>& products) {
     double flops = 0.0;
     for (const Product& p : products)
-        flops += 2.0 * double(p.m) * double(p.n) * double(p.k);
+        flops += 2.0 * double(p.m) * double(p.n) * double(p.k) * double(std::max<std::size_t>(1, p.per_sample_of));
     return flops;
 }
 
@@ -81,8 +108,18 @@ double sgemm_seconds(const std::vector<Product>& products, int rounds, Rng& rng)
         // Back to back, at least 10 calls and about 2 GFLOP per round (20 ms at 100 GFLOP/s),
         // so that neither the clock nor waking OpenBLAS's threads counts.
         const int calls = std::max(10, int(2e9 / (2.0 * double(p.m * p.n * p.k))));
-        seconds +=
-            seconds_per_call(rounds, calls, [&] { gemm(a, p.transpose_a, b, p.transpose_b, c); });
+        if (p.per_sample_of == 0) {
+            seconds += seconds_per_call(rounds, calls,
+                                        [&] { gemm(a, p.transpose_a, b, p.transpose_b, c); });
+            continue;
+        }
+        // One thread's sgemm per sample, the samples shared evenly by the threads.
+        const double one = seconds_per_call(rounds, calls, [&] {
+            gemm(p.transpose_a, p.transpose_b, p.m, p.n, p.k, 1.0f, a.data(), a.shape(1),
+                 b.data(), b.shape(1), 0.0f, c.data(), p.n);
+        });
+        const std::size_t threads = std::size_t(parts_for(p.per_sample_of));
+        seconds += one * double((p.per_sample_of + threads - 1) / threads);
     }
     return seconds;
 }
@@ -94,11 +131,14 @@ int main(int argc, char** argv) {
         "Times a training step and inference of an MLP on one in-memory batch, next to "
         "the limit its matrix products set at the measured sgemm speed.",
         "bench_step"};
-    std::vector<std::size_t> hidden{256, 256};
+    std::vector<std::size_t> hidden{256, 256}, channels;
     std::string activation = "relu", batchnorm = "on";
     std::size_t batch = 128, inputs = 784, classes = 10;
     int threads = 1, steps = 200, rounds = 7;
     app.add_option("--hidden", hidden, "Hidden widths")->delimiter(',')->capture_default_str();
+    app.add_option("--channels", channels,
+                   "A CNN (models/cnn.hpp) of these Conv3x3 blocks on 1 x 28 x 28 images")
+        ->delimiter(',');
     app.add_option("--act", activation)
         ->check(CLI::IsMember({"relu", "sigmoid", "tanh"}))
         ->capture_default_str();
@@ -119,10 +159,22 @@ int main(int argc, char** argv) {
 
     set_threads(threads);
     Rng rng(1);
-    std::vector<std::size_t> widths{inputs};
+    const bool is_cnn = !channels.empty();
+    std::size_t side = 28;
+    if (is_cnn) inputs = side * side;
+    std::vector<Product> products;
+    std::size_t flattened = inputs;
+    if (is_cnn) {
+        products = conv_products(1, side, channels, batch);
+        for (std::size_t i = 0; i < channels.size(); ++i)
+            side /= 2;
+        flattened = channels.back() * side * side;
+    }
+    std::vector<std::size_t> widths{flattened};
     widths.insert(widths.end(), hidden.begin(), hidden.end());
     widths.push_back(classes);
-    const std::vector<Product> products = step_products(widths, batch);
+    for (const Product& product : dense_products(widths, batch, is_cnn))
+        products.push_back(product);
     const double step_flops = flops_of(products);
     const double limit_seconds = sgemm_seconds(products, rounds, rng);
     // The same products as one sgemm call each on OpenBLAS's own `threads` threads.
@@ -139,7 +191,9 @@ int main(int argc, char** argv) {
     for (int& label : y)
         label = int(rng.below(classes));
     Sequential model =
-        mlp(inputs, hidden, classes, parse_activation(activation), batchnorm == "on", rng);
+        is_cnn ? cnn(Shape{1, 28, 28}, channels, hidden, classes, parse_activation(activation),
+                     batchnorm == "on", rng)
+               : mlp(inputs, hidden, classes, parse_activation(activation), batchnorm == "on", rng);
     SoftmaxCrossEntropy loss;
     SGD optimizer(model.parameters(), SGDOptions(0.01));
     const double step_seconds =
@@ -151,6 +205,8 @@ int main(int argc, char** argv) {
 
     const nlohmann::ordered_json line = {
         {"bench", "bnlab"},
+        {"model", is_cnn ? "cnn" : "mlp"},
+        {"channels", channels},
         {"hidden", hidden},
         {"act", activation},
         {"bn", batchnorm},

@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "framework/blas_threads.hpp"
+
 namespace bnlab {
 
 template <typename T>
@@ -49,53 +51,83 @@ void BasicBatchNorm<T>::set_input_shape(const Shape& input) {
 
 namespace {
 
-// The loops below see a batch as [m, C, P] (sample, channel, position). kOnePosition compiles the
-// 1-D layer (P = 1) with the position loop gone, so that its loops run along the features of a
-// row, which the compiler vectorizes, instead of over one position at a time: one text, two
-// instantiations. All pointers are restrict-qualified: GCC did not vectorize these loops on
-// pointers into the layer's members.
+// The loops below see a batch as [m, C, P] (sample, channel, position) and handle the channels
+// [first, end): the spatial layer splits its channels over bnlab's threads (each channel's
+// arithmetic is the same however they are split). kOnePosition compiles the 1-D layer (P = 1)
+// with the position loop gone, so that its loops run along the features of a row, which the
+// compiler vectorizes: one text, two instantiations. All pointers are restrict-qualified: GCC
+// did not vectorize these loops on pointers into the layer's members.
+
+struct Channels {
+    std::size_t first, end;
+};
+
+// Sums over a channel's P positions keep 8 running partial sums, which the compiler holds in
+// vector registers: one running sum is a chain of dependent additions it may not reorder.
+constexpr std::size_t kLanes = 8;
 
 // sum_c += sum_{i,p} x_icp
 template <bool kOnePosition, typename T>
-void sum_per_channel(const T* __restrict x, std::size_t m, std::size_t channels,
-                     std::size_t positions, T* __restrict sum) {
+void sum_per_channel(const T* __restrict x, std::size_t m, std::size_t C, std::size_t positions,
+                     Channels channels, T* __restrict sum) {
     const std::size_t P = kOnePosition ? 1 : positions;
     for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t c = 0; c < channels; ++c) {
-            const T* __restrict values = x + (i * channels + c) * P;
-            T partial = 0;
-            for (std::size_t p = 0; p < P; ++p)
-                partial += values[p];
-            sum[c] += partial;
+        for (std::size_t c = channels.first; c < channels.end; ++c) {
+            const T* __restrict values = x + (i * C + c) * P;
+            if constexpr (kOnePosition) {
+                sum[c] += values[0];
+            } else {
+                T lanes[kLanes] = {};
+                std::size_t p = 0;
+                for (; p + kLanes <= P; p += kLanes)
+                    for (std::size_t j = 0; j < kLanes; ++j)
+                        lanes[j] += values[p + j];
+                for (; p < P; ++p)
+                    lanes[0] += values[p];
+                for (std::size_t j = 0; j < kLanes; ++j)
+                    sum[c] += lanes[j];
+            }
         }
 }
 
 // sum_c += sum_{i,p} (x_icp - mu_c)^2
 template <bool kOnePosition, typename T>
 void squared_deviations_per_channel(const T* __restrict x, const T* __restrict mean, std::size_t m,
-                                    std::size_t channels, std::size_t positions,
+                                    std::size_t C, std::size_t positions, Channels channels,
                                     T* __restrict sum) {
     const std::size_t P = kOnePosition ? 1 : positions;
     for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t c = 0; c < channels; ++c) {
-            const T* __restrict values = x + (i * channels + c) * P;
-            T partial = 0;
-            for (std::size_t p = 0; p < P; ++p) {
-                const T centered = values[p] - mean[c];
-                partial += centered * centered;
+        for (std::size_t c = channels.first; c < channels.end; ++c) {
+            const T* __restrict values = x + (i * C + c) * P;
+            if constexpr (kOnePosition) {
+                const T centered = values[0] - mean[c];
+                sum[c] += centered * centered;
+            } else {
+                T lanes[kLanes] = {};
+                std::size_t p = 0;
+                for (; p + kLanes <= P; p += kLanes)
+                    for (std::size_t j = 0; j < kLanes; ++j) {
+                        const T centered = values[p + j] - mean[c];
+                        lanes[j] += centered * centered;
+                    }
+                for (; p < P; ++p) {
+                    const T centered = values[p] - mean[c];
+                    lanes[0] += centered * centered;
+                }
+                for (std::size_t j = 0; j < kLanes; ++j)
+                    sum[c] += lanes[j];
             }
-            sum[c] += partial;
         }
 }
 
 template <bool kOnePosition, typename T>
 void normalize(const T* __restrict x, const T* __restrict mean, const T* __restrict inv_std,
-               const T* __restrict gamma, const T* __restrict beta, std::size_t m,
-               std::size_t channels, std::size_t positions, T* __restrict x_hat, T* __restrict y) {
+               const T* __restrict gamma, const T* __restrict beta, std::size_t m, std::size_t C,
+               std::size_t positions, Channels channels, T* __restrict x_hat, T* __restrict y) {
     const std::size_t P = kOnePosition ? 1 : positions;
     for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t c = 0; c < channels; ++c) {
-            const std::size_t row = (i * channels + c) * P;
+        for (std::size_t c = channels.first; c < channels.end; ++c) {
+            const std::size_t row = (i * C + c) * P;
             for (std::size_t p = 0; p < P; ++p) {
                 // xhat = (x - mu) / sqrt(sigma2 + eps)
                 x_hat[row + p] = (x[row + p] - mean[c]) * inv_std[c];
@@ -107,20 +139,33 @@ void normalize(const T* __restrict x, const T* __restrict mean, const T* __restr
 
 // sum_dy_c += sum_{i,p} dy_icp        sum_dy_xhat_c += sum_{i,p} dy_icp xhat_icp
 template <bool kOnePosition, typename T>
-void gradient_sums(const T* __restrict dy, const T* __restrict x_hat, std::size_t m,
-                   std::size_t channels, std::size_t positions, T* __restrict sum_dy,
+void gradient_sums(const T* __restrict dy, const T* __restrict x_hat, std::size_t m, std::size_t C,
+                   std::size_t positions, Channels channels, T* __restrict sum_dy,
                    T* __restrict sum_dy_xhat) {
     const std::size_t P = kOnePosition ? 1 : positions;
     for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t c = 0; c < channels; ++c) {
-            const std::size_t row = (i * channels + c) * P;
-            T partial_dy = 0, partial_dy_xhat = 0;
-            for (std::size_t p = 0; p < P; ++p) {
-                partial_dy += dy[row + p];
-                partial_dy_xhat += dy[row + p] * x_hat[row + p];
+        for (std::size_t c = channels.first; c < channels.end; ++c) {
+            const std::size_t row = (i * C + c) * P;
+            if constexpr (kOnePosition) {
+                sum_dy[c] += dy[row];
+                sum_dy_xhat[c] += dy[row] * x_hat[row];
+            } else {
+                T lanes_dy[kLanes] = {}, lanes_dy_xhat[kLanes] = {};
+                std::size_t p = 0;
+                for (; p + kLanes <= P; p += kLanes)
+                    for (std::size_t j = 0; j < kLanes; ++j) {
+                        lanes_dy[j] += dy[row + p + j];
+                        lanes_dy_xhat[j] += dy[row + p + j] * x_hat[row + p + j];
+                    }
+                for (; p < P; ++p) {
+                    lanes_dy[0] += dy[row + p];
+                    lanes_dy_xhat[0] += dy[row + p] * x_hat[row + p];
+                }
+                for (std::size_t j = 0; j < kLanes; ++j) {
+                    sum_dy[c] += lanes_dy[j];
+                    sum_dy_xhat[c] += lanes_dy_xhat[j];
+                }
             }
-            sum_dy[c] += partial_dy;
-            sum_dy_xhat[c] += partial_dy_xhat;
         }
 }
 
@@ -131,17 +176,25 @@ template <bool kOnePosition, typename T>
 void input_gradient(const T* __restrict dy, const T* __restrict x_hat, const T* __restrict gamma,
                     const T* __restrict inv_std, const T* __restrict sum_dy,
                     const T* __restrict sum_dy_xhat, bool batch_stats, std::size_t m,
-                    std::size_t channels, std::size_t positions, T* __restrict dx) {
+                    std::size_t C, std::size_t positions, Channels channels, T* __restrict dx) {
     const std::size_t P = kOnePosition ? 1 : positions;
     const T inv_count = batch_stats ? T(1) / T(m * P) : T(0);
     for (std::size_t i = 0; i < m; ++i)
-        for (std::size_t c = 0; c < channels; ++c) {
-            const std::size_t row = (i * channels + c) * P;
+        for (std::size_t c = channels.first; c < channels.end; ++c) {
+            const std::size_t row = (i * C + c) * P;
             for (std::size_t p = 0; p < P; ++p)
                 dx[row + p] = gamma[c] * inv_std[c] *
                               (dy[row + p] - sum_dy[c] * inv_count -
                                x_hat[row + p] * sum_dy_xhat[c] * inv_count);
         }
+}
+
+// Runs body(channels) on parts of the C channels at once: the spatial layer's passes over
+// m P values per channel share bnlab's threads; the 1-D layer's rows are too short to split.
+template <typename Body>
+void for_channel_parts(std::size_t C, std::size_t positions, Body body) {
+    run_parts(positions == 1 ? 1 : parts_for(C), C,
+              [&](int, std::size_t first, std::size_t end) { body(Channels{first, end}); });
 }
 
 }  // namespace
@@ -152,65 +205,66 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
     const std::size_t m = x.shape(0), n = options_.num_features(), P = positions_;
     const bool one_position = P == 1;
     normalized_with_batch_stats_ = this->is_training();
-
-    if (normalized_with_batch_stats_) {
-        if (m * P < 2) {
-            Shape batch_shape = shape_;
-            batch_shape.insert(batch_shape.begin(), m);
-            throw std::invalid_argument(describe() + ": expected more than 1 value per " +
-                                        (shape_.size() == 1 ? "feature" : "channel") +
-                                        " when training, got input of shape " +
-                                        shape_string(batch_shape) +
-                                        " (use eval() to run single samples)");
-        }
-        const T count = T(m * P);
-        T* __restrict mean = mean_.data();
-        T* __restrict var = var_.data();
-        // mu_c = (1/M) sum_{i,p} x_icp
-        std::fill_n(mean, n, T(0));
-        if (one_position)
-            sum_per_channel<true>(x.data(), m, n, P, mean);
-        else
-            sum_per_channel<false>(x.data(), m, n, P, mean);
-        for (std::size_t c = 0; c < n; ++c)
-            mean[c] /= count;
-        // sigma2_c = (1/M) sum_{i,p} (x_icp - mu_c)^2   (biased)
-        std::fill_n(var, n, T(0));
-        if (one_position)
-            squared_deviations_per_channel<true>(x.data(), mean, m, n, P, var);
-        else
-            squared_deviations_per_channel<false>(x.data(), mean, m, n, P, var);
-        for (std::size_t c = 0; c < n; ++c)
-            var[c] /= count;
-        // 1 / sqrt(sigma2 + eps)
-        for (std::size_t c = 0; c < n; ++c)
-            inv_std_(c) = T(1) / std::sqrt(var_(c) + T(options_.eps()));
-
-        // running = (1 - f) running + f batch, f = momentum, or 1/batches for a cumulative average;
-        // the running variance takes the unbiased sigma2 * M / (M - 1)
-        ++num_batches_tracked_;
-        const T factor =
-            options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
-        const T unbias = count / (count - T(1));
-        for (std::size_t c = 0; c < n; ++c) {
-            running_mean_(c) = (T(1) - factor) * running_mean_(c) + factor * mean_(c);
-            running_var_(c) = (T(1) - factor) * running_var_(c) + factor * var_(c) * unbias;
-        }
-    } else {
-        std::copy(running_mean_.begin(), running_mean_.end(), mean_.begin());
-        // 1 / sqrt(running_var + eps)
-        for (std::size_t c = 0; c < n; ++c)
-            inv_std_(c) = T(1) / std::sqrt(running_var_(c) + T(options_.eps()));
+    if (normalized_with_batch_stats_ && m * P < 2) {
+        Shape batch_shape = shape_;
+        batch_shape.insert(batch_shape.begin(), m);
+        throw std::invalid_argument(describe() + ": expected more than 1 value per " +
+                                    (shape_.size() == 1 ? "feature" : "channel") +
+                                    " when training, got input of shape " +
+                                    shape_string(batch_shape) +
+                                    " (use eval() to run single samples)");
     }
-
+    if (normalized_with_batch_stats_) ++num_batches_tracked_;
     ensure_shape(x_hat_, m, n * P);
     ensure_shape(output_, m, n * P);
-    if (one_position)
-        normalize<true>(x.data(), mean_.data(), inv_std_.data(), gamma_.data(), beta_.data(), m, n,
-                        P, x_hat_.data(), output_.data());
-    else
-        normalize<false>(x.data(), mean_.data(), inv_std_.data(), gamma_.data(), beta_.data(), m, n,
-                         P, x_hat_.data(), output_.data());
+    const T count = T(m * P);
+    // running = (1 - f) running + f batch, f = momentum, or 1/batches for a cumulative average
+    const T factor =
+        options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
+
+    for_channel_parts(n, P, [&](Channels channels) {
+        T* __restrict mean = mean_.data();
+        T* __restrict var = var_.data();
+        if (normalized_with_batch_stats_) {
+            // mu_c = (1/M) sum_{i,p} x_icp
+            std::fill(mean + channels.first, mean + channels.end, T(0));
+            if (one_position)
+                sum_per_channel<true>(x.data(), m, n, P, channels, mean);
+            else
+                sum_per_channel<false>(x.data(), m, n, P, channels, mean);
+            for (std::size_t c = channels.first; c < channels.end; ++c)
+                mean[c] /= count;
+            // sigma2_c = (1/M) sum_{i,p} (x_icp - mu_c)^2   (biased)
+            std::fill(var + channels.first, var + channels.end, T(0));
+            if (one_position)
+                squared_deviations_per_channel<true>(x.data(), mean, m, n, P, channels, var);
+            else
+                squared_deviations_per_channel<false>(x.data(), mean, m, n, P, channels, var);
+            for (std::size_t c = channels.first; c < channels.end; ++c)
+                var[c] /= count;
+            for (std::size_t c = channels.first; c < channels.end; ++c) {
+                // 1 / sqrt(sigma2 + eps)
+                inv_std_(c) = T(1) / std::sqrt(var_(c) + T(options_.eps()));
+                // running = (1 - f) running + f batch; the running variance takes the unbiased
+                // sigma2 * M / (M - 1)
+                const T unbias = count / (count - T(1));
+                running_mean_(c) = (T(1) - factor) * running_mean_(c) + factor * mean_(c);
+                running_var_(c) = (T(1) - factor) * running_var_(c) + factor * var_(c) * unbias;
+            }
+        } else {
+            for (std::size_t c = channels.first; c < channels.end; ++c) {
+                mean[c] = running_mean_(c);
+                // 1 / sqrt(running_var + eps)
+                inv_std_(c) = T(1) / std::sqrt(running_var_(c) + T(options_.eps()));
+            }
+        }
+        if (one_position)
+            normalize<true>(x.data(), mean, inv_std_.data(), gamma_.data(), beta_.data(), m, n, P,
+                            channels, x_hat_.data(), output_.data());
+        else
+            normalize<false>(x.data(), mean, inv_std_.data(), gamma_.data(), beta_.data(), m, n,
+                             P, channels, x_hat_.data(), output_.data());
+    });
     return output_;
 }
 
@@ -219,31 +273,36 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
     const std::size_t m = x_hat_.shape(0), n = options_.num_features(), P = positions_;
     const bool one_position = P == 1;
     this->check_grad_output(dy, m, n * P);
+    const bool input_grad = this->input_grad_needed_;
+    if (input_grad) ensure_shape(grad_input_, m, n * P);
 
-    // dbeta = sum_{i,p} dy        dgamma = sum_{i,p} dy xhat
-    std::fill_n(sum_dy_.data(), n, T(0));
-    std::fill_n(sum_dy_xhat_.data(), n, T(0));
-    if (one_position)
-        gradient_sums<true>(dy.data(), x_hat_.data(), m, n, P, sum_dy_.data(), sum_dy_xhat_.data());
-    else
-        gradient_sums<false>(dy.data(), x_hat_.data(), m, n, P, sum_dy_.data(),
-                             sum_dy_xhat_.data());
-    if (options_.affine())
-        for (std::size_t c = 0; c < n; ++c) {
-            beta_grad_(c) += sum_dy_(c);
-            gamma_grad_(c) += sum_dy_xhat_(c);
-        }
-    if (!this->input_grad_needed_) return this->no_input_grad();
-
-    ensure_shape(grad_input_, m, n * P);
-    if (one_position)
-        input_gradient<true>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(),
-                             sum_dy_.data(), sum_dy_xhat_.data(), normalized_with_batch_stats_, m,
-                             n, P, grad_input_.data());
-    else
-        input_gradient<false>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(),
-                              sum_dy_.data(), sum_dy_xhat_.data(), normalized_with_batch_stats_, m,
-                              n, P, grad_input_.data());
+    for_channel_parts(n, P, [&](Channels channels) {
+        // dbeta = sum_{i,p} dy        dgamma = sum_{i,p} dy xhat
+        std::fill(sum_dy_.data() + channels.first, sum_dy_.data() + channels.end, T(0));
+        std::fill(sum_dy_xhat_.data() + channels.first, sum_dy_xhat_.data() + channels.end, T(0));
+        if (one_position)
+            gradient_sums<true>(dy.data(), x_hat_.data(), m, n, P, channels, sum_dy_.data(),
+                                sum_dy_xhat_.data());
+        else
+            gradient_sums<false>(dy.data(), x_hat_.data(), m, n, P, channels, sum_dy_.data(),
+                                 sum_dy_xhat_.data());
+        if (options_.affine())
+            for (std::size_t c = channels.first; c < channels.end; ++c) {
+                beta_grad_(c) += sum_dy_(c);
+                gamma_grad_(c) += sum_dy_xhat_(c);
+            }
+        if (!input_grad) return;
+        if (one_position)
+            input_gradient<true>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(),
+                                 sum_dy_.data(), sum_dy_xhat_.data(), normalized_with_batch_stats_,
+                                 m, n, P, channels, grad_input_.data());
+        else
+            input_gradient<false>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(),
+                                  sum_dy_.data(), sum_dy_xhat_.data(),
+                                  normalized_with_batch_stats_, m, n, P, channels,
+                                  grad_input_.data());
+    });
+    if (!input_grad) return this->no_input_grad();
     return grad_input_;
 }
 

@@ -2,8 +2,8 @@
 // MaxPool2d (PyTorch's, square windows): each output is the largest value of its window in one
 // channel; padding counts as -infinity, so a window's maximum is always one of its pixels:
 //   y[c, oh, ow] = max_{kh,kw} x[c, oh s - p + kh, ow s - p + kw]
-// Backward sends each output's gradient to the pixel that was the maximum (the first in the
-// window on ties, and a NaN counts as the maximum, as PyTorch's CPU kernel does).
+// Backward sends each output's gradient to the pixel that was the maximum: the first in the
+// window on ties, and a NaN wins over anything before it, as in PyTorch's CPU kernel.
 
 #include <cstdint>
 #include <optional>
