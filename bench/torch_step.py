@@ -1,8 +1,10 @@
 """The same measurement as build/bin/bench_step, in PyTorch (Debian's python3-torch):
-a training step (forward, cross-entropy, backward, SGD step) of the same MLP on one fixed
-in-memory batch, eval-mode inference, and the limit the step's matrix products set at the
-speed torch.mm reaches on the same shapes and threads. Prints one JSON line with the same
-fields. Run with /usr/bin/python3; OpenBLAS's threads come from OPENBLAS_NUM_THREADS.
+a training step (forward, cross-entropy, backward, SGD step) of the same MLP or CNN on one fixed
+in-memory batch, eval-mode inference, and (for MLPs) the limit the step's matrix products set at
+the speed torch.mm reaches on the same shapes and threads. Prints one JSON line with the same
+fields. Run with /usr/bin/python3; OpenBLAS's threads come from OPENBLAS_NUM_THREADS. With
+--mkldnn off, convolutions take PyTorch's im2col + BLAS path (torch.backends.mkldnn.enabled =
+False), the algorithm bnlab uses, instead of oneDNN.
 """
 import argparse
 import ctypes
@@ -66,6 +68,10 @@ def openblas_info():
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hidden", default="256,256")
+    parser.add_argument("--channels", default="",
+                        help="a CNN of these Conv3x3 -> [BN] -> act -> MaxPool2 blocks on "
+                             "1 x 28 x 28 images (bench_step --channels)")
+    parser.add_argument("--mkldnn", default="on", choices=["on", "off"])
     parser.add_argument("--act", default="relu", choices=["relu", "sigmoid", "tanh"])
     parser.add_argument("--bn", default="on", choices=["on", "off"])
     parser.add_argument("--batch", type=int, default=128)
@@ -79,14 +85,27 @@ def main():
 
     torch.manual_seed(1)
     torch.set_num_threads(args.torch_threads)
+    torch.backends.mkldnn.enabled = args.mkldnn == "on"
     hidden = [int(width) for width in args.hidden.split(",")]
-    widths = [args.inputs] + hidden + [args.classes]
-    products = step_products(widths, args.batch)
-    step_flops = sum(2.0 * m * n * k for m, n, k, _, _ in products)
-    limit_seconds = mm_seconds(products, args.rounds)
-
+    channels = [int(count) for count in args.channels.split(",") if count]
     activation = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
     layers = []
+    flattened = args.inputs
+    if channels:
+        side, in_channels = 28, 1
+        for out_channels in channels:
+            layers.append(torch.nn.Conv2d(in_channels, out_channels, 3, padding=1))
+            if args.bn == "on":
+                layers.append(torch.nn.BatchNorm2d(out_channels))
+            layers += [activation[args.act](), torch.nn.MaxPool2d(2)]
+            in_channels, side = out_channels, side // 2
+        layers.append(torch.nn.Flatten())
+        flattened = in_channels * side * side
+    widths = [flattened] + hidden + [args.classes]
+    products = step_products(widths, args.batch)
+    step_flops = sum(2.0 * m * n * k for m, n, k, _, _ in products)
+    # The limit of the MLP's products; bench_step gives the CNN's (per-sample products).
+    limit_seconds = None if channels else mm_seconds(products, args.rounds)
     for fan_in, fan_out in zip(widths[:-2], widths[1:-1]):
         layers.append(torch.nn.Linear(fan_in, fan_out))
         if args.bn == "on":
@@ -96,7 +115,7 @@ def main():
     model = torch.nn.Sequential(*layers)
     loss_function = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x = torch.rand(args.batch, args.inputs)
+    x = torch.rand(args.batch, 1, 28, 28) if channels else torch.rand(args.batch, args.inputs)
     y = torch.randint(0, args.classes, (args.batch,))
 
     def step():
@@ -115,16 +134,17 @@ def main():
     core, openblas_threads = openblas_info()
     print(json.dumps({
         "bench": "pytorch " + torch.__version__,
+        "model": "cnn" if channels else "mlp", "channels": channels, "mkldnn": args.mkldnn,
         "hidden": hidden, "act": args.act, "bn": args.bn, "batch": args.batch,
         "threads": int(os.environ.get("OPENBLAS_NUM_THREADS", "0")),
         "torch_threads": args.torch_threads,
         "openblas_threads": openblas_threads, "openblas_core": core,
         "samples_per_s": args.batch / step_seconds,
         "ms_per_step": step_seconds * 1e3,
-        "gflops": step_flops / step_seconds / 1e9,
-        "sgemm_gflops": step_flops / limit_seconds / 1e9,
-        "limit_samples_per_s": args.batch / limit_seconds,
-        "percent_of_limit": 100.0 * limit_seconds / step_seconds,
+        "gflops": None if channels else step_flops / step_seconds / 1e9,
+        "sgemm_gflops": None if channels else step_flops / limit_seconds / 1e9,
+        "limit_samples_per_s": None if channels else args.batch / limit_seconds,
+        "percent_of_limit": None if channels else 100.0 * limit_seconds / step_seconds,
         "inference_samples_per_s": args.batch / inference_seconds,
     }))
 

@@ -76,9 +76,14 @@ void im2col(const T* __restrict image, const WindowGeometry& g, const Window& wi
                     const T* in = image + (c * g.height + std::size_t(ih)) * g.width;
                     const std::size_t start = inside.first * s + kw - window.padding;
                     std::fill(out, out + inside.first, T(0));
-                    // x[c, ih, ow s - p + kw], from the first ow inside the image
-                    for (std::size_t ow = inside.first; ow < inside.end; ++ow)
-                        out[ow] = in[start + (ow - inside.first) * s];
+                    // x[c, ih, ow s - p + kw], from the first ow inside the image (a contiguous
+                    // run for stride 1, the usual case, which the loop below would not make a
+                    // plain copy of)
+                    if (s == 1)
+                        std::copy_n(in + start, inside.end - inside.first, out + inside.first);
+                    else
+                        for (std::size_t ow = inside.first; ow < inside.end; ++ow)
+                            out[ow] = in[start + (ow - inside.first) * s];
                     std::fill(out + inside.end, out + OW, T(0));
                 }
             }
@@ -101,8 +106,15 @@ void col2im(const T* __restrict col, const WindowGeometry& g, const Window& wind
                     const T* in = row + oh * OW;
                     T* out = image + (c * g.height + std::size_t(ih)) * g.width;
                     const std::size_t start = inside.first * s + kw - window.padding;
-                    for (std::size_t ow = inside.first; ow < inside.end; ++ow)
-                        out[start + (ow - inside.first) * s] += in[ow];
+                    if (s == 1) {
+                        T* __restrict run = out + start;
+                        const T* __restrict from = in + inside.first;
+                        for (std::size_t j = 0; j < inside.end - inside.first; ++j)
+                            run[j] += from[j];
+                    } else {
+                        for (std::size_t ow = inside.first; ow < inside.end; ++ow)
+                            out[start + (ow - inside.first) * s] += in[ow];
+                    }
                 }
             }
 }
