@@ -9,7 +9,7 @@ namespace bnlab {
 template <typename T>
 BasicSequential<T> cnn(const Shape& input, const std::vector<std::size_t>& channels,
                        const std::vector<std::size_t>& hidden, std::size_t classes,
-                       Activation activation, bool batchnorm, Rng& rng) {
+                       Activation activation, bool batchnorm, Rng& rng, double dropout) {
     BasicSequential<T> model(input);
     std::size_t in_channels = input.empty() ? 0 : input[0];
     for (const std::size_t out_channels : channels) {
@@ -20,15 +20,16 @@ BasicSequential<T> cnn(const Shape& input, const std::vector<std::size_t>& chann
         model.template add<BasicMaxPool2d>(2);
         in_channels = out_channels;
     }
-    add_dense_head(model, *model.out_features(), hidden, classes, activation, batchnorm, rng);
+    add_dense_head(model, *model.out_features(), hidden, classes, activation, batchnorm, rng,
+                   dropout);
     return model;
 }
 
 template BasicSequential<float> cnn(const Shape&, const std::vector<std::size_t>&,
                                     const std::vector<std::size_t>&, std::size_t, Activation, bool,
-                                    Rng&);
+                                    Rng&, double);
 template BasicSequential<double> cnn(const Shape&, const std::vector<std::size_t>&,
                                      const std::vector<std::size_t>&, std::size_t, Activation,
-                                     bool, Rng&);
+                                     bool, Rng&, double);
 
 }  // namespace bnlab

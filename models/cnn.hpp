@@ -11,10 +11,11 @@ namespace bnlab {
 
 // e.g. cnn({1, 28, 28}, {16, 32}, {128}, 10, Activation::relu, true, rng):
 // [1, 28, 28] -> Conv 16 -> [16, 14, 14] -> Conv 32 -> [32, 7, 7] -> Dense 128 -> Dense 10,
-// with BatchNorm after every Conv2d and hidden Dense.
+// with BatchNorm after every Conv2d and hidden Dense; dropout > 0 adds Dropout after each hidden
+// Dense block's activation.
 template <typename T = float>
 BasicSequential<T> cnn(const Shape& input, const std::vector<std::size_t>& channels,
                        const std::vector<std::size_t>& hidden, std::size_t classes,
-                       Activation activation, bool batchnorm, Rng& rng);
+                       Activation activation, bool batchnorm, Rng& rng, double dropout = 0.0);
 
 }  // namespace bnlab

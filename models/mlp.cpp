@@ -4,6 +4,7 @@
 
 #include "layers/batch_norm.hpp"
 #include "layers/dense.hpp"
+#include "layers/dropout.hpp"
 #include "layers/relu.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
@@ -48,12 +49,13 @@ void add_activation(BasicSequential<T>& model, Activation activation) {
 template <typename T>
 void add_dense_head(BasicSequential<T>& model, std::size_t inputs,
                     const std::vector<std::size_t>& hidden, std::size_t classes,
-                    Activation activation, bool batchnorm, Rng& rng) {
+                    Activation activation, bool batchnorm, Rng& rng, double dropout) {
     std::size_t width = inputs;
     for (const std::size_t units : hidden) {
         model.template add<BasicDense>(width, units, rng);
         if (batchnorm) model.template add<BasicBatchNorm>(units);
         add_activation(model, activation);
+        if (dropout > 0.0) model.template add<BasicDropout>(dropout, rng);
         width = units;
     }
     model.template add<BasicDense>(width, classes, rng);
@@ -70,9 +72,10 @@ BasicSequential<T> mlp(std::size_t inputs, const std::vector<std::size_t>& hidde
 template void add_activation(BasicSequential<float>&, Activation);
 template void add_activation(BasicSequential<double>&, Activation);
 template void add_dense_head(BasicSequential<float>&, std::size_t, const std::vector<std::size_t>&,
-                             std::size_t, Activation, bool, Rng&);
+                             std::size_t, Activation, bool, Rng&, double);
 template void add_dense_head(BasicSequential<double>&, std::size_t,
-                             const std::vector<std::size_t>&, std::size_t, Activation, bool, Rng&);
+                             const std::vector<std::size_t>&, std::size_t, Activation, bool, Rng&,
+                             double);
 template BasicSequential<float> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,
                                     Activation, bool, Rng&);
 template BasicSequential<double> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,

@@ -20,12 +20,13 @@ std::string to_string(Activation activation);
 template <typename T>
 void add_activation(BasicSequential<T>& model, Activation activation);
 
-// Appends Dense -> [BatchNorm] -> activation for each hidden width, then a Dense to `classes`
-// logits, to a model whose output so far is `inputs` wide (the head of an MLP or of a CNN).
+// Appends Dense -> [BatchNorm] -> activation [-> Dropout(dropout) when dropout > 0] for each
+// hidden width, then a Dense to `classes` logits, to a model whose output so far is `inputs`
+// wide (the head of an MLP or of a CNN).
 template <typename T>
 void add_dense_head(BasicSequential<T>& model, std::size_t inputs,
                     const std::vector<std::size_t>& hidden, std::size_t classes,
-                    Activation activation, bool batchnorm, Rng& rng);
+                    Activation activation, bool batchnorm, Rng& rng, double dropout = 0.0);
 
 // e.g. mlp(784, {100, 100, 100}, 10, Activation::sigmoid, true, rng): 784 -> 100 -> 100 -> 100
 // -> 10 with BatchNorm before every sigmoid.

@@ -190,3 +190,12 @@ TEST_CASE("train --export-folded writes the trained model folded: no BatchNorm, 
           "cannot write /no/such/folder/folded.ckpt: folder /no/such/folder: No such file or "
           "directory");
 }
+
+TEST_CASE("A CNN with Dropout, killed mid-run and resumed, ends as if never interrupted") {
+    // Conv2d, spatial BatchNorm, MaxPool2d and Dropout, whose masks come from the run's
+    // generator: the resumed run must draw the masks the uninterrupted one drew.
+    check_killed_and_resumed(kTrain,
+                             {"--preset", "cnn", "--channels", "4,8", "--hidden", "32",
+                              "--dropout", "0.2", "--epochs", "3"},
+                             {}, 3);
+}

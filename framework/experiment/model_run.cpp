@@ -72,10 +72,10 @@ ModelAndOptimizer build_model(const TrainConfig& config, const Dataset& train, c
                 "the cnn model needs images, and the data in " + config.data_dir +
                 " has no image shape (CSV rows are plain features): use IDX files");
         built.model = cnn(train.sample_shape, config.channels, config.hidden, classes,
-                          config.activation, config.batchnorm, rng);
+                          config.activation, config.batchnorm, rng, config.dropout);
     } else {
-        built.model = mlp(train.inputs.shape(1), config.hidden, classes, config.activation,
-                          config.batchnorm, rng);
+        add_dense_head(built.model, train.inputs.shape(1), config.hidden, classes,
+                       config.activation, config.batchnorm, rng, config.dropout);
     }
     built.optimizer = make_optimizer(config, built.model);
     return built;

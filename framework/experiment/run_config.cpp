@@ -54,6 +54,13 @@ std::string hidden_string(const std::vector<std::size_t>& hidden) {
     return text;
 }
 
+std::string network_string(const TrainConfig& config) {
+    std::string text = config.model == "cnn" ? "conv " + hidden_string(config.channels) + " + " : "";
+    text += hidden_string(config.hidden) + " " + to_string(config.activation);
+    if (config.dropout > 0.0) text += ", dropout " + number_string(config.dropout);
+    return text;
+}
+
 nlohmann::ordered_json to_json(const TrainConfig& config) {
     nlohmann::ordered_json json = {{"preset", config.preset},
                                    {"data", config.data_dir},
@@ -79,6 +86,8 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
                                             : nlohmann::ordered_json(config.log_path)},
             {"probe", config.probe},
             {"probe_points", config.probe_points}});
+    // Only when used, so that the logs of runs without it read as before.
+    if (config.dropout > 0.0) json["dropout"] = config.dropout;
     return json;
 }
 
@@ -120,6 +129,7 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
         config.log_path = json.at("log").is_null() ? "" : json.at("log").get<std::string>();
         config.probe = json.at("probe").get<bool>();
         config.probe_points = integer_at<int>(json, "probe_points");
+        if (json.contains("dropout")) config.dropout = json.at("dropout").get<double>();
         return config;
     } catch (const nlohmann::ordered_json::exception& error) {
         throw std::invalid_argument(std::string("configuration: ") + error.what());
@@ -257,6 +267,11 @@ TrainFlags::TrainFlags(CLI::App& app, bool lr_list) {
                   ->delimiter(',')
                   ->transform(integer_at_least(1)),
               [this](TrainConfig& c) { c.hidden = given_.hidden; });
+    overrides(app.add_option("--dropout", given_.dropout,
+                             "Dropout probability after each hidden Dense block's activation; 0 "
+                             "for none [default: 0]")
+                  ->check(fraction()),
+              [this](TrainConfig& c) { c.dropout = given_.dropout; });
     overrides(app.add_option("--act", activation_, "Hidden activation: relu, sigmoid or tanh")
                   ->check(CLI::IsMember({"relu", "sigmoid", "tanh"})),
               [this](TrainConfig& c) { c.activation = parse_activation(activation_); });

@@ -33,6 +33,7 @@ struct TrainConfig {
     std::string model = "mlp";
     std::vector<std::size_t> channels{16, 32};
     std::vector<std::size_t> hidden{100, 100, 100};
+    double dropout = 0.0;  // Dropout after each hidden Dense block's activation when > 0
     Activation activation = Activation::sigmoid;
     bool batchnorm = true;
     std::string optimizer = "sgd";  // "sgd" or "adam"
@@ -68,6 +69,9 @@ const std::vector<std::string>& preset_names();
 
 // "100,100,100"
 std::string hidden_string(const std::vector<std::size_t>& hidden);
+// The network in a few words: "100,100,100 sigmoid", or "conv 16,32 + 128 relu" for a CNN (and
+// ", dropout 0.2" when it has Dropout).
+std::string network_string(const TrainConfig& config);
 
 // Every field, keyed by its flag's name ("hidden": [100, 100, 100], "bn": "on", "lr": 0.5, …).
 nlohmann::ordered_json to_json(const TrainConfig& config);
