@@ -52,6 +52,34 @@ void max_pool_channel_unpadded(const T* __restrict x, const WindowGeometry& g, c
     }
 }
 
+// The usual 2x2 window with stride 2, each output's four pixels read at once.
+template <typename T>
+void max_pool_channel_2x2(const T* __restrict x, const WindowGeometry& g, T* __restrict y,
+                          std::uint32_t* __restrict where) {
+    const std::size_t W = g.width, OW = g.out_width;
+    for (std::size_t oh = 0; oh < g.out_height; ++oh) {
+        const std::size_t top = 2 * oh * W;
+        const T* __restrict upper = x + top;
+        const T* __restrict lower = upper + W;
+        T* __restrict best = y + oh * OW;
+        std::uint32_t* __restrict best_at = where + oh * OW;
+        for (std::size_t ow = 0; ow < OW; ++ow) {
+            T value = upper[2 * ow];
+            std::uint32_t at = std::uint32_t(top + 2 * ow);
+            const T candidates[3] = {upper[2 * ow + 1], lower[2 * ow], lower[2 * ow + 1]};
+            const std::uint32_t positions[3] = {at + 1, std::uint32_t(at + W),
+                                                std::uint32_t(at + W + 1)};
+            for (int j = 0; j < 3; ++j) {
+                const bool wins = candidates[j] > value || candidates[j] != candidates[j];
+                value = wins ? candidates[j] : value;
+                at = wins ? positions[j] : at;
+            }
+            best[ow] = value;
+            best_at[ow] = at;
+        }
+    }
+}
+
 template <typename T>
 void max_pool_channel(const T* __restrict x, const WindowGeometry& g, const Window& w,
                       T* __restrict y, std::uint32_t* __restrict where) {
@@ -96,7 +124,10 @@ const Matrix<T>& BasicMaxPool2d<T>::forward(const Matrix<T>& input) {
                 const std::size_t out_offset = n * out_size + c * g.out_positions();
                 std::uint32_t* where = argmax_.data() + out_offset;
                 const T* x = input.data() + n * g.in_size() + c * g.positions();
-                if (this->window_.padding == 0)
+                if (this->window_.kernel == 2 && this->window_.stride == 2 &&
+                    this->window_.padding == 0)
+                    max_pool_channel_2x2(x, g, output_.data() + out_offset, where);
+                else if (this->window_.padding == 0)
                     max_pool_channel_unpadded(x, g, this->window_, output_.data() + out_offset,
                                               where);
                 else
