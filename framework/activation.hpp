@@ -6,6 +6,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "framework/blas_threads.hpp"
 #include "framework/layer.hpp"
 #include "framework/simd.hpp"
 
@@ -22,20 +23,22 @@ class BasicActivation : public BasicLayer<T> {
     const Matrix<T>& forward(const Matrix<T>& input) override {
         this->check_input_width(input);
         ensure_shape(output_, input.shape(0), input.shape(1));
-        // On raw pointers: xtensor's iterators step through indices and do not vectorize.
-        const T* __restrict x = input.data();
-        T* __restrict y = output_.data();
-        const std::size_t size = input.size();
-        if constexpr (Function::uses_xsimd && std::is_same_v<T, float>) {
-            // The compiler cannot vectorize exp by itself; xsimd's batches of SIMD lanes can, as
-            // wide as this CPU has (see simd.hpp). Double-precision layers, which the gradient
-            // checks use, take the scalar loop below.
-            apply_elementwise<Function>(x, y, size);
-            return output_;
-        }
-        // y = f(x)
-        for (std::size_t i = 0; i < size; ++i)
-            y[i] = Function::value(x[i]);
+        for_chunks(input.size(), [&](std::size_t first, std::size_t end) {
+            // On raw pointers: xtensor's iterators step through indices and do not vectorize.
+            const T* __restrict x = input.data() + first;
+            T* __restrict y = output_.data() + first;
+            const std::size_t size = end - first;
+            if constexpr (Function::uses_xsimd && std::is_same_v<T, float>) {
+                // The compiler cannot vectorize exp by itself; xsimd's batches of SIMD lanes
+                // can, as wide as this CPU has (see simd.hpp). Double-precision layers, which
+                // the gradient checks use, take the scalar loop below.
+                apply_elementwise<Function>(x, y, size);
+                return;
+            }
+            // y = f(x)
+            for (std::size_t i = 0; i < size; ++i)
+                y[i] = Function::value(x[i]);
+        });
         return output_;
     }
 
@@ -44,13 +47,15 @@ class BasicActivation : public BasicLayer<T> {
         this->check_grad_output(grad_output, output_.shape(0), output_.shape(1));
         if (!this->input_grad_needed_) return this->no_input_grad();
         ensure_shape(grad_input_, output_.shape(0), output_.shape(1));
-        const T* __restrict dy = grad_output.data();
-        const T* __restrict y = output_.data();
-        T* __restrict dx = grad_input_.data();
-        const std::size_t size = output_.size();
-        // dx = dy * f'(x), with f'(x) written in terms of y = f(x)
-        for (std::size_t i = 0; i < size; ++i)
-            dx[i] = dy[i] * Function::derivative_from_output(y[i]);
+        for_chunks(output_.size(), [&](std::size_t first, std::size_t end) {
+            const T* __restrict dy = grad_output.data() + first;
+            const T* __restrict y = output_.data() + first;
+            T* __restrict dx = grad_input_.data() + first;
+            const std::size_t size = end - first;
+            // dx = dy * f'(x), with f'(x) written in terms of y = f(x)
+            for (std::size_t i = 0; i < size; ++i)
+                dx[i] = dy[i] * Function::derivative_from_output(y[i]);
+        });
         return grad_input_;
     }
 
@@ -59,6 +64,20 @@ class BasicActivation : public BasicLayer<T> {
     std::string describe() const override { return std::string(Function::name) + "()"; }
 
   private:
+    // Runs body(first, end) over [0, size): on one thread for the widths of an MLP, where waking
+    // a team costs more than it saves, and cut into parts on bnlab's threads for the feature maps
+    // of a CNN (millions of values).
+    template <typename Body>
+    static void for_chunks(std::size_t size, Body body) {
+        constexpr std::size_t parallel_above = std::size_t(1) << 18;
+        if (size <= parallel_above) {
+            body(0, size);
+            return;
+        }
+        run_parts(parts_for(size / (parallel_above / 4)), size,
+                  [&](int, std::size_t first, std::size_t end) { body(first, end); });
+    }
+
     Matrix<T> output_;      // [batch, n]: y of the last forward, also the cache for backward
     Matrix<T> grad_input_;  // [batch, n]
 };

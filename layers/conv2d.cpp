@@ -154,16 +154,25 @@ const Matrix<T>& BasicConv2d<T>::backward(const Matrix<T>& grad_output) {
     this->check_grad_output(grad_output, batch, O * P);
     const bool input_grad = this->input_grad_needed_, is_direct = direct();
     const int parts = parts_for(batch);
-    ensure_shape(weight_grad_part_, std::size_t(parts), O * K);
+    ensure_shape(weight_grad_part_, std::size_t(parts), O * K + O);
     if (input_grad) {
         ensure_shape(grad_input_, batch, in_size);
         if (!is_direct) ensure_shape(column_grad_, std::size_t(parts), K * P);
     }
     run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
-        T* dW = weight_grad_part_.data() + std::size_t(part) * O * K;
-        std::fill_n(dW, O * K, T(0));
+        T* dW = weight_grad_part_.data() + std::size_t(part) * (O * K + O);
+        T* db = dW + O * K;
+        std::fill_n(dW, O * K + O, T(0));
         for (std::size_t n = first; n < end; ++n) {
             const T* dy = grad_output.data() + n * O * P;
+            // db[o] += sum_p dy[n, o, p]
+            for (std::size_t o = 0; o < O; ++o) {
+                const T* __restrict dy_row = dy + o * P;
+                T sum = 0;
+                for (std::size_t p = 0; p < P; ++p)
+                    sum += dy_row[p];
+                db[o] += sum;
+            }
             const T* col = columns_.data() + n * K * P;
             // dW += dy col^T
             gemm(false, true, O, K, P, T(1), dy, P, col, P, T(1), dW, K);
@@ -182,21 +191,14 @@ const Matrix<T>& BasicConv2d<T>::backward(const Matrix<T>& grad_output) {
         }
     });
     for (int part = 0; part < parts; ++part) {
-        const T* __restrict dW = weight_grad_part_.data() + std::size_t(part) * O * K;
+        const T* __restrict dW = weight_grad_part_.data() + std::size_t(part) * (O * K + O);
         T* __restrict total = weight_grad_.data();
         for (std::size_t j = 0; j < O * K; ++j)
             total[j] += dW[j];
+        if (options_.bias())
+            for (std::size_t o = 0; o < O; ++o)
+                bias_grad_(o) += dW[O * K + o];
     }
-    // db[o] += sum_{n,p} dy[n, o, p]
-    if (options_.bias())
-        for (std::size_t n = 0; n < batch; ++n)
-            for (std::size_t o = 0; o < O; ++o) {
-                const T* __restrict dy = grad_output.data() + (n * O + o) * P;
-                T sum = 0;
-                for (std::size_t p = 0; p < P; ++p)
-                    sum += dy[p];
-                bias_grad_(o) += sum;
-            }
     if (!input_grad) return this->no_input_grad();
     return grad_input_;
 }

@@ -98,10 +98,10 @@ class BasicConv2d : public BasicWindowLayer<T> {
     Matrix<T> output_;      // [batch, O OH OW]
     Matrix<T> grad_input_;  // [batch, C H W]
     // Per thread: the column gradient of one sample [C k k, OH OW], and that thread's share of
-    // dW [O, C k k], added up after the parallel part in a fixed order (so that results do not
-    // depend on timing).
+    // dW [O, C k k] and db [O], added up after the parallel part in a fixed order (so that
+    // results do not depend on timing).
     Matrix<T> column_grad_;       // [threads, C k k OH OW]
-    Matrix<T> weight_grad_part_;  // [threads, O C k k]
+    Matrix<T> weight_grad_part_;  // [threads, O C k k + O]
 };
 
 using Conv2d = BasicConv2d<float>;

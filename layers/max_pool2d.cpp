@@ -147,15 +147,17 @@ const Matrix<T>& BasicMaxPool2d<T>::backward(const Matrix<T>& grad_output) {
     this->check_grad_output(grad_output, batch, out_size);
     if (!this->input_grad_needed_) return this->no_input_grad();
     ensure_shape(grad_input_, batch, g.in_size());
-    // dx[argmax] += dy; every other pixel gets 0
-    std::fill(grad_input_.begin(), grad_input_.end(), T(0));
-    for (std::size_t n = 0; n < batch; ++n) {
-        const T* __restrict dy = grad_output.data() + n * out_size;
-        const std::uint32_t* __restrict where = argmax_.data() + n * out_size;
-        T* __restrict dx = grad_input_.data() + n * g.in_size();
-        for (std::size_t j = 0; j < out_size; ++j)
-            dx[where[j]] += dy[j];
-    }
+    run_parts(parts_for(batch), batch, [&](int, std::size_t first, std::size_t end) {
+        for (std::size_t n = first; n < end; ++n) {
+            const T* __restrict dy = grad_output.data() + n * out_size;
+            const std::uint32_t* __restrict where = argmax_.data() + n * out_size;
+            T* __restrict dx = grad_input_.data() + n * g.in_size();
+            // dx[argmax] += dy; every other pixel gets 0
+            std::fill_n(dx, g.in_size(), T(0));
+            for (std::size_t j = 0; j < out_size; ++j)
+                dx[where[j]] += dy[j];
+        }
+    });
     return grad_input_;
 }
 
