@@ -13,18 +13,30 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# (name, hidden, activation, bn, batch)
-ROWS = [
-    ("784-256-256-10 ReLU, BN", "256,256", "relu", "on", 128),
-    ("784-256-256-10 ReLU, no BN", "256,256", "relu", "off", 128),
-    ("784-100-100-100-10 sigmoid, BN (the BN paper's)", "100,100,100", "sigmoid", "on", 60),
-    ("784-1024-1024-10 ReLU, BN", "1024,1024", "relu", "on", 256),
+# (name, channels, hidden, activation, bn, batch); channels "" for an MLP
+MLP_ROWS = [
+    ("784-256-256-10 ReLU, BN", "", "256,256", "relu", "on", 128),
+    ("784-256-256-10 ReLU, no BN", "", "256,256", "relu", "off", 128),
+    ("784-100-100-100-10 sigmoid, BN (the BN paper's)", "", "100,100,100", "sigmoid", "on", 60),
+    ("784-1024-1024-10 ReLU, BN", "", "1024,1024", "relu", "on", 256),
+]
+# The cnn preset's network (Conv3x3 blocks -> [BN] -> ReLU -> MaxPool2, then Dense 128 -> [BN]
+# -> ReLU -> Dense 10) and a wider one.
+CNN_ROWS = [
+    ("CNN conv 16,32 + 128 ReLU, BN (the cnn preset)", "16,32", "128", "relu", "on", 128),
+    ("CNN conv 16,32 + 128 ReLU, no BN", "16,32", "128", "relu", "off", 128),
+    ("CNN conv 32,64 + 128 ReLU, BN", "32,64", "128", "relu", "on", 128),
 ]
 
 
-def step_flops(hidden, batch):
-    widths = [784] + [int(w) for w in hidden.split(",")] + [10]
+def step_flops(channels, hidden, batch):
+    """Roughly the step's flops, to size the timed rounds."""
     flops = 0.0
+    side, in_channels = 28, 1
+    for out_channels in [int(c) for c in channels.split(",") if c]:
+        flops += 3 * 2.0 * batch * out_channels * in_channels * 9 * side * side
+        in_channels, side = out_channels, side // 2
+    widths = [in_channels * side * side] + [int(w) for w in hidden.split(",")] + [10]
     for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         flops += 2 * 2.0 * batch * fan_in * fan_out * (1 if layer == 0 else 1.5)
     return flops
@@ -57,30 +69,40 @@ def main():
                         help="runs of each program per row; the median run is reported, the "
                              "range of all, and the ratio of the fastest runs")
     parser.add_argument("--out", help="also write every measurement here, one JSON per line")
+    parser.add_argument("--rows", default="all", choices=["all", "mlp", "cnn"],
+                        help="which rows to measure")
     args = parser.parse_args()
 
+    rows = ((MLP_ROWS if args.rows in ("all", "mlp") else []) +
+            (CNN_ROWS if args.rows in ("all", "cnn") else []))
     measurements = []
     table = []
-    for name, hidden, act, bn, batch in ROWS:
+    for name, channels, hidden, act, bn, batch in rows:
         # About 0.3 s of steps per timed round, at least 20 steps.
-        steps = str(max(20, int(3e10 / step_flops(hidden, batch))))
+        steps = str(max(20, int(3e10 / step_flops(channels, hidden, batch))))
+        # PyTorch runs its convolutions on oneDNN; its im2col + BLAS path (bnlab's algorithm)
+        # is measured too, and the faster setting counts.
+        torch_settings = [(t, mkldnn) for t in range(1, 1 + max(int(t) for t in
+                                                                  args.threads.split(",")))
+                          for mkldnn in (["on", "off"] if channels else ["on"])]
         for threads in [int(t) for t in args.threads.split(",")]:
             common = ["--hidden", hidden, "--act", act, "--bn", bn, "--batch", str(batch),
-                      "--steps", steps]
+                      "--steps", steps] + (["--channels", channels] if channels else [])
             # Alternating the two programs, so that a slow spell of the machine hits both.
-            ours_runs, theirs_runs = [], {t: [] for t in range(1, threads + 1)}
+            ours_runs = []
+            theirs_runs = {s: [] for s in torch_settings if s[0] <= threads}
             for _ in range(args.repeats):
                 ours_runs.append(run_json([os.path.join(args.bin, "bench_step"), *common,
                                            "--threads", str(threads)]))
-                for torch_threads in theirs_runs:
-                    theirs_runs[torch_threads].append(run_json(
+                for torch_threads, mkldnn in theirs_runs:
+                    theirs_runs[(torch_threads, mkldnn)].append(run_json(
                         [sys.executable, os.path.join(HERE, "torch_step.py"), *common,
-                         "--torch-threads", str(torch_threads)],
+                         "--torch-threads", str(torch_threads), "--mkldnn", mkldnn],
                         env={"OPENBLAS_NUM_THREADS": str(threads)}))
             ours = median_run(ours_runs)
             best = max((median_run(runs) for runs in theirs_runs.values()),
                        key=lambda m: m["samples_per_s"])
-            best_runs = theirs_runs[best["torch_threads"]]
+            best_runs = theirs_runs[(best["torch_threads"], best.get("mkldnn", "on"))]
             measurements += ours_runs + [m for runs in theirs_runs.values() for m in runs]
             best_ratio = (best_run(ours_runs)["samples_per_s"] /
                           max(best_run(runs)["samples_per_s"] for runs in theirs_runs.values()))
@@ -97,7 +119,8 @@ def main():
           "OPENBLAS_NUM_THREADS and the best torch.set_num_threads.\n")
     print(f"Median of {args.repeats} runs each (range of all runs in brackets); the ratio of the "
           "medians, and of the fastest runs, which a slow spell of the machine touches least.\n")
-    print("| model, batch | threads | bnlab samples/s | PyTorch samples/s (torch threads) "
+    print("| model, batch | threads | bnlab samples/s | PyTorch samples/s (torch threads"
+          "; oneDNN for CNNs) "
           "| bnlab / PyTorch (fastest runs) | limit samples/s (on OpenBLAS's threads) "
           "| bnlab % of limit | inference bnlab / PyTorch |")
     print("|---|---|---|---|---|---|---|---|")
@@ -105,7 +128,8 @@ def main():
         print(f"| {name}, {ours['batch']} | {threads} (read back: {ours['bnlab_threads']} / "
               f"{ours['openblas_threads']})"
               f" | {ours['samples_per_s']:,.0f} ({ours_spread}) | {best['samples_per_s']:,.0f} "
-              f"({best_spread}; {best['torch_threads']}) "
+              f"({best_spread}; {best['torch_threads']}"
+              f"{'; oneDNN ' + best['mkldnn'] if best.get('model') == 'cnn' else ''}) "
               f"| {ours['samples_per_s'] / best['samples_per_s']:.2f} ({best_ratio:.2f}) "
               f"| {ours['limit_samples_per_s']:,.0f} "
               f"({ours['openblas_threaded_limit_samples_per_s']:,.0f}) "
@@ -113,6 +137,8 @@ def main():
               f"| {ours['inference_samples_per_s']:,.0f} / "
               f"{best['inference_samples_per_s']:,.0f} |")
 
+    if args.rows == "cnn":
+        return write_out(args, measurements)
     with tempfile.TemporaryDirectory() as folder:
         log = os.path.join(folder, "epoch.jsonl")
         subprocess.run([os.path.join(args.bin, "train"), "--epochs", "1", "--log", log],
@@ -129,6 +155,10 @@ def main():
         measurements.append({"bench": "train one epoch", "load_seconds":
                              header["data"]["load_seconds"], **epoch})
 
+    write_out(args, measurements)
+
+
+def write_out(args, measurements):
     if args.out:
         with open(args.out, "w") as file:
             for measurement in measurements:
