@@ -50,8 +50,7 @@ int parts_for(std::size_t count) {
     return int(std::max<std::size_t>(1, std::min<std::size_t>(std::size_t(thread_count()), count)));
 }
 
-void run_parts(int parts, std::size_t count,
-               const std::function<void(int part, std::size_t first, std::size_t end)>& body) {
+void run_parts(int parts, std::size_t count, PartBody body) {
     const auto first_of = [&](int part) { return count * std::size_t(part) / std::size_t(parts); };
     if (parts <= 1) {
         body(0, 0, count);

@@ -8,8 +8,8 @@
 // pieces of a small product (README, Speed); OpenBLAS's pool is therefore kept at one thread.
 
 #include <cstddef>
-#include <functional>
 #include <string>
+#include <type_traits>
 
 namespace bnlab {
 
@@ -23,8 +23,32 @@ int thread_count();
 // one per sample), and run_parts runs body(part, first, end) for each part's samples
 // [first, end) at once, part p always getting the same samples for the same count and parts.
 int parts_for(std::size_t count);
-void run_parts(int parts, std::size_t count,
-               const std::function<void(int part, std::size_t first, std::size_t end)>& body);
+
+// A reference to a callable body(part, first, end), which, unlike std::function, never copies
+// the callable to the heap: a layer's lambda capturing a dozen references would be allocated
+// anew at every step.
+class PartBody {
+  public:
+    template <typename Body,
+              typename = std::enable_if_t<!std::is_same_v<std::decay_t<Body>, PartBody>>>
+    PartBody(Body& body)  // NOLINT: implicit, so that run_parts takes a lambda as it is
+        : body_(&body), call_([](void* body, int part, std::size_t first, std::size_t end) {
+              (*static_cast<Body*>(body))(part, first, end);
+          }) {}
+    void operator()(int part, std::size_t first, std::size_t end) const {
+        call_(body_, part, first, end);
+    }
+
+  private:
+    void* body_;
+    void (*call_)(void*, int, std::size_t, std::size_t);
+};
+
+void run_parts(int parts, std::size_t count, PartBody body);
+template <typename Body>
+void run_parts(int parts, std::size_t count, Body&& body) {
+    run_parts(parts, count, PartBody(body));
+}
 // OpenBLAS's own thread pool, which bnlab keeps at 1.
 int openblas_threads();
 // The kernel family OpenBLAS runs ("Haswell", "SkylakeX", …; OPENBLAS_CORETYPE overrides it).

@@ -170,15 +170,15 @@ void gradient_sums(const T* __restrict dy, const T* __restrict x_hat, std::size_
 }
 
 // dx = gamma / sqrt(sigma2 + eps) * (dy - mean(dy) - xhat * mean(dy xhat)), the means over the
-// M values of each channel; with batch_stats false the statistics were the running ones,
-// constants: dx = gamma / sqrt(running_var + eps) dy.
+// M values of each channel; when the statistics were the running ones, constants,
+// dx = gamma / sqrt(running_var + eps) dy.
+// inv_count: 1/M, or 0 for the running statistics.
 template <bool kOnePosition, typename T>
 void input_gradient(const T* __restrict dy, const T* __restrict x_hat, const T* __restrict gamma,
                     const T* __restrict inv_std, const T* __restrict sum_dy,
-                    const T* __restrict sum_dy_xhat, bool batch_stats, std::size_t m,
-                    std::size_t C, std::size_t positions, Channels channels, T* __restrict dx) {
+                    const T* __restrict sum_dy_xhat, T inv_count, std::size_t m, std::size_t C,
+                    std::size_t positions, Channels channels, T* __restrict dx) {
     const std::size_t P = kOnePosition ? 1 : positions;
-    const T inv_count = batch_stats ? T(1) / T(m * P) : T(0);
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t c = channels.first; c < channels.end; ++c) {
             const std::size_t row = (i * C + c) * P;
@@ -200,12 +200,66 @@ void for_channel_parts(std::size_t C, std::size_t positions, Body body) {
 }  // namespace
 
 template <typename T>
-const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
-    this->check_input_width(x);
+void BasicBatchNorm<T>::synchronized_statistics(const Matrix<T>& x) {
     const std::size_t m = x.shape(0), n = options_.num_features(), P = positions_;
-    const bool one_position = P == 1;
+    // This process's count, mean and sum of squared deviations per channel, in double.
+    local_statistics_.assign(3 * n, 0.0);
+    for (std::size_t c = 0; c < n; ++c) {
+        double sum = 0.0;
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t p = 0; p < P; ++p)
+                sum += double(x.data()[(i * n + c) * P + p]);
+        const double count = double(m * P), mean = count > 0 ? sum / count : 0.0;
+        double squares = 0.0;
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t p = 0; p < P; ++p) {
+                const double centered = double(x.data()[(i * n + c) * P + p]) - mean;
+                squares += centered * centered;
+            }
+        local_statistics_[3 * c] = count;
+        local_statistics_[3 * c + 1] = mean;
+        local_statistics_[3 * c + 2] = squares;
+    }
+    const std::size_t processes = std::size_t(communicator_->size());
+    gathered_statistics_.resize(processes * 3 * n);
+    communicator_->allgather(local_statistics_.data(), 3 * n, gathered_statistics_.data());
+    for (std::size_t c = 0; c < n; ++c) {
+        // Chan, Golub & LeVeque: merging (n_a, mu_a, M2_a) with (n_b, mu_b, M2_b),
+        //   n = n_a + n_b   delta = mu_b - mu_a   mu = mu_a + delta n_b / n
+        //   M2 = M2_a + M2_b + delta^2 n_a n_b / n
+        double count = 0.0, mean = 0.0, squares = 0.0;
+        for (std::size_t r = 0; r < processes; ++r) {
+            const double* other = gathered_statistics_.data() + r * 3 * n + 3 * c;
+            if (other[0] == 0.0) continue;
+            const double merged = count + other[0], delta = other[1] - mean;
+            mean += delta * other[0] / merged;
+            squares += other[2] + delta * delta * count * other[0] / merged;
+            count = merged;
+        }
+        global_count_ = count;
+        mean_(c) = T(mean);
+        // sigma2 = M2 / M (biased)
+        var_(c) = T(count > 0 ? squares / count : 0.0);
+    }
+}
+
+template <typename T>
+const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
+    const std::size_t m = x.shape(0), n = options_.num_features(), P = positions_;
     normalized_with_batch_stats_ = this->is_training();
-    if (normalized_with_batch_stats_ && m * P < 2) {
+    const bool synchronized = normalized_with_batch_stats_ && communicator_;
+    // A process's share of a synchronized batch may be empty (its width is still checked).
+    if (!(synchronized && m == 0) || x.shape(1) != n * P) this->check_input_width(x);
+    const bool one_position = P == 1;
+    if (synchronized) synchronized_statistics(x);
+    const double batch_count = synchronized ? global_count_ : double(m * P);
+    if (synchronized && batch_count < 2)
+        throw std::invalid_argument(describe() + ": expected more than 1 value per " +
+                                    (shape_.size() == 1 ? "feature" : "channel") +
+                                    " when training, got " + number_string(batch_count) +
+                                    " over the " + std::to_string(communicator_->size()) +
+                                    " processes of a synchronized batch");
+    if (normalized_with_batch_stats_ && batch_count < 2) {
         Shape batch_shape = shape_;
         batch_shape.insert(batch_shape.begin(), m);
         throw std::invalid_argument(describe() + ": expected more than 1 value per " +
@@ -217,7 +271,7 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
     if (normalized_with_batch_stats_) ++num_batches_tracked_;
     ensure_shape(x_hat_, m, n * P);
     ensure_shape(output_, m, n * P);
-    const T count = T(m * P);
+    const T count = T(batch_count);
     // running = (1 - f) running + f batch, f = momentum, or 1/batches for a cumulative average
     const T factor =
         options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
@@ -225,7 +279,7 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
     for_channel_parts(n, P, [&](Channels channels) {
         T* __restrict mean = mean_.data();
         T* __restrict var = var_.data();
-        if (normalized_with_batch_stats_) {
+        if (normalized_with_batch_stats_ && !synchronized) {
             // mu_c = (1/M) sum_{i,p} x_icp
             std::fill(mean + channels.first, mean + channels.end, T(0));
             if (one_position)
@@ -242,6 +296,8 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
                 squared_deviations_per_channel<false>(x.data(), mean, m, n, P, channels, var);
             for (std::size_t c = channels.first; c < channels.end; ++c)
                 var[c] /= count;
+        }
+        if (normalized_with_batch_stats_) {
             for (std::size_t c = channels.first; c < channels.end; ++c) {
                 // 1 / sqrt(sigma2 + eps)
                 inv_std_(c) = T(1) / std::sqrt(var_(c) + T(options_.eps()));
@@ -272,12 +328,13 @@ template <typename T>
 const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
     const std::size_t m = x_hat_.shape(0), n = options_.num_features(), P = positions_;
     const bool one_position = P == 1;
-    this->check_grad_output(dy, m, n * P);
+    const bool synchronized = normalized_with_batch_stats_ && communicator_;
+    if (!(synchronized && m == 0) || dy.shape(1) != n * P) this->check_grad_output(dy, m, n * P);
     const bool input_grad = this->input_grad_needed_;
     if (input_grad) ensure_shape(grad_input_, m, n * P);
 
+    // dbeta = sum_{i,p} dy        dgamma = sum_{i,p} dy xhat
     for_channel_parts(n, P, [&](Channels channels) {
-        // dbeta = sum_{i,p} dy        dgamma = sum_{i,p} dy xhat
         std::fill(sum_dy_.data() + channels.first, sum_dy_.data() + channels.end, T(0));
         std::fill(sum_dy_xhat_.data() + channels.first, sum_dy_xhat_.data() + channels.end, T(0));
         if (one_position)
@@ -291,18 +348,31 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
                 beta_grad_(c) += sum_dy_(c);
                 gamma_grad_(c) += sum_dy_xhat_(c);
             }
-        if (!input_grad) return;
-        if (one_position)
-            input_gradient<true>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(),
-                                 sum_dy_.data(), sum_dy_xhat_.data(), normalized_with_batch_stats_,
-                                 m, n, P, channels, grad_input_.data());
-        else
-            input_gradient<false>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(),
-                                  sum_dy_.data(), sum_dy_xhat_.data(),
-                                  normalized_with_batch_stats_, m, n, P, channels,
-                                  grad_input_.data());
     });
+    // Synchronized, the means in dx are over the global batch: the sums of every process
+    // (which every process takes part in, whether it needs dx or not).
+    const T* sum_dy = sum_dy_.data();
+    const T* sum_dy_xhat = sum_dy_xhat_.data();
+    if (synchronized) {
+        if (global_sums_.size() != 2 * n) global_sums_.resize({2 * n});
+        std::copy_n(sum_dy_.data(), n, global_sums_.data());
+        std::copy_n(sum_dy_xhat_.data(), n, global_sums_.data() + n);
+        communicator_->allreduce_sum(global_sums_.data(), 2 * n);
+        sum_dy = global_sums_.data();
+        sum_dy_xhat = global_sums_.data() + n;
+    }
     if (!input_grad) return this->no_input_grad();
+    const T inv_count = !normalized_with_batch_stats_ ? T(0)
+                        : synchronized               ? T(1) / T(global_count_)
+                                                     : T(1) / T(m * P);
+    for_channel_parts(n, P, [&](Channels channels) {
+        if (one_position)
+            input_gradient<true>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(), sum_dy,
+                                 sum_dy_xhat, inv_count, m, n, P, channels, grad_input_.data());
+        else
+            input_gradient<false>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(), sum_dy,
+                                  sum_dy_xhat, inv_count, m, n, P, channels, grad_input_.data());
+    });
     return grad_input_;
 }
 

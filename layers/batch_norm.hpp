@@ -16,7 +16,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
+#include "framework/communicator.hpp"
 #include "framework/layer.hpp"
 
 namespace bnlab {
@@ -78,6 +80,18 @@ class BasicBatchNorm : public BasicLayer<T> {
     void set_input_shape(const Shape& input) override;
     std::string describe() const override;
 
+    // Synchronized BatchNorm for data-parallel training (PyTorch's SyncBatchNorm): in training
+    // mode the statistics are those of the global batch, every process's share of it, through
+    // `communicator`; nullptr (the default) normalizes with this process's rows alone, as
+    // PyTorch's DDP does without SyncBatchNorm. Each process computes per channel its count,
+    // mean and sum of squared deviations in double; the processes exchange them (allgather, so
+    // shares may differ, even be empty) and every one merges them in rank order with Chan et
+    // al.'s parallel formula (not E[x^2] - mu^2, which cancels). Backward sums [sum dy,
+    // sum dy xhat] over the processes; gamma's and beta's gradients stay this process's share,
+    // for the trainer to sum with the others. Eval mode communicates nothing.
+    void synchronize(Communicator* communicator) { communicator_ = communicator; }
+    Communicator* communicator() const { return communicator_; }
+
     const BatchNormOptions& options() const { return options_; }
     Vector<T>& gamma() { return gamma_; }
     Vector<T>& beta() { return beta_; }
@@ -89,6 +103,9 @@ class BasicBatchNorm : public BasicLayer<T> {
     void set_num_batches_tracked(std::int64_t count) { num_batches_tracked_ = count; }
 
   private:
+    // The global batch's mean_ and var_ (and global_count_) from every process's statistics.
+    void synchronized_statistics(const Matrix<T>& x);
+
     BatchNormOptions options_;
     Shape shape_;                // of one sample: [C], or [C, H, W]
     std::size_t positions_ = 1;  // P: values per channel in one sample (H W), 1 for features
@@ -100,6 +117,14 @@ class BasicBatchNorm : public BasicLayer<T> {
     Vector<T> running_mean_;  // [n], starts at 0
     Vector<T> running_var_;   // [n], starts at 1
     std::int64_t num_batches_tracked_ = 0;
+
+    // Synchronization (see synchronize): the processes' statistics, and the global batch's
+    // values per channel in the last forward.
+    Communicator* communicator_ = nullptr;
+    std::vector<double> local_statistics_;     // [3 n]: count, mean, sum of squared deviations
+    std::vector<double> gathered_statistics_;  // [processes, 3 n]
+    Vector<T> global_sums_;                    // [2 n]: sum dy, sum dy xhat over every process
+    double global_count_ = 0;                  // M over every process
 
     // Caches of the last forward, for backward.
     bool normalized_with_batch_stats_ = false;  // training-mode forward?

@@ -15,6 +15,7 @@ packages=(
   gnuplot-nox                                         # plots of training curves
   zlib1g-dev dataset-fashion-mnist                    # reading Fashion-MNIST, and the data
   doctest-dev nlohmann-json3-dev                      # tests and their golden data
+  libopenmpi-dev openmpi-bin                          # data-parallel training and its tests
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -102,3 +102,32 @@ TEST_CASE("An IDX header claiming 8 GiB of data does not make the reader allocat
     CHECK(message == path.string() + ": truncated: expected 8589934592 bytes of data, got 5");
     CHECK(largest_allocation <= (std::size_t(1) << 22));
 }
+
+TEST_CASE("Training steps of a CNN allocate nothing after the first, on 1 and 3 threads") {
+    using namespace bnlab;
+    Rng rng(2);
+    Dataset data = make_blobs(256, 2 * 8 * 8, 10, 1.0, rng);
+    data.sample_shape = {2, 8, 8};
+    for (int threads : {1, 3}) {
+        CAPTURE(threads);
+        const int saved = thread_count();
+        set_threads(threads);
+        BatchLoader batches(data, 32, &rng, true);
+        // Every CNN layer: convolutions with and without padding, 1x1, both poolings, spatial
+        // BatchNorm, Dropout, global pooling, and the dense head.
+        Sequential model(Shape{2, 8, 8});
+        model.add<Conv2d>(Conv2dOptions(2, 8, 3).padding(1), rng);
+        model.add<BatchNorm2d>(8);
+        model.add<ReLU>();
+        model.add<MaxPool2d>(2);
+        model.add<Conv2d>(Conv2dOptions(8, 8, 1), rng);
+        model.add<AvgPool2d>(2);
+        model.add<Conv2d>(Conv2dOptions(8, 6, 2).stride(1).padding(1).bias(false), rng);
+        model.add<GlobalAvgPool2d>();
+        model.add<Dropout>(0.2, rng);
+        model.add<Dense>(6, 10, rng);
+        SGD sgd(model.parameters(), SGDOptions(0.05).momentum(0.9));
+        CHECK(allocations_in_steps(sgd, model, batches, 5) == 0);
+        set_threads(saved);
+    }
+}
