@@ -90,7 +90,8 @@ std::vector<Product> conv_products(std::size_t channels, std::size_t side,
 double flops_of(const std::vector<Product>& products) {
     double flops = 0.0;
     for (const Product& p : products)
-        flops += 2.0 * double(p.m) * double(p.n) * double(p.k) * double(std::max<std::size_t>(1, p.per_sample_of));
+        flops += 2.0 * double(p.m) * double(p.n) * double(p.k) *
+                 double(std::max<std::size_t>(1, p.per_sample_of));
     return flops;
 }
 
@@ -115,8 +116,8 @@ double sgemm_seconds(const std::vector<Product>& products, int rounds, Rng& rng)
         }
         // One thread's sgemm per sample, the samples shared evenly by the threads.
         const double one = seconds_per_call(rounds, calls, [&] {
-            gemm(p.transpose_a, p.transpose_b, p.m, p.n, p.k, 1.0f, a.data(), a.shape(1),
-                 b.data(), b.shape(1), 0.0f, c.data(), p.n);
+            gemm(p.transpose_a, p.transpose_b, p.m, p.n, p.k, 1.0f, a.data(), a.shape(1), b.data(),
+                 b.shape(1), 0.0f, c.data(), p.n);
         });
         const std::size_t threads = std::size_t(parts_for(p.per_sample_of));
         seconds += one * double((p.per_sample_of + threads - 1) / threads);

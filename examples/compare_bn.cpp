@@ -58,17 +58,15 @@ int main(int argc, char** argv) {
         std::string rates_text;
         for (double lr : rates)
             rates_text += (rates_text.empty() ? "" : ",") + number_string(lr);
-        spdlog::info("{} x {} runs of {} (batch {}, {} lr {}, {} epochs, target {}) into {}",
-                     seeds, variants.size(), network_string(base), base.batch, base.optimizer,
-                     rates_text, base.epochs,
-                     number_string(base.target), out_dir);
+        spdlog::info("{} x {} runs of {} (batch {}, {} lr {}, {} epochs, target {}) into {}", seeds,
+                     variants.size(), network_string(base), base.batch, base.optimizer, rates_text,
+                     base.epochs, number_string(base.target), out_dir);
         const RunContext context{
             "", {{"command", command}, {"data", data.description}}, isatty(STDOUT_FILENO) != 0};
         const std::string title =
             "BatchNorm on and off, Fashion-MNIST, preset " + base.preset + ": " +
-            network_string(base) + ", batch " +
-            std::to_string(base.batch) + ", " + base.optimizer + " lr " + rates_text + ", " +
-            std::to_string(seeds) + (seeds == 1 ? " seed" : " seeds");
+            network_string(base) + ", batch " + std::to_string(base.batch) + ", " + base.optimizer +
+            " lr " + rates_text + ", " + std::to_string(seeds) + (seeds == 1 ? " seed" : " seeds");
         compare_variants(variants, data.sets.train, data.sets.test,
                          ComparisonOptions()
                              .seeds(seeds)

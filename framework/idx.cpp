@@ -112,7 +112,8 @@ Dataset load_idx_pair(const std::string& images_path, const std::string& labels_
                               std::to_string(count) + " images of " + images_path);
 
     const std::size_t features = images.dimensions[1] * images.dimensions[2];
-    Dataset data{xt::empty<float>({count, features}), xt::empty<int>({count}),
+    Dataset data{xt::empty<float>({count, features}),
+                 xt::empty<int>({count}),
                  {1, images.dimensions[1], images.dimensions[2]}};
     // Pixels 0..255 -> [0, 1]
     for (std::size_t i = 0; i < images.data.size(); ++i)

@@ -43,15 +43,14 @@ MpiCommunicator::MpiCommunicator() {
 }
 
 void MpiCommunicator::allreduce_sum(float* values, std::size_t count) {
-    check(MPI_Allreduce(MPI_IN_PLACE, values, mpi_count(count), MPI_FLOAT, MPI_SUM,
-                        MPI_COMM_WORLD),
+    check(MPI_Allreduce(MPI_IN_PLACE, values, mpi_count(count), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
           "MPI_Allreduce");
 }
 
 void MpiCommunicator::allreduce_sum(double* values, std::size_t count) {
-    check(MPI_Allreduce(MPI_IN_PLACE, values, mpi_count(count), MPI_DOUBLE, MPI_SUM,
-                        MPI_COMM_WORLD),
-          "MPI_Allreduce");
+    check(
+        MPI_Allreduce(MPI_IN_PLACE, values, mpi_count(count), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
+        "MPI_Allreduce");
 }
 
 void MpiCommunicator::allgather(const double* values, std::size_t count, double* gathered) {

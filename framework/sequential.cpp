@@ -21,14 +21,14 @@ std::optional<Shape> BasicSequential<T>::chain_shape(
     }
     const std::string problem = layer.input_shape_problem(*input);
     if (!problem.empty()) {
-        const std::string source =
-            input_layer ? "after layer " + std::to_string(*input_layer) + " " +
-                              layers_[*input_layer]->describe() + ", which outputs "
-                        : "on the model's input samples of shape ";
+        const std::string source = input_layer
+                                       ? "after layer " + std::to_string(*input_layer) + " " +
+                                             layers_[*input_layer]->describe() + ", which outputs "
+                                       : "on the model's input samples of shape ";
         const std::string values =
             input->size() > 1 ? " (" + std::to_string(shape_size(*input)) + " values)" : "";
-        throw std::invalid_argument("Sequential: cannot add " + name + ", which " + problem +
-                                    ", " + source + shape_string(*input) + values);
+        throw std::invalid_argument("Sequential: cannot add " + name + ", which " + problem + ", " +
+                                    source + shape_string(*input) + values);
     }
     layer.set_input_shape(*input);
     return layer.output_shape().value_or(*input);

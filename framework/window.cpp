@@ -12,13 +12,13 @@ void check_window(const std::string& layer, const Window& window, bool pooling) 
     // Far beyond any image, and small enough that sizes computed from them cannot overflow.
     constexpr std::size_t limit = std::size_t(1) << 20;
     if (window.kernel > limit || window.stride > limit || window.padding > limit)
-        throw std::invalid_argument(layer + ": kernel size, stride and padding must be at most " +
-                                    std::to_string(limit) + ", got " +
-                                    std::to_string(window.kernel) + ", " +
-                                    std::to_string(window.stride) + " and " +
-                                    std::to_string(window.padding));
+        throw std::invalid_argument(
+            layer + ": kernel size, stride and padding must be at most " + std::to_string(limit) +
+            ", got " + std::to_string(window.kernel) + ", " + std::to_string(window.stride) +
+            " and " + std::to_string(window.padding));
     if (pooling && 2 * window.padding > window.kernel)
-        throw std::invalid_argument(layer + ": padding should be at most half the kernel size, got "
+        throw std::invalid_argument(layer +
+                                    ": padding should be at most half the kernel size, got "
                                     "padding " +
                                     std::to_string(window.padding) + " for kernel " +
                                     std::to_string(window.kernel));
@@ -44,9 +44,16 @@ WindowGeometry window_geometry(const Shape& input, const Window& window) {
     geometry.channels = input.at(0);
     geometry.height = input.at(1);
     geometry.width = input.at(2);
-    geometry.out_height = (geometry.height + 2 * window.padding - window.kernel) / window.stride + 1;
+    geometry.out_height =
+        (geometry.height + 2 * window.padding - window.kernel) / window.stride + 1;
     geometry.out_width = (geometry.width + 2 * window.padding - window.kernel) / window.stride + 1;
     return geometry;
+}
+
+void throw_unknown_input_shape(const std::string& layer) {
+    throw std::logic_error(layer +
+                           ": the shape of its input samples is unknown: add it to a Sequential "
+                           "that knows its input shape, or call set_input_shape");
 }
 
 std::string window_string(const Window& window) {

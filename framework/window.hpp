@@ -42,6 +42,9 @@ std::string window_input_problem(const Shape& input, std::optional<std::size_t> 
 // The geometry for input samples of shape `input` (which window_input_problem accepted).
 WindowGeometry window_geometry(const Shape& input, const Window& window);
 
+// Throws std::logic_error: `layer` was run before it knew the shape of its input samples.
+[[noreturn]] void throw_unknown_input_shape(const std::string& layer);
+
 // "3x3, stride 2, padding 1" (stride and padding left out when 1 and 0).
 std::string window_string(const Window& window);
 
@@ -86,11 +89,7 @@ class BasicWindowLayer : public BasicLayer<T> {
     virtual std::size_t output_channels() const { return geometry_.channels; }
     // Throws std::logic_error unless the geometry is known, then checks the input's width.
     void check_window_input(const Matrix<T>& input) const {
-        if (!geometry_.known())
-            throw std::logic_error(this->describe() +
-                                   ": the shape of its input samples is unknown: add it to a "
-                                   "Sequential that knows its input shape, or call "
-                                   "set_input_shape");
+        if (!geometry_.known()) throw_unknown_input_shape(this->describe());
         this->check_input_width(input);
     }
 

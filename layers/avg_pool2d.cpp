@@ -49,7 +49,8 @@ const Matrix<T>& BasicAvgPool2d<T>::forward(const Matrix<T>& input) {
                 T* y = output_.data() + n * out_size + c * g.out_positions();
                 std::fill_n(y, g.out_positions(), T(0));
                 // y = 1/k^2 sum over the window (padding adds zeros but counts in k^2)
-                for_each_window_pixel(g, w, [&](std::size_t in, std::size_t out) { y[out] += x[in]; });
+                for_each_window_pixel(g, w,
+                                      [&](std::size_t in, std::size_t out) { y[out] += x[in]; });
                 for (std::size_t j = 0; j < g.out_positions(); ++j)
                     y[j] *= inv_area;
             }
@@ -115,10 +116,7 @@ void BasicGlobalAvgPool2d<T>::set_input_shape(const Shape& input) {
 
 template <typename T>
 const Matrix<T>& BasicGlobalAvgPool2d<T>::forward(const Matrix<T>& input) {
-    if (shape_.empty())
-        throw std::logic_error(describe() +
-                               ": the shape of its input samples is unknown: add it to a "
-                               "Sequential that knows its input shape, or call set_input_shape");
+    if (shape_.empty()) throw_unknown_input_shape(describe());
     this->check_input_width(input);
     const std::size_t C = shape_[0], P = shape_[1] * shape_[2];
     batch_ = input.shape(0);

@@ -15,13 +15,16 @@ template <typename T>
 class BasicAvgPool2d : public BasicWindowLayer<T> {
   public:
     // stride: the kernel size unless given (PyTorch's stride=None).
-    explicit BasicAvgPool2d(std::size_t kernel_size, std::optional<std::size_t> stride = std::nullopt,
+    explicit BasicAvgPool2d(std::size_t kernel_size,
+                            std::optional<std::size_t> stride = std::nullopt,
                             std::size_t padding = 0);
 
     // input: [batch, C H W] -> output: [batch, C OH OW]
     const Matrix<T>& forward(const Matrix<T>& input) override;
     const Matrix<T>& backward(const Matrix<T>& grad_output) override;
-    std::string describe() const override { return "AvgPool2d(" + window_string(this->window_) + ")"; }
+    std::string describe() const override {
+        return "AvgPool2d(" + window_string(this->window_) + ")";
+    }
 
   private:
     Matrix<T> output_;      // [batch, C OH OW]

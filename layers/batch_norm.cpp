@@ -36,8 +36,8 @@ BasicBatchNorm<T>::BasicBatchNorm(const BatchNormOptions& options)
 template <typename T>
 std::string BasicBatchNorm<T>::input_shape_problem(const Shape& input) const {
     if (input.empty() || input[0] != options_.num_features())
-        return "expects " + std::to_string(options_.num_features()) +
-               " features or channels, [" + std::to_string(options_.num_features()) + "] or [" +
+        return "expects " + std::to_string(options_.num_features()) + " features or channels, [" +
+               std::to_string(options_.num_features()) + "] or [" +
                std::to_string(options_.num_features()) + ", H, W]";
     return "";
 }
@@ -193,8 +193,9 @@ void input_gradient(const T* __restrict dy, const T* __restrict x_hat, const T* 
 // m P values per channel share bnlab's threads; the 1-D layer's rows are too short to split.
 template <typename Body>
 void for_channel_parts(std::size_t C, std::size_t positions, Body body) {
-    run_parts(positions == 1 ? 1 : parts_for(C), C,
-              [&](int, std::size_t first, std::size_t end) { body(Channels{first, end}); });
+    run_parts(positions == 1 ? 1 : parts_for(C), C, [&](int, std::size_t first, std::size_t end) {
+        body(Channels{first, end});
+    });
 }
 
 }  // namespace
@@ -262,19 +263,17 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
     if (normalized_with_batch_stats_ && batch_count < 2) {
         Shape batch_shape = shape_;
         batch_shape.insert(batch_shape.begin(), m);
-        throw std::invalid_argument(describe() + ": expected more than 1 value per " +
-                                    (shape_.size() == 1 ? "feature" : "channel") +
-                                    " when training, got input of shape " +
-                                    shape_string(batch_shape) +
-                                    " (use eval() to run single samples)");
+        throw std::invalid_argument(
+            describe() + ": expected more than 1 value per " +
+            (shape_.size() == 1 ? "feature" : "channel") + " when training, got input of shape " +
+            shape_string(batch_shape) + " (use eval() to run single samples)");
     }
     if (normalized_with_batch_stats_) ++num_batches_tracked_;
     ensure_shape(x_hat_, m, n * P);
     ensure_shape(output_, m, n * P);
     const T count = T(batch_count);
     // running = (1 - f) running + f batch, f = momentum, or 1/batches for a cumulative average
-    const T factor =
-        options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
+    const T factor = options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
 
     for_channel_parts(n, P, [&](Channels channels) {
         T* __restrict mean = mean_.data();
@@ -318,8 +317,8 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
             normalize<true>(x.data(), mean, inv_std_.data(), gamma_.data(), beta_.data(), m, n, P,
                             channels, x_hat_.data(), output_.data());
         else
-            normalize<false>(x.data(), mean, inv_std_.data(), gamma_.data(), beta_.data(), m, n,
-                             P, channels, x_hat_.data(), output_.data());
+            normalize<false>(x.data(), mean, inv_std_.data(), gamma_.data(), beta_.data(), m, n, P,
+                             channels, x_hat_.data(), output_.data());
     });
     return output_;
 }
@@ -363,8 +362,8 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
     }
     if (!input_grad) return this->no_input_grad();
     const T inv_count = !normalized_with_batch_stats_ ? T(0)
-                        : synchronized               ? T(1) / T(global_count_)
-                                                     : T(1) / T(m * P);
+                        : synchronized                ? T(1) / T(global_count_)
+                                                      : T(1) / T(m * P);
     for_channel_parts(n, P, [&](Channels channels) {
         if (one_position)
             input_gradient<true>(dy.data(), x_hat_.data(), gamma_.data(), inv_std_.data(), sum_dy,

@@ -12,9 +12,9 @@ template <typename T>
 BasicConv2d<T>::BasicConv2d(const Conv2dOptions& options, Rng& rng)
     : BasicWindowLayer<T>(options.window()),
       options_(options),
-      weight_(xt::empty<T>({options.out_channels(), options.in_channels() *
-                                                        options.window().kernel *
-                                                        options.window().kernel})),
+      weight_(
+          xt::empty<T>({options.out_channels(), options.in_channels() * options.window().kernel *
+                                                    options.window().kernel})),
       bias_(xt::zeros<T>({options.out_channels()})),
       weight_grad_(xt::zeros<T>(weight_.shape())),
       bias_grad_(xt::zeros<T>({options.out_channels()})) {

@@ -54,10 +54,9 @@ class BasicConv2d : public BasicWindowLayer<T> {
     BasicConv2d(const Conv2dOptions& options, Rng& rng);
     BasicConv2d(std::size_t in_channels, std::size_t out_channels, std::size_t kernel_size,
                 std::size_t stride, std::size_t padding, Rng& rng)
-        : BasicConv2d(Conv2dOptions(in_channels, out_channels, kernel_size)
-                          .stride(stride)
-                          .padding(padding),
-                      rng) {}
+        : BasicConv2d(
+              Conv2dOptions(in_channels, out_channels, kernel_size).stride(stride).padding(padding),
+              rng) {}
 
     // input: [batch, C H W] -> output: [batch, O OH OW]
     const Matrix<T>& forward(const Matrix<T>& input) override;
@@ -74,9 +73,7 @@ class BasicConv2d : public BasicWindowLayer<T> {
     const Vector<T>& bias_grad() const { return bias_grad_; }
 
   protected:
-    std::optional<std::size_t> input_channels() const override {
-        return options_.in_channels();
-    }
+    std::optional<std::size_t> input_channels() const override { return options_.in_channels(); }
     std::size_t output_channels() const override { return options_.out_channels(); }
 
   private:

@@ -16,13 +16,16 @@ template <typename T>
 class BasicMaxPool2d : public BasicWindowLayer<T> {
   public:
     // stride: the kernel size unless given (PyTorch's stride=None).
-    explicit BasicMaxPool2d(std::size_t kernel_size, std::optional<std::size_t> stride = std::nullopt,
+    explicit BasicMaxPool2d(std::size_t kernel_size,
+                            std::optional<std::size_t> stride = std::nullopt,
                             std::size_t padding = 0);
 
     // input: [batch, C H W] -> output: [batch, C OH OW]
     const Matrix<T>& forward(const Matrix<T>& input) override;
     const Matrix<T>& backward(const Matrix<T>& grad_output) override;
-    std::string describe() const override { return "MaxPool2d(" + window_string(this->window_) + ")"; }
+    std::string describe() const override {
+        return "MaxPool2d(" + window_string(this->window_) + ")";
+    }
 
   private:
     // For backward: where each output's maximum was, as an index into its sample's row.

@@ -29,7 +29,7 @@ template BasicSequential<float> cnn(const Shape&, const std::vector<std::size_t>
                                     const std::vector<std::size_t>&, std::size_t, Activation, bool,
                                     Rng&, double);
 template BasicSequential<double> cnn(const Shape&, const std::vector<std::size_t>&,
-                                     const std::vector<std::size_t>&, std::size_t, Activation,
-                                     bool, Rng&, double);
+                                     const std::vector<std::size_t>&, std::size_t, Activation, bool,
+                                     Rng&, double);
 
 }  // namespace bnlab

@@ -73,9 +73,8 @@ template void add_activation(BasicSequential<float>&, Activation);
 template void add_activation(BasicSequential<double>&, Activation);
 template void add_dense_head(BasicSequential<float>&, std::size_t, const std::vector<std::size_t>&,
                              std::size_t, Activation, bool, Rng&, double);
-template void add_dense_head(BasicSequential<double>&, std::size_t,
-                             const std::vector<std::size_t>&, std::size_t, Activation, bool, Rng&,
-                             double);
+template void add_dense_head(BasicSequential<double>&, std::size_t, const std::vector<std::size_t>&,
+                             std::size_t, Activation, bool, Rng&, double);
 template BasicSequential<float> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,
                                     Activation, bool, Rng&);
 template BasicSequential<double> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,

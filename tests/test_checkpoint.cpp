@@ -285,31 +285,40 @@ TEST_CASE("Bad CNN layer lines are errors naming the line") {
         return message_of([&] { load_model(path); });
     };
     CHECK(message_for("Input 1 0 8\n") ==
-          path + ": section MODL line 1 'Input 1 0 8': input shape must be positive and under "
-                 "2^31 values");
+          path +
+              ": section MODL line 1 'Input 1 0 8': input shape must be positive and under "
+              "2^31 values");
     CHECK(message_for("Input 65536 65536 65536\n") ==
-          path + ": section MODL line 1 'Input 65536 65536 65536': input shape must be positive "
-                 "and under 2^31 values");
+          path +
+              ": section MODL line 1 'Input 65536 65536 65536': input shape must be positive "
+              "and under 2^31 values");
     CHECK(message_for("Input 1 8 x\n") ==
-          path + ": section MODL line 1 'Input 1 8 x': expected an input shape of two or more "
-                 "sizes");
+          path +
+              ": section MODL line 1 'Input 1 8 x': expected an input shape of two or more "
+              "sizes");
     CHECK(message_for("Conv2d 1 4 3 1\n") ==
-          path + ": section MODL line 1 'Conv2d 1 4 3 1': expected kernel size, stride and padding");
+          path +
+              ": section MODL line 1 'Conv2d 1 4 3 1': expected kernel size, stride and padding");
     CHECK(message_for("Conv2d 1 4 3 1 1 1\n") ==
-          path + ": section MODL line 1 'Conv2d 1 4 3 1 1 1': Sequential: layer 0 Conv2d(1 -> 4, "
-                 "3x3, padding 1) needs the shape of its input samples: give the model its input "
-                 "shape, e.g. Sequential model(Shape{1, 28, 28})");
+          path +
+              ": section MODL line 1 'Conv2d 1 4 3 1 1 1': Sequential: layer 0 Conv2d(1 -> 4, "
+              "3x3, padding 1) needs the shape of its input samples: give the model its input "
+              "shape, e.g. Sequential model(Shape{1, 28, 28})");
     CHECK(message_for("Input 1 8 8\nConv2d 1 4 30 1 1 1\n") ==
-          path + ": section MODL line 2 'Conv2d 1 4 30 1 1 1': wider than the values in section "
-                 "TENS allow");
+          path +
+              ": section MODL line 2 'Conv2d 1 4 30 1 1 1': wider than the values in section "
+              "TENS allow");
     CHECK(message_for("Input 1 8 8\nConv2d 1 4 3 1 1 1\nMaxPool2d 9 9 0\n") ==
-          path + ": section MODL line 3 'MaxPool2d 9 9 0': Sequential: cannot add layer 1 "
-                 "MaxPool2d(9x9, stride 9), which has a 9x9 window larger than its padded input "
-                 "8x8, after layer 0 Conv2d(1 -> 4, 3x3, padding 1), which outputs [4, 8, 8] (256 "
-                 "values)");
+          path +
+              ": section MODL line 3 'MaxPool2d 9 9 0': Sequential: cannot add layer 1 "
+              "MaxPool2d(9x9, stride 9), which has a 9x9 window larger than its padded input "
+              "8x8, after layer 0 Conv2d(1 -> 4, 3x3, padding 1), which outputs [4, 8, 8] (256 "
+              "values)");
     CHECK(message_for("Input 1 8 8\nConv2d 1 4 3 1 99999999 1\n") ==
-          path + ": section MODL line 2 'Conv2d 1 4 3 1 99999999 1': Conv2d: kernel size, stride "
-                 "and padding must be at most 1048576, got 3, 1 and 99999999");
+          path +
+              ": section MODL line 2 'Conv2d 1 4 3 1 99999999 1': Conv2d: kernel size, stride "
+              "and padding must be at most 1048576, got 3, 1 and 99999999");
     CHECK(message_for("Dropout 2\n") ==
-          path + ": section MODL line 1 'Dropout 2': Dropout: probability must be in [0, 1], got 2");
+          path +
+              ": section MODL line 1 'Dropout 2': Dropout: probability must be in [0, 1], got 2");
 }

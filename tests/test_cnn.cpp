@@ -45,7 +45,7 @@ TEST_CASE("Conv2d on 2 threads gives the 1-thread results") {
     const auto [y1, dx1, dw1] = run(1);
     const auto [y2, dx2, dw2] = run(2);
     set_threads(1);
-    CHECK(y1 == y2);    // each sample is computed by one thread either way
+    CHECK(y1 == y2);  // each sample is computed by one thread either way
     CHECK(dx1 == dx2);
     // dW is summed per thread, then over threads: the same sum in another order, equal to
     // float rounding relative to the gradient's scale.
@@ -136,8 +136,8 @@ TEST_CASE("Sequential follows shapes through a CNN and summary() prints them") {
     CHECK(line_of("3   MaxPool2d(2x2, stride 2)").find("[16, 14, 14]             0") !=
           std::string::npos);
     CHECK(line_of("6   Dense(1568 -> 10)").find("[10]         15690") != std::string::npos);
-    CHECK(summary.find("Trainable parameters: " +
-                       std::to_string(160 + 32 + 4640 + 15690)) != std::string::npos);
+    CHECK(summary.find("Trainable parameters: " + std::to_string(160 + 32 + 4640 + 15690)) !=
+          std::string::npos);
     CHECK(model.parameters()[2].name == "1.gamma");
     CHECK(model.parameters()[2].size == 16);
 }
@@ -192,8 +192,9 @@ TEST_CASE("Bad layer settings and inputs are errors naming the layer") {
     CHECK(message_of([&] { conv.forward(x); }) ==
           "Conv2d(1 -> 2, 3x3, padding 1): the shape of its input samples is unknown: add it to a "
           "Sequential that knows its input shape, or call set_input_shape");
-    CHECK(message_of([&] { conv.set_input_shape({2, 4, 4}); }) ==
-          "Conv2d(1 -> 2, 3x3, padding 1) expects images [1, H, W], got [2, 4, 4]");
+    CHECK(message_of([&] {
+              conv.set_input_shape({2, 4, 4});
+          }) == "Conv2d(1 -> 2, 3x3, padding 1) expects images [1, H, W], got [2, 4, 4]");
     conv.set_input_shape({1, 4, 4});
     const Matrix<float> wrong = xt::zeros<float>({std::size_t{2}, std::size_t{15}});
     CHECK(message_of([&] { conv.forward(wrong); }) ==

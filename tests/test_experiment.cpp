@@ -136,7 +136,8 @@ TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
     TempDir dir;
     const SmallProblem data = small_problem();
     const TrainConfig config = small_config(dir / "run.jsonl");
-    const RunResult result = train_model(config, data.train, data.test, {"", {{"command", "test"}}});
+    const RunResult result =
+        train_model(config, data.train, data.test, {"", {{"command", "test"}}});
     const std::vector<Json> lines = read_lines(config.log_path);
     REQUIRE(lines.size() == 5);
 
@@ -146,11 +147,12 @@ TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
     std::vector<std::string> flags;
     for (const auto& item : header.at("config").items())
         flags.push_back(item.key());
-    CHECK(flags == std::vector<std::string>{"preset", "data",     "label_column", "standardize",
-                                            "model",  "hidden", "act",      "bn",           "optimizer",
-                                            "lr",     "schedule", "momentum",     "weight_decay",
-                                            "batch",  "epochs",   "seed",         "threads",
-                                            "target", "log",      "probe",        "probe_points"});
+    CHECK(flags == std::vector<std::string>{"preset",       "data",   "label_column", "standardize",
+                                            "model",        "hidden", "act",          "bn",
+                                            "optimizer",    "lr",     "schedule",     "momentum",
+                                            "weight_decay", "batch",  "epochs",       "seed",
+                                            "threads",      "target", "log",          "probe",
+                                            "probe_points"});
     CHECK(header.at("config").at("hidden") == Json{16, 16});
     CHECK(header.at("config").at("bn") == "on");
     CHECK(header.at("model").at("layers").size() == 7);

@@ -74,8 +74,7 @@ namespace {
 // `optimizer` on the golden batches; checks losses, every parameter after each step and the
 // running statistics of the BatchNorm at index 1.
 template <typename MakeOptimizer>
-void check_training_steps(const std::string& key, Sequential& model,
-                          MakeOptimizer make_optimizer) {
+void check_training_steps(const std::string& key, Sequential& model, MakeOptimizer make_optimizer) {
     const json& g = golden().at(key);
     std::vector<Parameter<float>> parameters = model.parameters();
     REQUIRE(parameters.size() == 6);

@@ -195,7 +195,7 @@ TEST_CASE("A CNN with Dropout, killed mid-run and resumed, ends as if never inte
     // Conv2d, spatial BatchNorm, MaxPool2d and Dropout, whose masks come from the run's
     // generator: the resumed run must draw the masks the uninterrupted one drew.
     check_killed_and_resumed(kTrain,
-                             {"--preset", "cnn", "--channels", "4,8", "--hidden", "32",
-                              "--dropout", "0.2", "--epochs", "3"},
+                             {"--preset", "cnn", "--channels", "4,8", "--hidden", "32", "--dropout",
+                              "0.2", "--epochs", "3"},
                              {}, 3);
 }

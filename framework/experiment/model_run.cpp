@@ -63,7 +63,7 @@ std::unique_ptr<BasicOptimizer<float>> make_optimizer(const TrainConfig& config,
 }
 
 ModelAndOptimizer build_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
-                            Rng& rng) {
+                              Rng& rng) {
     const std::size_t classes = class_count(train, test);
     ModelAndOptimizer built;
     if (config.model == "cnn") {
@@ -101,7 +101,7 @@ FitOptions fit_options(const TrainConfig& config, const RunContext& context) {
 }
 
 RunResult train_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
-                    const RunContext& context) {
+                      const RunContext& context) {
     if (!config.export_folded_path.empty()) check_writable(config.export_folded_path);
     Rng rng(config.seed);
     ModelAndOptimizer built;
@@ -122,9 +122,10 @@ RunResult train_model(const TrainConfig& config, const Dataset& train, const Dat
         } else {
             Sequential folded = fold_batchnorm(model);
             save_model(config.export_folded_path, folded);
-            spdlog::info("{}folded model ({} layers, BatchNorm merged into the layer before) "
-                         "written to {}",
-                         prefix, folded.size(), config.export_folded_path);
+            spdlog::info(
+                "{}folded model ({} layers, BatchNorm merged into the layer before) "
+                "written to {}",
+                prefix, folded.size(), config.export_folded_path);
         }
     }
     return result;

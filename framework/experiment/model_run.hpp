@@ -36,7 +36,7 @@ std::unique_ptr<BasicOptimizer<float>> make_optimizer(const TrainConfig& config,
 // the IDX files) and giving one logit per class the data has, initialized from `rng`, and its
 // optimizer. Throws std::invalid_argument for a CNN on data without an image shape.
 ModelAndOptimizer build_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
-                            Rng& rng);
+                              Rng& rng);
 
 // fit()'s options for `config`'s run.
 FitOptions fit_options(const TrainConfig& config, const RunContext& context);
@@ -44,7 +44,7 @@ FitOptions fit_options(const TrainConfig& config, const RunContext& context);
 // Builds `config`'s model from its seed (or, resuming, from the checkpoint's layer list), trains it
 // with fit(), and writes the folded model when the configuration asks.
 RunResult train_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
-                    const RunContext& context = {});
+                      const RunContext& context = {});
 
 // The configuration of the run saved in a training checkpoint (one `train --save` wrote); throws
 // naming the file if it is not one.

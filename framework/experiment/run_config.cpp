@@ -55,7 +55,8 @@ std::string hidden_string(const std::vector<std::size_t>& hidden) {
 }
 
 std::string network_string(const TrainConfig& config) {
-    std::string text = config.model == "cnn" ? "conv " + hidden_string(config.channels) + " + " : "";
+    std::string text =
+        config.model == "cnn" ? "conv " + hidden_string(config.channels) + " + " : "";
     text += hidden_string(config.hidden) + " " + to_string(config.activation);
     if (config.dropout > 0.0) text += ", dropout " + number_string(config.dropout);
     return text;
@@ -69,23 +70,23 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
                                    {"model", config.model}};
     if (config.model == "cnn") json["channels"] = config.channels;
     json.update(nlohmann::ordered_json{
-            {"hidden", config.hidden},
-            {"act", to_string(config.activation)},
-            {"bn", config.batchnorm ? "on" : "off"},
-            {"optimizer", config.optimizer},
-            {"lr", config.lr},
-            {"schedule", config.schedule.text()},
-            {"momentum", config.momentum},
-            {"weight_decay", config.weight_decay},
-            {"batch", config.batch},
-            {"epochs", config.epochs},
-            {"seed", config.seed},
-            {"threads", config.threads},
-            {"target", config.target},
-            {"log", config.log_path.empty() ? nlohmann::ordered_json()
-                                            : nlohmann::ordered_json(config.log_path)},
-            {"probe", config.probe},
-            {"probe_points", config.probe_points}});
+        {"hidden", config.hidden},
+        {"act", to_string(config.activation)},
+        {"bn", config.batchnorm ? "on" : "off"},
+        {"optimizer", config.optimizer},
+        {"lr", config.lr},
+        {"schedule", config.schedule.text()},
+        {"momentum", config.momentum},
+        {"weight_decay", config.weight_decay},
+        {"batch", config.batch},
+        {"epochs", config.epochs},
+        {"seed", config.seed},
+        {"threads", config.threads},
+        {"target", config.target},
+        {"log", config.log_path.empty() ? nlohmann::ordered_json()
+                                        : nlohmann::ordered_json(config.log_path)},
+        {"probe", config.probe},
+        {"probe_points", config.probe_points}});
     // Only when used, so that the logs of runs without it read as before.
     if (config.dropout > 0.0) json["dropout"] = config.dropout;
     return json;
@@ -275,8 +276,9 @@ TrainFlags::TrainFlags(CLI::App& app, bool lr_list) {
     overrides(app.add_option("--act", activation_, "Hidden activation: relu, sigmoid or tanh")
                   ->check(CLI::IsMember({"relu", "sigmoid", "tanh"})),
               [this](TrainConfig& c) { c.activation = parse_activation(activation_); });
-    overrides(app.add_option("--bn", batchnorm_,
-                             "BatchNorm after every Conv2d and hidden Dense layer: on or off [default: on]")
+    overrides(app.add_option(
+                     "--bn", batchnorm_,
+                     "BatchNorm after every Conv2d and hidden Dense layer: on or off [default: on]")
                   ->check(CLI::IsMember({"on", "off"})),
               [this](TrainConfig& c) { c.batchnorm = batchnorm_ == "on"; });
     overrides(app.add_option("--optimizer", given_.optimizer, "sgd or adam [default: sgd]")

@@ -108,6 +108,23 @@ def params(model):
             "3.weight": out(model[3].weight), "3.bias": out(model[3].bias)}
 
 
+def training_steps(model, params_of, batches, labels, optimizer):
+    """One cross-entropy step per batch: the losses, the parameters after each step, and the
+    running statistics of the BatchNorm at index 1 after the last."""
+    record = {"initial": params_of(model), "inputs": [out(b) for b in batches],
+              "labels": labels.tolist(), "losses": [], "after": []}
+    for batch in batches:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(batch), labels)
+        loss.backward()
+        optimizer.step()
+        record["losses"].append(float(loss))
+        record["after"].append(params_of(model))
+    record["running_mean"] = out(model[1].running_mean)
+    record["running_var"] = out(model[1].running_var)
+    return record
+
+
 x = f32(torch.randn(8, 6))
 labels = torch.tensor([0, 2, 1, 1, 0, 2, 2, 1])
 batches = [x, f32(torch.randn(8, 6))]
@@ -115,19 +132,8 @@ for name, make_optimizer in [
         ("sgd", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=1e-3)),
         ("adam", lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=1e-3))]:
     model = small_model()
-    record = {"initial": params(model), "inputs": [out(b) for b in batches],
-              "labels": labels.tolist(), "losses": [], "after": []}
-    optimizer = make_optimizer(model.parameters())
-    for batch in batches:
-        optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(batch), labels)
-        loss.backward()
-        optimizer.step()
-        record["losses"].append(float(loss))
-        record["after"].append(params(model))
-    record["running_mean"] = out(model[1].running_mean)
-    record["running_var"] = out(model[1].running_var)
-    golden["sequential_" + name] = record
+    golden["sequential_" + name] = training_steps(model, params, batches, labels,
+                                                  make_optimizer(model.parameters()))
 
 # 5. Learning-rate schedules stepped once per epoch: the rate each epoch trains with.
 schedules = {
@@ -249,19 +255,9 @@ def cnn_params(model):
 model = small_cnn()
 batches = [f32(torch.randn(8, 1, 8, 8)), f32(torch.randn(8, 1, 8, 8))]
 labels = torch.tensor([0, 2, 1, 1, 0, 2, 2, 1])
-record = {"initial": cnn_params(model), "inputs": [out(b) for b in batches],
-          "labels": labels.tolist(), "losses": [], "after": []}
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
-for batch in batches:
-    optimizer.zero_grad()
-    loss = torch.nn.functional.cross_entropy(model(batch), labels)
-    loss.backward()
-    optimizer.step()
-    record["losses"].append(float(loss))
-    record["after"].append(cnn_params(model))
-record["running_mean"] = out(model[1].running_mean)
-record["running_var"] = out(model[1].running_var)
-golden["cnn_sgd"] = record
+golden["cnn_sgd"] = training_steps(
+    model, cnn_params, batches, labels,
+    torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3))
 
 path = pathlib.Path(__file__).with_name("pytorch_golden.json")
 path.write_text(json.dumps(golden, indent=1) + "\n")

@@ -133,8 +133,7 @@ void check_synchronized(const Shape& sample, const std::string& split) {
     }
     check_close("running_mean", synced.running_mean().data(), whole.running_mean().data(),
                 sample[0]);
-    check_close("running_var", synced.running_var().data(), whole.running_var().data(),
-                sample[0]);
+    check_close("running_var", synced.running_var().data(), whole.running_var().data(), sample[0]);
     CHECK(synced.num_batches_tracked() == 3);
 
     // The running statistics are the same on every process, bit for bit.
@@ -163,7 +162,7 @@ void check_synchronized(const Shape& sample, const std::string& split) {
 
 TEST_CASE("Synchronized BatchNorm over the processes equals BatchNorm on the whole batch") {
     for (const char* split : {"even", "uneven", "empty"}) {
-        check_synchronized({3}, split);         // BatchNorm1d
+        check_synchronized({3}, split);        // BatchNorm1d
         check_synchronized({2, 3, 2}, split);  // BatchNorm2d
     }
 }
@@ -180,9 +179,10 @@ TEST_CASE("A global batch of one value per feature is PyTorch's error on every p
     } catch (const std::invalid_argument& error) {
         message = error.what();
     }
-    CHECK(message == "BatchNorm(2, eps=1e-05, momentum=0.1): expected more than 1 value per "
-                     "feature when training, got 1 over the " +
-                         std::to_string(comm.size()) + " processes of a synchronized batch");
+    CHECK(message ==
+          "BatchNorm(2, eps=1e-05, momentum=0.1): expected more than 1 value per "
+          "feature when training, got 1 over the " +
+              std::to_string(comm.size()) + " processes of a synchronized batch");
 }
 
 int main(int argc, char** argv) {
