@@ -3,8 +3,10 @@
 
 #include "framework/blas_threads.hpp"
 #include "framework/checkpoint.hpp"
+#include "framework/communicator.hpp"
 #include "framework/csv.hpp"
 #include "framework/data.hpp"
+#include "framework/data_parallel.hpp"
 #include "framework/idx.hpp"
 #include "framework/layer.hpp"
 #include "framework/loss.hpp"

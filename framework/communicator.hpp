@@ -5,6 +5,7 @@
 // implements it over MPI. Every collective must be called by every process, in the same order.
 
 #include <cstddef>
+#include <stdexcept>
 
 namespace bnlab {
 
@@ -22,6 +23,17 @@ class Communicator {
     virtual void allgather(const double* values, std::size_t count, double* gathered) = 0;
     // Process `root`'s values, to every process.
     virtual void broadcast(float* values, std::size_t count, int root) = 0;
+    virtual void broadcast(double* values, std::size_t count, int root) = 0;
+    virtual void broadcast(char* bytes, std::size_t count, int root) = 0;
+};
+
+// An error every process throws together, after agreeing on it (first_error in
+// data_parallel.hpp): no process is left waiting in a collective, so a program may end
+// normally. Any other exception during data-parallel training may leave the others waiting, and
+// the program must abort them all (MPI_Abort).
+class CollectiveError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
 };
 
 }  // namespace bnlab

@@ -106,16 +106,32 @@ template <typename T>
 bool BasicBatchLoader<T>::next() {
     const std::size_t remaining = order_.size() - position_;
     if (remaining == 0 || (drop_last_ && remaining < batch_size_)) return false;
-    const std::size_t rows = std::min(batch_size_, remaining), features = data_.inputs.shape(1);
+    const std::size_t batch_rows = std::min(batch_size_, remaining);
+    const std::size_t first = share_.global_rows > 0 ? share_.begin : 0;
+    const std::size_t rows = share_.global_rows > 0 ? share_.rows() : batch_rows;
+    const std::size_t features = data_.inputs.shape(1);
     ensure_shape(batch_inputs_, rows, features);
     if (batch_labels_.size() != rows) batch_labels_.resize({rows});
     for (std::size_t r = 0; r < rows; ++r) {
-        const std::size_t source = order_[position_ + r];
+        const std::size_t source = order_[position_ + first + r];
         std::copy_n(&data_.inputs(source, 0), features, &batch_inputs_(r, 0));
         batch_labels_(r) = data_.labels(source);
     }
-    position_ += rows;
+    position_ += batch_rows;
     return true;
+}
+
+template <typename T>
+void BasicBatchLoader<T>::take_share(const BatchShare& share) {
+    if (!drop_last_)
+        throw std::invalid_argument(
+            "BatchLoader: a share of each batch needs whole batches (drop_last)");
+    if (share.global_rows != batch_size_ || share.begin >= share.end || share.end > batch_size_)
+        throw std::invalid_argument(
+            "BatchLoader: rows [" + std::to_string(share.begin) + ", " + std::to_string(share.end) +
+            ") of " + std::to_string(share.global_rows) + " are not a share of batches of " +
+            std::to_string(batch_size_));
+    share_ = share;
 }
 
 template <typename T>

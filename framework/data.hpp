@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "framework/layer.hpp"
 #include "framework/random.hpp"
 #include "framework/tensor.hpp"
 
@@ -54,6 +55,11 @@ class BasicBatchLoader {
     void start_epoch();
     // Fills inputs() and labels() with the next batch; false when the pass is over.
     bool next();
+    // Data-parallel training: every batch of batch_size rows is a global batch, of which
+    // inputs() and labels() get only this process's rows `share` (see data_parallel.hpp). Needs
+    // drop_last, so that every global batch is whole; throws std::invalid_argument otherwise or
+    // when `share` is not part of a batch.
+    void take_share(const BatchShare& share);
 
     // The order of the current pass (for checkpoints): each epoch shuffles the previous order,
     // so resuming needs it. restore_order() takes such an order back and starts from its
@@ -72,6 +78,7 @@ class BasicBatchLoader {
     bool drop_last_;
     std::vector<std::size_t> order_;
     std::size_t position_ = 0;
+    BatchShare share_;        // global_rows 0: the whole batch
     Matrix<T> batch_inputs_;  // [batch, features]
     Labels batch_labels_;     // [batch]
 };

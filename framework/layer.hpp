@@ -14,6 +14,16 @@
 namespace bnlab {
 
 class Rng;
+class Communicator;
+
+// This process's rows [begin, end) of a global batch of `global_rows` rows, in data-parallel
+// training (data_parallel.hpp); one process's share is the whole batch: {0, m, m}.
+struct BatchShare {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    std::size_t global_rows = 0;
+    std::size_t rows() const { return end - begin; }
+};
 
 // A learned tensor and its gradient, seen as flat arrays of equal length so that an optimizer
 // is one loop. The pointers stay valid for the layer's lifetime: parameters are never resized.
@@ -102,6 +112,15 @@ class BasicLayer {
     // trainer gives them its run's seeded generator, so that a run is reproducible and resumes
     // bit-exactly. Others ignore it.
     virtual void set_generator(Rng& /*rng*/) {}
+    // Data-parallel training: the rows of every global batch this process trains on. Layers
+    // that draw per row (Dropout) draw for the whole global batch and keep their share's rows,
+    // so that the run's generator stays the same on every process and the masks are the ones a
+    // single process would draw. Others ignore it.
+    virtual void set_batch_share(const BatchShare& /*share*/) {}
+    // Data-parallel training: layers whose training-mode forward depends on the whole batch
+    // (BatchNorm's statistics) compute it over every process's share through `communicator`;
+    // nullptr, the default, keeps each process's own rows. Others ignore it.
+    virtual void synchronize(Communicator* /*communicator*/) {}
     // One line, e.g. "Dense(784 -> 256)".
     virtual std::string describe() const = 0;
 

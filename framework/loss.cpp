@@ -50,12 +50,12 @@ T BasicSoftmaxCrossEntropy<T>::forward(const Matrix<T>& logits, const Labels& la
 }
 
 template <typename T>
-const Matrix<T>& BasicSoftmaxCrossEntropy<T>::backward() {
+const Matrix<T>& BasicSoftmaxCrossEntropy<T>::backward(std::size_t mean_over) {
     const std::size_t m = probabilities_.shape(0), classes = probabilities_.shape(1);
     if (m == 0) throw std::logic_error("SoftmaxCrossEntropy: backward called before forward");
     ensure_shape(grad_logits_, m, classes);
     // dL/dz = (softmax(z) - onehot(y)) / m
-    const T inv_m = T(1) / T(m);
+    const T inv_m = T(1) / T(mean_over > 0 ? mean_over : m);
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t c = 0; c < classes; ++c)
             grad_logits_(i, c) =

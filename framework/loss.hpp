@@ -12,8 +12,10 @@ class BasicSoftmaxCrossEntropy {
     // logits: [m, classes], labels: [m] in [0, classes) -> mean over the batch of
     // -log softmax(logits)_label, computed with log-sum-exp so that large logits do not overflow.
     T forward(const Matrix<T>& logits, const Labels& labels);
-    // dL/dlogits for the last forward: (softmax(logits) - onehot(label)) / m.
-    const Matrix<T>& backward();
+    // dL/dlogits for the last forward: (softmax(logits) - onehot(label)) / m. In data-parallel
+    // training the batch is one process's share of a global batch, and the loss is the mean over
+    // that: `mean_over` gives its rows (0: the batch's own m).
+    const Matrix<T>& backward(std::size_t mean_over = 0);
 
   private:
     Matrix<T> probabilities_;  // [m, classes]: softmax of the last forward's logits

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <climits>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -28,6 +29,27 @@ int mpi_count(std::size_t count) {
 
 }  // namespace
 
+namespace {
+
+// Open MPI's mpirun sets OMPI_COMM_WORLD_RANK; PMIx and PMI launchers (srun, MPICH's Hydra) set
+// PMIX_RANK or PMI_RANK.
+const char* rank_variable() {
+    for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
+        if (const char* value = std::getenv(name)) return value;
+    return nullptr;
+}
+
+}  // namespace
+
+bool started_by_mpirun() {
+    return rank_variable() != nullptr;
+}
+
+int rank_from_environment() {
+    const char* value = rank_variable();
+    return value ? std::atoi(value) : 0;
+}
+
 MpiSession::MpiSession(int& argc, char**& argv) {
     check(MPI_Init(&argc, &argv), "MPI_Init");
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
@@ -40,6 +62,11 @@ MpiSession::~MpiSession() {
 MpiCommunicator::MpiCommunicator() {
     check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");
     check(MPI_Comm_size(MPI_COMM_WORLD, &size_), "MPI_Comm_size");
+}
+
+void MpiCommunicator::abort(int code) {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::abort();  // MPI_Abort does not return; this is for the compiler
 }
 
 void MpiCommunicator::allreduce_sum(float* values, std::size_t count) {
@@ -61,6 +88,14 @@ void MpiCommunicator::allgather(const double* values, std::size_t count, double*
 
 void MpiCommunicator::broadcast(float* values, std::size_t count, int root) {
     check(MPI_Bcast(values, mpi_count(count), MPI_FLOAT, root, MPI_COMM_WORLD), "MPI_Bcast");
+}
+
+void MpiCommunicator::broadcast(double* values, std::size_t count, int root) {
+    check(MPI_Bcast(values, mpi_count(count), MPI_DOUBLE, root, MPI_COMM_WORLD), "MPI_Bcast");
+}
+
+void MpiCommunicator::broadcast(char* bytes, std::size_t count, int root) {
+    check(MPI_Bcast(bytes, mpi_count(count), MPI_CHAR, root, MPI_COMM_WORLD), "MPI_Bcast");
 }
 
 }  // namespace bnlab

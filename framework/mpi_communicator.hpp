@@ -8,6 +8,12 @@
 
 namespace bnlab {
 
+// Whether this process was started by mpirun/mpiexec (its environment names a rank), which a
+// program can ask before MPI_Init.
+bool started_by_mpirun();
+// The rank mpirun gave this process, from its environment; 0 when not started by mpirun.
+int rank_from_environment();
+
 // Initializes MPI for the program's lifetime, and finalizes it at the end. Errors in MPI calls
 // are returned, not fatal, so that each becomes an exception naming the call.
 class MpiSession {
@@ -29,6 +35,12 @@ class MpiCommunicator : public Communicator {
     void allreduce_sum(double* values, std::size_t count) override;
     void allgather(const double* values, std::size_t count, double* gathered) override;
     void broadcast(float* values, std::size_t count, int root) override;
+    void broadcast(double* values, std::size_t count, int root) override;
+    void broadcast(char* bytes, std::size_t count, int root) override;
+
+    // Ends every process of the world with exit code `code` (MPI_Abort): for an error on one
+    // process that the others, waiting in a collective, cannot learn of.
+    [[noreturn]] void abort(int code);
 
   private:
     int rank_ = 0;

@@ -19,6 +19,8 @@ class Rng {
 
     // Uniform in [low, high).
     double uniform(double low, double high);
+    // Moves on as `count` calls of uniform() would, without computing them.
+    void skip(std::uint64_t count) { engine_.discard(count); }
     // Standard normal (Box-Muller; the second value of each pair is kept for the next call).
     double normal();
     // Uniform integer in [0, bound).

@@ -80,6 +80,18 @@ void BasicSequential<T>::set_generator(Rng& rng) {
 }
 
 template <typename T>
+void BasicSequential<T>::set_batch_share(const BatchShare& share) {
+    for (auto& layer : layers_)
+        layer->set_batch_share(share);
+}
+
+template <typename T>
+void BasicSequential<T>::synchronize(Communicator* communicator) {
+    for (auto& layer : layers_)
+        layer->synchronize(communicator);
+}
+
+template <typename T>
 void BasicSequential<T>::set_input_grad_needed(bool needed) {
     BasicLayer<T>::set_input_grad_needed(needed);
     if (!layers_.empty()) layers_.front()->set_input_grad_needed(needed);

@@ -65,6 +65,8 @@ class BasicSequential : public BasicLayer<T> {
     void set_input_shape(const Shape& input) override;
     std::string input_shape_problem(const Shape& input) const override;
     void set_generator(Rng& rng) override;
+    void set_batch_share(const BatchShare& share) override;
+    void synchronize(Communicator* communicator) override;
     std::string describe() const override;
 
     // A table of layers, output shapes and parameter counts, like Keras' model.summary().

@@ -1,5 +1,7 @@
 #include "framework/training.hpp"
 
+#include "framework/data_parallel.hpp"
+
 namespace bnlab {
 
 template <typename T>
@@ -20,13 +22,16 @@ Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size
 
 template <typename T>
 StepResult train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
-                      BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels) {
+                      BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels,
+                      BasicDataParallel<T>* parallel) {
     // Nothing here uses dL/dinputs: skipping it saves the first layer's largest product.
     if (model.input_grad_needed()) model.set_input_grad_needed(false);
     optimizer.zero_grad();
     const Matrix<T>& logits = model.forward(inputs);
-    const StepResult result{double(loss.forward(logits, labels)), count_correct(logits, labels)};
-    model.backward(loss.backward());
+    StepResult result{double(loss.forward(logits, labels)), count_correct(logits, labels)};
+    // A share's loss is a part of the global batch's mean: divided by the global rows.
+    model.backward(loss.backward(parallel ? parallel->share().global_rows : 0));
+    if (parallel) result = parallel->reduce_gradients(result);
     optimizer.step();
     return result;
 }
@@ -34,8 +39,10 @@ StepResult train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
 template Evaluation evaluate(BasicLayer<float>&, const BasicDataset<float>&, std::size_t);
 template Evaluation evaluate(BasicLayer<double>&, const BasicDataset<double>&, std::size_t);
 template StepResult train_step(BasicLayer<float>&, BasicSoftmaxCrossEntropy<float>&,
-                               BasicOptimizer<float>&, const Matrix<float>&, const Labels&);
+                               BasicOptimizer<float>&, const Matrix<float>&, const Labels&,
+                               BasicDataParallel<float>*);
 template StepResult train_step(BasicLayer<double>&, BasicSoftmaxCrossEntropy<double>&,
-                               BasicOptimizer<double>&, const Matrix<double>&, const Labels&);
+                               BasicOptimizer<double>&, const Matrix<double>&, const Labels&,
+                               BasicDataParallel<double>*);
 
 }  // namespace bnlab

@@ -10,6 +10,9 @@
 
 namespace bnlab {
 
+template <typename T>
+class BasicDataParallel;
+
 // Puts a model in training or eval mode for a scope and restores its previous mode after.
 template <typename T>
 class ModeGuard {
@@ -46,8 +49,12 @@ struct StepResult {
 
 // zero_grad, forward, loss, backward, optimizer step. The model's input gradient is not
 // computed (train_step turns it off, as PyTorch does for inputs that do not require grad).
+// With `parallel` (data_parallel.hpp), `inputs` and `labels` are this process's share of the
+// global batch, the gradients are summed over the processes before the step, and the result is
+// the global batch's.
 template <typename T>
 StepResult train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
-                      BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels);
+                      BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels,
+                      BasicDataParallel<T>* parallel = nullptr);
 
 }  // namespace bnlab

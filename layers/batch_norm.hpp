@@ -89,7 +89,7 @@ class BasicBatchNorm : public BasicLayer<T> {
     // al.'s parallel formula (not E[x^2] - mu^2, which cancels). Backward sums [sum dy,
     // sum dy xhat] over the processes; gamma's and beta's gradients stay this process's share,
     // for the trainer to sum with the others. Eval mode communicates nothing.
-    void synchronize(Communicator* communicator) { communicator_ = communicator; }
+    void synchronize(Communicator* communicator) override { communicator_ = communicator; }
     Communicator* communicator() const { return communicator_; }
 
     const BatchNormOptions& options() const { return options_; }

@@ -35,11 +35,21 @@ const Matrix<T>& BasicDropout<T>::forward(const Matrix<T>& input) {
     const T* __restrict x = input.data();
     T* __restrict mask = mask_.data();
     T* __restrict y = output_.data();
+    // A share of a global batch: the draws of the rows before it and after it are skipped, as
+    // the processes that hold those rows draw them.
+    const std::size_t width = input.shape(1);
+    const bool shared = share_.global_rows > 0;
+    if (shared && share_.rows() != input.shape(0))
+        throw std::invalid_argument(describe() + ": a share of " + std::to_string(share_.rows()) +
+                                    " rows of the global batch was set, but the batch has " +
+                                    std::to_string(input.shape(0)));
+    if (shared) rng_->skip(share_.begin * width);
     for (std::size_t i = 0; i < input.size(); ++i) {
         mask[i] = rng_->uniform(0.0, 1.0) < p_ ? T(0) : keep_scale;
         // y = x * mask
         y[i] = x[i] * mask[i];
     }
+    if (shared) rng_->skip((share_.global_rows - share_.end) * width);
     return output_;
 }
 

@@ -25,6 +25,7 @@ class BasicDropout : public BasicLayer<T> {
     const Matrix<T>& backward(const Matrix<T>& grad_output) override;
 
     void set_generator(Rng& rng) override { rng_ = &rng; }
+    void set_batch_share(const BatchShare& share) override { share_ = share; }
     std::optional<std::size_t> in_features() const override { return std::nullopt; }
     std::optional<std::size_t> out_features() const override { return std::nullopt; }
     std::string describe() const override;
@@ -34,6 +35,7 @@ class BasicDropout : public BasicLayer<T> {
   private:
     double p_;
     Rng* rng_ = nullptr;
+    BatchShare share_;      // global_rows 0: the batch is the whole batch
     bool dropped_ = false;  // did the last forward apply a mask (training mode)?
     Matrix<T> mask_;        // [batch, n]: 0 or 1/(1-p), for backward
     Matrix<T> output_;      // [batch, n]

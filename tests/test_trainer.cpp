@@ -86,6 +86,8 @@ TEST_CASE("fit's bad options and data are errors before anything is written") {
     Dataset narrow{xt::zeros<float>({10, 11}), xt::zeros<int>({10})};
     CHECK(error_of(logged, problem.train, narrow) ==
           "training inputs have 12 features but test inputs 11");
+    CHECK(error_of(FitOptions(logged).sync_batchnorm(true), problem.train, problem.test) ==
+          "synchronized BatchNorm needs data-parallel training (a communicator)");
     CHECK(error_of(FitOptions(logged).save("/no/such/folder/run.ckpt"), problem.train, problem.test)
               .find("cannot write /no/such/folder/run.ckpt") == 0);
     Sequential linear;

@@ -8,6 +8,7 @@
 #include "framework/atomic_file.hpp"
 #include "framework/checkpoint.hpp"
 #include "framework/csv.hpp"
+#include "framework/data_parallel.hpp"
 #include "framework/experiment/run_record.hpp"
 #include "framework/experiment/training_state.hpp"
 #include "models/cnn.hpp"
@@ -97,12 +98,18 @@ FitOptions fit_options(const TrainConfig& config, const RunContext& context) {
         .probe_points(config.probe_points)
         .progress_bar(context.progress_bar)
         .threads(config.threads)
-        .schedule(config.schedule);
+        .schedule(config.schedule)
+        .communicator(context.communicator)
+        .sync_batchnorm(config.sync_bn);
 }
 
 RunResult train_model(const TrainConfig& config, const Dataset& train, const Dataset& test,
                       const RunContext& context) {
-    if (!config.export_folded_path.empty()) check_writable(config.export_folded_path);
+    // Rank 0 of a data-parallel run (or the one process) writes the folded model.
+    const bool writes = !context.communicator || context.communicator->rank() == 0;
+    on_every_process(context.communicator, [&] {
+        if (writes && !config.export_folded_path.empty()) check_writable(config.export_folded_path);
+    });
     Rng rng(config.seed);
     ModelAndOptimizer built;
     if (config.resume_path.empty()) {
@@ -114,7 +121,7 @@ RunResult train_model(const TrainConfig& config, const Dataset& train, const Dat
     Sequential& model = built.model;
     RunResult result = fit(model, *built.optimizer, train, test, rng, fit_options(config, context));
 
-    if (!config.export_folded_path.empty()) {
+    if (writes && !config.export_folded_path.empty()) {
         const std::string prefix = context.name.empty() ? "" : context.name + ": ";
         if (result.outcome.divergence) {
             spdlog::warn("{}no folded model written to {}: the weights are not finite", prefix,

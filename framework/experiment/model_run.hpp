@@ -19,6 +19,8 @@ struct RunContext {
     std::string name;              // prefixes console lines, e.g. "bn=on seed=2"
     nlohmann::ordered_json extra;  // merged into the log's config line (command line, data)
     bool progress_bar = false;     // redraw a bar on stdout during each epoch (for terminals)
+    // A data-parallel run's processes (the configuration's `distributed`); nullptr for one.
+    Communicator* communicator = nullptr;
 };
 
 // The data set from the configuration's folder, standardized when it asks, and a description of

@@ -131,6 +131,8 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
         config.probe = json.at("probe").get<bool>();
         config.probe_points = integer_at<int>(json, "probe_points");
         if (json.contains("dropout")) config.dropout = json.at("dropout").get<double>();
+        config.distributed = json.contains("world_size");
+        if (config.distributed) config.sync_bn = json.at("sync_bn").get<bool>();
         return config;
     } catch (const nlohmann::ordered_json::exception& error) {
         throw std::invalid_argument(std::string("configuration: ") + error.what());

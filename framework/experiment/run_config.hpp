@@ -49,6 +49,11 @@ struct TrainConfig {
     std::string log_path;   // JSONL log; empty for none
     bool probe = false;     // log the covariate-shift probe (see probe.hpp)
     int probe_points = 10;  // probe points per epoch
+    // Data-parallel training over the processes mpirun started (train --distributed), with
+    // BatchNorm synchronized over them or not. Not in to_json(): fit() records them as
+    // "world_size" and "sync_bn", and config_from_json() reads those.
+    bool distributed = false;
+    bool sync_bn = false;
     // Checkpoints and exports, which do not change the run and so are not in to_json():
     std::string save_path;    // write a checkpoint here; empty for none
     int save_every = 1;       // after every this many epochs, and after the last

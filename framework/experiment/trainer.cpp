@@ -13,6 +13,7 @@
 
 #include "framework/atomic_file.hpp"
 #include "framework/blas_threads.hpp"
+#include "framework/data_parallel.hpp"
 #include "framework/experiment/probe.hpp"
 #include "framework/experiment/run_record.hpp"
 #include "framework/experiment/training_state.hpp"
@@ -38,7 +39,27 @@ void check_options(const FitOptions& options, const Dataset& train, const Datase
     if (options.probe() && options.probe_points() <= 0)
         throw std::invalid_argument("probe_points must be positive, got " +
                                     std::to_string(options.probe_points()));
-    if (!options.save().empty()) check_writable(options.save());
+    if (Communicator* communicator = options.communicator()) {
+        const std::size_t processes = std::size_t(communicator->size());
+        if (options.batch_size() < processes)
+            throw std::invalid_argument(
+                "batch " + std::to_string(options.batch_size()) + " is smaller than the " +
+                std::to_string(processes) +
+                " processes: each needs at least one row of every global batch");
+        if (test.size() < processes)
+            throw std::invalid_argument("the test set's " + std::to_string(test.size()) +
+                                        " samples cannot be split over " +
+                                        std::to_string(processes) + " processes");
+        if (options.probe())
+            throw std::invalid_argument(
+                "the probe is not available in data-parallel training; leave it off");
+    } else if (options.sync_batchnorm()) {
+        throw std::invalid_argument(
+            "synchronized BatchNorm needs data-parallel training (a communicator)");
+    }
+    // Only the process that writes checks (on a cluster the others may not share its disk).
+    const bool writes = !options.communicator() || options.communicator()->rank() == 0;
+    if (writes && !options.save().empty()) check_writable(options.save());
 }
 
 // The caller's configuration with fit's own fields set, as the log and checkpoints record it.
@@ -56,6 +77,10 @@ nlohmann::ordered_json run_config(const FitOptions& options, const Rng& rng, dou
         options.log().empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(options.log());
     config["probe"] = options.probe();
     config["probe_points"] = options.probe_points();
+    if (const Communicator* communicator = options.communicator()) {
+        config["world_size"] = communicator->size();
+        config["sync_bn"] = options.sync_batchnorm();
+    }
     return config;
 }
 
@@ -63,54 +88,75 @@ nlohmann::ordered_json run_config(const FitOptions& options, const Rng& rng, dou
 
 RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset& train,
               const Dataset& test, Rng& rng, const FitOptions& options) {
-    check_options(options, train, test);
-    set_threads(options.threads());
-    // Layers that draw while training (Dropout) draw from the run's generator, which the
-    // checkpoint keeps: a resumed run draws what the uninterrupted one would.
-    model.set_generator(rng);
+    Communicator* const communicator = options.communicator();
+    // Rank 0 of a data-parallel run (or the one process) prints, logs and saves.
+    const bool speaks = !communicator || communicator->rank() == 0;
+    const std::string prefix = options.name().empty() ? "" : options.name() + ": ";
     const double base_lr = optimizer.learning_rate();
     const nlohmann::ordered_json config = run_config(options, rng, base_lr);
     SoftmaxCrossEntropy loss;
-    BatchLoader batches(train, options.batch_size(), &rng, /*drop_last=*/true);
-    const std::string prefix = options.name().empty() ? "" : options.name() + ": ";
-    // Before the log: a model the probe cannot watch is an error with nothing written.
+    std::unique_ptr<BatchLoader> batches;
+    std::unique_ptr<DataParallel> parallel;
+    Dataset test_share;  // a data-parallel run's rows of the test set
     std::unique_ptr<Probe> probe;
     std::size_t probe_every = 0;  // steps between probe points
-    if (options.probe()) {
-        probe = std::make_unique<Probe>(model, test);
-        probe_every = std::max<std::size_t>(
-            1, batches.batches_per_epoch() / static_cast<std::size_t>(options.probe_points()));
-    }
-
     RunResult result;
     long step = 0;
     int first_epoch = 1;
     // Every log line so far, which a checkpoint keeps so that a resumed run's log is whole.
     std::vector<std::string> lines;
-    if (!options.resume().empty()) {
-        ResumedState resumed =
-            resume_training_state(options.resume(), config, model, optimizer, rng, batches);
-        step = resumed.step;
-        first_epoch = resumed.epoch + 1;
-        lines = std::move(resumed.log_lines);
-        result.epochs = std::move(resumed.epochs);
-        lines.push_back(nlohmann::ordered_json{{"type", "resumed"},
-                                               {"from", options.resume()},
-                                               {"epoch", resumed.epoch},
-                                               {"step", resumed.step},
-                                               {"at", time_now("%Y-%m-%dT%H:%M:%SZ", true)}}
-                            .dump());
-        spdlog::info("{}resumed from {} after epoch {} (step {})", prefix, options.resume(),
-                     resumed.epoch, resumed.step);
-    } else {
-        lines.push_back(config_line(config, model, options.threads(), options.record()).dump());
-    }
     std::unique_ptr<RunLogWriter> log;
-    if (!options.log().empty()) {
-        log = std::make_unique<RunLogWriter>(options.log());
-        for (const std::string& line : lines)
-            log->write(line);
-    }
+    // Everything before the first step may fail on one process alone (a file it cannot read):
+    // then every process throws that process's error rather than wait for it.
+    on_every_process(communicator, [&] {
+        check_options(options, train, test);
+        set_threads(options.threads());
+        // Layers that draw while training (Dropout) draw from the run's generator, which the
+        // checkpoint keeps: a resumed run draws what the uninterrupted one would.
+        model.set_generator(rng);
+        batches = std::make_unique<BatchLoader>(train, options.batch_size(), &rng,
+                                                /*drop_last=*/true);
+        if (communicator) {
+            parallel = std::make_unique<DataParallel>(*communicator, model, options.batch_size());
+            batches->take_share(parallel->share());
+            model.synchronize(options.sync_batchnorm() ? communicator : nullptr);
+            const BatchShare rows =
+                batch_share(test.size(), communicator->rank(), communicator->size());
+            test_share = slice(test, rows.begin, rows.end);
+        }
+        // Before the log: a model the probe cannot watch is an error with nothing written.
+        if (options.probe()) {
+            probe = std::make_unique<Probe>(model, test);
+            probe_every = std::max<std::size_t>(
+                1, batches->batches_per_epoch() / std::size_t(options.probe_points()));
+        }
+        if (!options.resume().empty()) {
+            ResumedState resumed =
+                resume_training_state(options.resume(), config, model, optimizer, rng, *batches);
+            step = resumed.step;
+            first_epoch = resumed.epoch + 1;
+            lines = std::move(resumed.log_lines);
+            result.epochs = std::move(resumed.epochs);
+            lines.push_back(nlohmann::ordered_json{{"type", "resumed"},
+                                                   {"from", options.resume()},
+                                                   {"epoch", resumed.epoch},
+                                                   {"step", resumed.step},
+                                                   {"at", time_now("%Y-%m-%dT%H:%M:%SZ", true)}}
+                                .dump());
+            if (speaks)
+                spdlog::info("{}resumed from {} after epoch {} (step {})", prefix, options.resume(),
+                             resumed.epoch, resumed.step);
+        } else {
+            lines.push_back(config_line(config, model, options.threads(), options.record()).dump());
+        }
+        if (speaks && !options.log().empty()) {
+            log = std::make_unique<RunLogWriter>(options.log());
+            for (const std::string& line : lines)
+                log->write(line);
+        }
+    });
+    // Every replica starts as rank 0's (a resumed one too: the processes read the same file).
+    if (parallel) parallel->broadcast_state();
     auto emit = [&](const nlohmann::ordered_json& line) {
         lines.push_back(line.dump());
         if (log) log->write(lines.back());
@@ -122,23 +168,23 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
         const Clock::time_point epoch_start = Clock::now();
         optimizer.set_learning_rate(options.schedule().lr(base_lr, epoch));
         model.train();
-        batches.start_epoch();
+        batches->start_epoch();
         double loss_sum = 0.0, probe_seconds = 0.0;
         std::size_t correct = 0, samples = 0, steps = 0;
         {
-            ProgressBar bar(options.progress_bar(), epoch, options.epochs(),
-                            batches.batches_per_epoch());
-            while (batches.next()) {
+            ProgressBar bar(speaks && options.progress_bar(), epoch, options.epochs(),
+                            batches->batches_per_epoch());
+            while (batches->next()) {
                 ++step;
-                const StepResult outcome =
-                    train_step(model, loss, optimizer, batches.inputs(), batches.labels());
+                const StepResult outcome = train_step(model, loss, optimizer, batches->inputs(),
+                                                      batches->labels(), parallel.get());
                 if (!std::isfinite(outcome.loss)) {
                     divergence = Divergence{epoch, step};
                     break;
                 }
                 loss_sum += outcome.loss;
                 correct += outcome.correct;
-                samples += batches.labels().size();
+                samples += parallel ? parallel->share().global_rows : batches->labels().size();
                 ++steps;
                 bar.update(steps, loss_sum / double(steps));
                 if (probe && steps % probe_every == 0) {
@@ -152,21 +198,29 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
             }
         }
         if (divergence) {
-            spdlog::error(
-                "{}diverged: the training loss is not a finite number at epoch {}, "
-                "step {} (lr {}); the run stops here",
-                prefix, epoch, step, number_string(optimizer.learning_rate()));
+            if (speaks)
+                spdlog::error(
+                    "{}diverged: the training loss is not a finite number at epoch {}, "
+                    "step {} (lr {}); the run stops here",
+                    prefix, epoch, step, number_string(optimizer.learning_rate()));
             break;
         }
         const double train_seconds = seconds_since(epoch_start) - probe_seconds;
         const Clock::time_point eval_start = Clock::now();
-        const Evaluation tested = evaluate(model, test, 1000);
+        // Without synchronized BatchNorm each replica's running statistics followed its own
+        // rows; rank 0's are kept, as PyTorch's DDP does (broadcast_buffers).
+        if (parallel && !options.sync_batchnorm()) parallel->broadcast_buffers();
+        const Evaluation tested =
+            parallel
+                ? parallel->reduce_evaluation(evaluate(model, test_share, 1000), test_share.size())
+                : evaluate(model, test, 1000);
         if (!std::isfinite(tested.loss)) {
             divergence = Divergence{epoch, step};
-            spdlog::error(
-                "{}diverged: the test loss is not a finite number after epoch {}, "
-                "step {}; the run stops here",
-                prefix, epoch, step);
+            if (speaks)
+                spdlog::error(
+                    "{}diverged: the test loss is not a finite number after epoch {}, "
+                    "step {}; the run stops here",
+                    prefix, epoch, step);
             break;
         }
         EpochStats stats;
@@ -181,16 +235,20 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
         stats.samples_per_s = double(samples) / train_seconds;
         stats.eval_seconds = seconds_since(eval_start);
         result.epochs.push_back(stats);
-        emit(to_json(stats));
-        if (!options.save().empty() &&
-            (epoch % options.save_every() == 0 || epoch == options.epochs()))
-            save_training_state(options.save(), config, model, optimizer, rng, batches, epoch, step,
-                                lines);
-        spdlog::info(
-            "{}epoch {:>2}/{}  train loss {:.4f} acc {:.4f}  test loss {:.4f} acc {:.4f}"
-            "  {:.2f} s ({:.0f} samples/s)",
-            prefix, epoch, options.epochs(), stats.train_loss, stats.train_acc, stats.test_loss,
-            stats.test_acc, stats.seconds, stats.samples_per_s);
+        // The log and the checkpoint are rank 0's: its failure to write ends every process.
+        on_every_process(communicator, [&] {
+            emit(to_json(stats));
+            if (speaks && !options.save().empty() &&
+                (epoch % options.save_every() == 0 || epoch == options.epochs()))
+                save_training_state(options.save(), config, model, optimizer, rng, *batches, epoch,
+                                    step, lines);
+        });
+        if (speaks)
+            spdlog::info(
+                "{}epoch {:>2}/{}  train loss {:.4f} acc {:.4f}  test loss {:.4f} acc {:.4f}"
+                "  {:.2f} s ({:.0f} samples/s)",
+                prefix, epoch, options.epochs(), stats.train_loss, stats.train_acc, stats.test_loss,
+                stats.test_acc, stats.seconds, stats.samples_per_s);
     }
 
     // The model's outputs are the classes; chance is guessing one of them (not known, 0, for a
@@ -198,7 +256,10 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
     const std::optional<std::size_t> classes = model.out_features();
     result.outcome = outcome_of(result.epochs, options.target(), divergence,
                                 classes ? 1.0 / double(*classes) : 0.0);
-    emit(final_line(result.outcome, options.target(), seconds_since(run_start)));
+    on_every_process(communicator, [&] {
+        emit(final_line(result.outcome, options.target(), seconds_since(run_start)));
+    });
+    if (!speaks) return result;
     const RunOutcome& outcome = result.outcome;
     const std::string target =
         "target " + number_string(options.target()) + " " +

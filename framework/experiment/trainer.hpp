@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "framework/communicator.hpp"
 #include "framework/data.hpp"
 #include "framework/experiment/run_log.hpp"
 #include "framework/lr_schedule.hpp"
@@ -37,6 +38,9 @@ namespace bnlab {
                                                     \
   private:                                          \
     type name##_ = default_value;
+
+// (The option macro below needs a one-word type.)
+using CommunicatorPointer = Communicator*;
 
 class FitOptions {
     BNLAB_FIT_OPTION(int, epochs, 10)
@@ -70,6 +74,16 @@ class FitOptions {
     BNLAB_FIT_OPTION(int, threads, 0)
     // The learning rate per epoch, from the optimizer's rate when fit starts.
     BNLAB_FIT_OPTION(LrSchedule, schedule, LrSchedule())
+    // Data-parallel training (data_parallel.hpp) over these processes, every one calling fit
+    // with the same options and data: each trains on its share of every batch of batch_size
+    // rows (the global batch), the model starts as rank 0's, the gradients are summed before
+    // every step, the test set is split between the processes, and only rank 0 prints, logs and
+    // writes checkpoints. An error on one process (a file it cannot read) is thrown on every
+    // process as a CollectiveError with that process's message. The log records the world size.
+    BNLAB_FIT_OPTION(CommunicatorPointer, communicator, nullptr)
+    // With a communicator: BatchNorm's statistics over the global batch (PyTorch's
+    // SyncBatchNorm) rather than each process's share (PyTorch's DDP default).
+    BNLAB_FIT_OPTION(bool, sync_batchnorm, false)
 };
 #undef BNLAB_FIT_OPTION
 

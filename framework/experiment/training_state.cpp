@@ -80,6 +80,12 @@ ResumedState resume_training_state(const std::string& path, const nlohmann::orde
                     "saved by another configuration: " + item.key() + " is " + item.value().dump() +
                     " there, " +
                     (now.contains(item.key()) ? now.at(item.key()).dump() : "missing") + " here");
+        // Data-parallel runs record their world; a single process's run has none.
+        for (const char* parallel_field : {"world_size", "sync_bn"})
+            if (now.contains(parallel_field) && !saved.contains(parallel_field))
+                throw std::runtime_error(std::string("saved by another configuration: ") +
+                                         parallel_field + " is missing there, " +
+                                         now.at(parallel_field).dump() + " here");
         resumed.epoch = integer_at<int>(state, "epoch");
         resumed.step = integer_at<long>(state, "step");
         resumed.log_lines = state.at("log").get<std::vector<std::string>>();

@@ -3,10 +3,7 @@
 // its synchronized layer must give what one process gives on the whole batch, in double, to
 // 1e-10 relative: outputs, input gradients, the parameter gradients summed over the processes,
 // and the running statistics, with even, uneven and empty shares.
-//
-// Every process runs every test case in the same order, so the collectives match; checks are
-// CHECKs, never REQUIREs, so that a failing process does not leave the others waiting.
-#define DOCTEST_CONFIG_IMPLEMENT
+// (Every process runs every test case in the same order: see mpi_test.hpp.)
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -16,7 +13,7 @@
 #include <vector>
 
 #include "framework/bnlab.hpp"
-#include "framework/mpi_communicator.hpp"
+#include "mpi_test.hpp"
 
 using namespace bnlab;
 
@@ -36,16 +33,17 @@ class CountingCommunicator : public Communicator {
     void broadcast(float* v, std::size_t n, int root) override {
         ++calls, inner_.broadcast(v, n, root);
     }
+    void broadcast(double* v, std::size_t n, int root) override {
+        ++calls, inner_.broadcast(v, n, root);
+    }
+    void broadcast(char* v, std::size_t n, int root) override {
+        ++calls, inner_.broadcast(v, n, root);
+    }
     long calls = 0;
 
   private:
     Communicator& inner_;
 };
-
-Communicator& world() {
-    static MpiCommunicator communicator;
-    return communicator;
-}
 
 Matrix<double> random_rows(std::size_t rows, std::size_t cols, Rng& rng, double scale,
                            double shift) {
@@ -183,16 +181,4 @@ TEST_CASE("A global batch of one value per feature is PyTorch's error on every p
           "BatchNorm(2, eps=1e-05, momentum=0.1): expected more than 1 value per "
           "feature when training, got 1 over the " +
               std::to_string(comm.size()) + " processes of a synchronized batch");
-}
-
-int main(int argc, char** argv) {
-    MpiSession mpi(argc, argv);
-    doctest::Context context(argc, argv);
-    // Only the first process reports what passed; every process reports what failed.
-    if (world().rank() != 0) context.setOption("minimal", true);
-    int failed = context.run() != 0 ? 1 : 0;
-    // Every process exits with failure when any one failed.
-    double any = failed;
-    world().allreduce_sum(&any, 1);
-    return any > 0 ? 1 : 0;
 }

@@ -1,0 +1,241 @@
+// Data-parallel training with fit() over 2 and 3 processes: with synchronized BatchNorm it ends
+// with the weights and epoch numbers of one process on the same global batches; the replicas
+// stay identical without it; a resumed run is bit-exact; an error on one process ends every
+// process with that process's message.
+#include <doctest/doctest.h>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "framework/bnlab.hpp"
+#include "framework/experiment/trainer.hpp"
+#include "mpi_test.hpp"
+
+using namespace bnlab;
+
+namespace {
+
+struct Sets {
+    Dataset train, test;
+};
+
+// 600 training and 150 test samples of 36 features (6x6 one-channel images for the CNN).
+Sets blobs() {
+    Rng rng(5);
+    Dataset all = make_blobs(750, 36, 4, 0.5, rng);
+    all.sample_shape = {1, 6, 6};
+    return {slice(all, 0, 600), slice(all, 600, 750)};
+}
+
+// MLP: Dense-BN-ReLU-Dropout-Dense-BN-Tanh-Dense; CNN: Conv-BN2d-ReLU-MaxPool-Dense-BN-ReLU-Dense.
+Sequential model_of(const std::string& kind, std::uint64_t seed) {
+    Rng rng(seed);
+    if (kind == "cnn") {
+        Sequential model(Shape{1, 6, 6});
+        model.add<Conv2d>(Conv2dOptions(1, 4, 3).padding(1), rng);
+        model.add<BatchNorm>(4);
+        model.add<ReLU>();
+        model.add<MaxPool2d>(2);
+        model.add<Dense>(36, 16, rng);
+        model.add<BatchNorm>(16);
+        model.add<ReLU>();
+        model.add<Dense>(16, 4, rng);
+        return model;
+    }
+    Sequential model;
+    model.add<Dense>(36, 32, rng);
+    model.add<BatchNorm>(32);
+    model.add<ReLU>();
+    model.add<Dropout>(0.2, rng);
+    model.add<Dense>(32, 16, rng);
+    model.add<BatchNorm>(16);
+    model.add<Tanh>();
+    model.add<Dense>(16, 4, rng);
+    return model;
+}
+
+FitOptions options(std::size_t batch, int epochs) {
+    return FitOptions().epochs(epochs).batch_size(batch).threads(1).target(0.9);
+}
+
+struct Trained {
+    Sequential model;
+    RunResult result;
+};
+
+Trained train(const std::string& kind, const Sets& sets, const FitOptions& fit_options) {
+    Trained trained{model_of(kind, 3), {}};
+    SGD sgd(trained.model.parameters(), SGDOptions(0.05).momentum(0.9));
+    Rng rng(11);
+    trained.result = fit(trained.model, sgd, sets.train, sets.test, rng, fit_options);
+    return trained;
+}
+
+// Largest |actual - expected| over the largest |expected|.
+double deviation(const float* actual, const float* expected, std::size_t size) {
+    double worst = 0.0, scale = 0.0;
+    for (std::size_t i = 0; i < size; ++i) {
+        worst = std::max(worst, std::abs(double(actual[i]) - double(expected[i])));
+        scale = std::max(scale, std::abs(double(expected[i])));
+    }
+    return scale > 0 ? worst / scale : worst;
+}
+
+// Every parameter and buffer of `actual` within `tolerance` (relative) of `expected`'s.
+void check_state(Sequential& actual, Sequential& expected, double tolerance) {
+    std::vector<Parameter<float>> a = actual.parameters(), e = expected.parameters();
+    REQUIRE(a.size() == e.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double found = deviation(a[i].value, e[i].value, a[i].size);
+        INFO(a[i].name << " on rank " << world().rank() << ": relative deviation " << found);
+        CHECK(found <= tolerance);
+    }
+    std::vector<Buffer<float>> ab = actual.buffers(), eb = expected.buffers();
+    REQUIRE(ab.size() == eb.size());
+    for (std::size_t i = 0; i < ab.size(); ++i) {
+        const double found = deviation(ab[i].value, eb[i].value, ab[i].size);
+        INFO(ab[i].name << " on rank " << world().rank() << ": relative deviation " << found);
+        CHECK(found <= tolerance);
+    }
+}
+
+// The same to 4 significant digits.
+bool same_4_digits(double actual, double expected) {
+    return std::abs(actual - expected) <= 0.5e-4 * std::abs(expected);
+}
+
+// Rank 0's parameters, bit for bit, on every process.
+void check_replicas_identical(Sequential& model) {
+    for (const Parameter<float>& parameter : model.parameters()) {
+        std::vector<float> root(parameter.value, parameter.value + parameter.size);
+        world().broadcast(root.data(), root.size(), 0);
+        INFO(parameter.name << " on rank " << world().rank());
+        CHECK(std::equal(root.begin(), root.end(), parameter.value));
+    }
+    for (const Buffer<float>& buffer : model.buffers()) {
+        std::vector<float> root(buffer.value, buffer.value + buffer.size);
+        world().broadcast(root.data(), root.size(), 0);
+        INFO(buffer.name << " on rank " << world().rank());
+        CHECK(std::equal(root.begin(), root.end(), buffer.value));
+    }
+}
+
+// The CollectiveError `fit` throws with these options (on every process), or "" if none.
+std::string collective_error(const Sets& sets, const FitOptions& fit_options) {
+    try {
+        train("mlp", sets, fit_options);
+    } catch (const CollectiveError& error) {
+        return error.what();
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("batch_share splits a global batch into consecutive runs, the first ones a row longer") {
+    const BatchShare first = batch_share(50, 0, 3), second = batch_share(50, 1, 3),
+                     third = batch_share(50, 2, 3);
+    CHECK((first.begin == 0 && first.end == 17 && second.begin == 17 && second.end == 34 &&
+           third.begin == 34 && third.end == 50 && third.global_rows == 50));
+}
+
+TEST_CASE("first_error gives every process the first failing process's message") {
+    Communicator& comm = world();
+    CHECK(first_error(comm, "") == "");
+    const std::string mine =
+        comm.rank() >= 1 ? "cannot read data on " + std::to_string(comm.rank()) : std::string();
+    CHECK(first_error(comm, mine) == "rank 1: cannot read data on 1");
+    CHECK(first_error(comm, "bad flag") == "bad flag");
+}
+
+TEST_CASE("Synchronized data-parallel fit ends with the one-process weights and epoch numbers") {
+    spdlog::set_level(spdlog::level::warn);
+    const Sets sets = blobs();
+    // 48 rows split evenly over 2 and 3 processes; 50 unevenly (25 + 25, 17 + 17 + 16).
+    for (const std::string kind : {"mlp", "cnn"})
+        for (const std::size_t batch : {48, 50}) {
+            CAPTURE(kind);
+            CAPTURE(batch);
+            Trained one = train(kind, sets, options(batch, 3));
+            Trained many =
+                train(kind, sets, options(batch, 3).communicator(&world()).sync_batchnorm(true));
+            check_state(many.model, one.model, 1e-5);
+            REQUIRE(many.result.epochs.size() == one.result.epochs.size());
+            for (std::size_t e = 0; e < one.result.epochs.size(); ++e) {
+                const EpochStats &m = many.result.epochs[e], &o = one.result.epochs[e];
+                CAPTURE(e);
+                CHECK(m.step == o.step);
+                CHECK(same_4_digits(m.train_loss, o.train_loss));
+                CHECK(same_4_digits(m.train_acc, o.train_acc));
+                CHECK(same_4_digits(m.test_loss, o.test_loss));
+                CHECK(same_4_digits(m.test_acc, o.test_acc));
+            }
+            check_replicas_identical(many.model);
+        }
+}
+
+TEST_CASE(
+    "Without synchronization every process normalizes its own rows, and the replicas "
+    "stay identical") {
+    const Sets sets = blobs();
+    Trained one = train("mlp", sets, options(48, 2));
+    Trained many = train("mlp", sets, options(48, 2).communicator(&world()));
+    check_replicas_identical(many.model);
+    // Statistics over 24 or 16 rows rather than 48: not the one-process run.
+    std::vector<Parameter<float>> a = many.model.parameters(), e = one.model.parameters();
+    CHECK(deviation(a[0].value, e[0].value, a[0].size) > 1e-4);
+}
+
+TEST_CASE("A resumed data-parallel run is the uninterrupted one, bit for bit") {
+    const Sets sets = blobs();
+    const std::string path = "data_parallel_resume_" + std::to_string(world().size()) + ".ckpt";
+    const FitOptions distributed = options(50, 3).communicator(&world()).sync_batchnorm(true);
+    Trained whole = train("mlp", sets, distributed);
+    FitOptions first_part = distributed;
+    train("mlp", sets, first_part.epochs(2).save(path));
+    FitOptions second_part = distributed;
+    Trained resumed = train("mlp", sets, second_part.resume(path));
+    check_state(resumed.model, whole.model, 0.0);
+    REQUIRE(resumed.result.epochs.size() == 3);
+    CHECK(resumed.result.epochs[2].test_loss == whole.result.epochs[2].test_loss);
+    CHECK(resumed.result.epochs[2].train_loss == whole.result.epochs[2].train_loss);
+    // A checkpoint of a run over this many processes is not one of a single process.
+    FitOptions single = options(50, 3);
+    std::string message;
+    try {
+        train("mlp", sets, single.resume(path));
+    } catch (const std::exception& error) {
+        message = error.what();
+    }
+    CAPTURE(message);
+    CHECK(message.find("world_size") != std::string::npos);
+    double barrier = 0.0;
+    world().allreduce_sum(&barrier, 1);  // every process has read it before it goes
+    if (world().rank() == 0) std::remove(path.c_str());
+}
+
+TEST_CASE("An error on one process ends fit on every process with that process's message") {
+    const Sets sets = blobs();
+    const std::string processes = std::to_string(world().size());
+    // The same bad option everywhere.
+    CHECK(collective_error(sets, options(1, 1).communicator(&world())) ==
+          "batch 1 is smaller than the " + processes +
+              " processes: each needs at least one row of every global batch");
+    // Bad data on rank 1 alone.
+    Sets odd = sets;
+    Rng rng(1);
+    if (world().rank() == 1) odd.test = make_blobs(20, 35, 4, 0.5, rng);
+    CHECK(collective_error(odd, options(48, 1).communicator(&world())) ==
+          "rank 1: training inputs have 36 features but test inputs 35");
+    // A checkpoint only rank 0 writes, in a folder that does not exist.
+    const std::string error =
+        collective_error(sets, options(48, 1).communicator(&world()).save("no/such/dir/x.ckpt"));
+    CAPTURE(error);
+    CHECK(error.rfind("rank 0: ", 0) == 0);
+    CHECK(error.find("no/such/dir") != std::string::npos);
+}
