@@ -35,17 +35,45 @@ namespace {
 
 template <typename Optimizer>
 long allocations_in_steps(Optimizer& optimizer, bnlab::Sequential& model,
-                          bnlab::BatchLoader& batches, int steps) {
+                          bnlab::BatchLoader& batches, int steps,
+                          bnlab::DataParallel* parallel = nullptr) {
     bnlab::SoftmaxCrossEntropy loss;
     batches.next();
-    bnlab::train_step(model, loss, optimizer, batches.inputs(), batches.labels());  // sizes buffers
+    // The first step sizes the buffers.
+    bnlab::train_step(model, loss, optimizer, batches.inputs(), batches.labels(), parallel);
     const long before = allocations;
     for (int step = 0; step < steps; ++step) {
         batches.next();
-        bnlab::train_step(model, loss, optimizer, batches.inputs(), batches.labels());
+        bnlab::train_step(model, loss, optimizer, batches.inputs(), batches.labels(), parallel);
     }
     return allocations - before;
 }
+
+// Rank 0 of `size` processes that all hold the same values, in this one process: a sum is
+// `size` times the value, a gather `size` copies. Enough to run data-parallel code paths here.
+class LoopbackCommunicator : public bnlab::Communicator {
+  public:
+    explicit LoopbackCommunicator(int size) : size_(size) {}
+    int rank() const override { return 0; }
+    int size() const override { return size_; }
+    void allreduce_sum(float* values, std::size_t count) override { scale(values, count); }
+    void allreduce_sum(double* values, std::size_t count) override { scale(values, count); }
+    void allgather(const double* values, std::size_t count, double* gathered) override {
+        for (int r = 0; r < size_; ++r)
+            std::copy_n(values, count, gathered + std::size_t(r) * count);
+    }
+    void broadcast(float*, std::size_t, int) override {}
+    void broadcast(double*, std::size_t, int) override {}
+    void broadcast(char*, std::size_t, int) override {}
+
+  private:
+    template <typename T>
+    void scale(T* values, std::size_t count) {
+        for (std::size_t i = 0; i < count; ++i)
+            values[i] *= T(size_);
+    }
+    int size_;
+};
 
 }  // namespace
 
@@ -74,6 +102,17 @@ TEST_CASE("Training steps of a Sequential with BatchNorm allocate nothing after 
         CHECK(allocations_in_steps(sgd_on_threads, model_on_threads, batches, 5) == 0);
         set_threads(saved);
     }
+
+    // A data-parallel step with synchronized BatchNorm: the gradient allreduce's flat buffer
+    // and BatchNorm's gathered statistics are sized once.
+    LoopbackCommunicator two(2);
+    BatchLoader shared_batches(data, 100, &rng, true);
+    Sequential parallel_model = mlp(64, {128, 128}, 10, Activation::relu, true, rng);
+    parallel_model.synchronize(&two);
+    SGD parallel_sgd(parallel_model.parameters(), SGDOptions(0.1).momentum(0.9));
+    DataParallel parallel(two, parallel_model, 100);
+    shared_batches.take_share(parallel.share());
+    CHECK(allocations_in_steps(parallel_sgd, parallel_model, shared_batches, 5, &parallel) == 0);
 
     // The counter does count: a model's construction allocates.
     const long before = allocations;
