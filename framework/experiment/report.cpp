@@ -33,6 +33,8 @@ nlohmann::ordered_json variant_key(const RunLog& log) {
     nlohmann::ordered_json key = log.config();
     for (const char* field : kRepeatFields)
         key.erase(field);
+    // A run without a world is one process's: so labelled beside data-parallel runs.
+    if (key.is_object() && !key.contains("world_size")) key["world_size"] = 1;
     return key;
 }
 
@@ -262,21 +264,26 @@ std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
     }
     // Label each variant by the fields that tell the variants apart.
     std::vector<std::string> differing;
-    for (const auto& item : keys.front().items()) {
-        for (const nlohmann::ordered_json& key : keys)
-            if (!key.contains(item.key()) || key.at(item.key()) != item.value()) {
-                differing.push_back(item.key());
-                break;
-            }
-    }
+    for (const nlohmann::ordered_json& first : keys)
+        for (const auto& item : first.items()) {
+            if (std::find(differing.begin(), differing.end(), item.key()) != differing.end())
+                continue;
+            for (const nlohmann::ordered_json& key : keys)
+                if (!key.contains(item.key()) || key.at(item.key()) != item.value()) {
+                    differing.push_back(item.key());
+                    break;
+                }
+        }
     if (differing.empty())
         for (const char* field : {"hidden", "act", "bn"})
             if (keys.front().contains(field)) differing.push_back(field);
     // Logs of different programs differ in which fields they have: label by the differing
     // fields every log has, where there are any.
+    // (sync_bn only data-parallel runs have: one process's run is labelled without it.)
     std::vector<std::string> shared;
     for (const std::string& field : differing)
-        if (std::all_of(keys.begin(), keys.end(),
+        if (field == "sync_bn" ||
+            std::all_of(keys.begin(), keys.end(),
                         [&](const nlohmann::ordered_json& key) { return key.contains(field); }))
             shared.push_back(field);
     if (!shared.empty()) differing = shared;
@@ -287,8 +294,10 @@ std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
             continue;
         }
         for (const std::string& field : differing)
-            variants[v].label += (variants[v].label.empty() ? "" : " ") + field + "=" +
-                                 (keys[v].contains(field) ? field_text(keys[v].at(field)) : "?");
+            if (keys[v].contains(field) || field != "sync_bn")
+                variants[v].label +=
+                    (variants[v].label.empty() ? "" : " ") + field + "=" +
+                    (keys[v].contains(field) ? field_text(keys[v].at(field)) : "?");
     }
     return variants;
 }

@@ -18,10 +18,9 @@ int main(int argc, char** argv) {
     model.add<ReLU>();
     model.add<Dense>(16, 3, rng);
     SGD optimizer(model.parameters(), SGDOptions(0.1).momentum(0.9));
-    const RunResult fitted =
-        fit(model, optimizer, data, data, rng,
-            FitOptions().epochs(3).batch_size(32).threads(1).communicator(&world).sync_batchnorm(
-                true));
+    const RunResult fitted = fit(
+        model, optimizer, data, data, rng,
+        FitOptions().epochs(3).batch_size(32).threads(1).communicator(&world).sync_batchnorm(true));
     if (world.rank() == 0)
         std::printf("consumer_mpi: %d processes, last epoch's test accuracy %.4f\n", world.size(),
                     fitted.epochs.back().test_acc);
