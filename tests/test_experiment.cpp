@@ -342,6 +342,23 @@ TEST_CASE("Variants are told apart by the fields that differ, and summarized as 
     const std::vector<Variant> one = group_variants(alike);
     REQUIRE(one.size() == 1);
     CHECK(one[0].label == "hidden=100,100 bn=on");
+
+    // Data-parallel runs beside one process's: the world and, where there is one, the sync.
+    auto parallel_log = [&](int world_size, const char* sync_bn) {
+        RunLog log = log_of("on", 1, {0.8});
+        if (world_size > 1) {
+            log.header["config"]["world_size"] = world_size;
+            log.header["config"]["sync_bn"] = std::string(sync_bn) == "true";
+        }
+        return log;
+    };
+    const std::vector<RunLog> worlds{parallel_log(1, ""), parallel_log(4, "false"),
+                                     parallel_log(4, "true")};
+    const std::vector<Variant> parallel = group_variants(worlds);
+    REQUIRE(parallel.size() == 3);
+    CHECK(parallel[0].label == "world_size=1");
+    CHECK(parallel[1].label == "world_size=4 sync_bn=false");
+    CHECK(parallel[2].label == "world_size=4 sync_bn=true");
 }
 
 TEST_CASE("curves on two small logs writes an SVG and a PNG that show both variants") {
