@@ -86,22 +86,23 @@ double deviation(const float* actual, const float* expected, std::size_t size) {
     return scale > 0 ? worst / scale : worst;
 }
 
+// Each tensor of `actual` (parameters or buffers: name, value, size) within `tolerance`
+// (relative) of `expected`'s.
+template <typename Named>
+void check_tensors(const std::vector<Named>& actual, const std::vector<Named>& expected,
+                   double tolerance) {
+    REQUIRE(actual.size() == expected.size());
+    for (std::size_t i = 0; i < actual.size(); ++i) {
+        const double found = deviation(actual[i].value, expected[i].value, actual[i].size);
+        INFO(actual[i].name << " on rank " << world().rank() << ": relative deviation " << found);
+        CHECK(found <= tolerance);
+    }
+}
+
 // Every parameter and buffer of `actual` within `tolerance` (relative) of `expected`'s.
 void check_state(Sequential& actual, Sequential& expected, double tolerance) {
-    std::vector<Parameter<float>> a = actual.parameters(), e = expected.parameters();
-    REQUIRE(a.size() == e.size());
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const double found = deviation(a[i].value, e[i].value, a[i].size);
-        INFO(a[i].name << " on rank " << world().rank() << ": relative deviation " << found);
-        CHECK(found <= tolerance);
-    }
-    std::vector<Buffer<float>> ab = actual.buffers(), eb = expected.buffers();
-    REQUIRE(ab.size() == eb.size());
-    for (std::size_t i = 0; i < ab.size(); ++i) {
-        const double found = deviation(ab[i].value, eb[i].value, ab[i].size);
-        INFO(ab[i].name << " on rank " << world().rank() << ": relative deviation " << found);
-        CHECK(found <= tolerance);
-    }
+    check_tensors(actual.parameters(), expected.parameters(), tolerance);
+    check_tensors(actual.buffers(), expected.buffers(), tolerance);
 }
 
 // The same to 4 significant digits.
@@ -109,20 +110,20 @@ bool same_4_digits(double actual, double expected) {
     return std::abs(actual - expected) <= 0.5e-4 * std::abs(expected);
 }
 
-// Rank 0's parameters, bit for bit, on every process.
+// Rank 0's tensors, bit for bit, on every process.
+template <typename Named>
+void check_same_as_rank_0(const std::vector<Named>& tensors) {
+    for (const Named& tensor : tensors) {
+        std::vector<float> root(tensor.value, tensor.value + tensor.size);
+        world().broadcast(root.data(), root.size(), 0);
+        INFO(tensor.name << " on rank " << world().rank());
+        CHECK(std::equal(root.begin(), root.end(), tensor.value));
+    }
+}
+
 void check_replicas_identical(Sequential& model) {
-    for (const Parameter<float>& parameter : model.parameters()) {
-        std::vector<float> root(parameter.value, parameter.value + parameter.size);
-        world().broadcast(root.data(), root.size(), 0);
-        INFO(parameter.name << " on rank " << world().rank());
-        CHECK(std::equal(root.begin(), root.end(), parameter.value));
-    }
-    for (const Buffer<float>& buffer : model.buffers()) {
-        std::vector<float> root(buffer.value, buffer.value + buffer.size);
-        world().broadcast(root.data(), root.size(), 0);
-        INFO(buffer.name << " on rank " << world().rank());
-        CHECK(std::equal(root.begin(), root.end(), buffer.value));
-    }
+    check_same_as_rank_0(model.parameters());
+    check_same_as_rank_0(model.buffers());
 }
 
 // The CollectiveError `fit` throws with these options (on every process), or "" if none.
