@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -59,8 +60,16 @@ int run_distributed(int& argc, char**& argv, const Run& run, const std::string& 
             argv[0]);
         return 1;
     }
-    MpiSession mpi(argc, argv);
-    MpiCommunicator world;
+    std::unique_ptr<MpiSession> mpi;
+    std::unique_ptr<MpiCommunicator> world_pointer;
+    try {
+        mpi = std::make_unique<MpiSession>(argc, argv);
+        world_pointer = std::make_unique<MpiCommunicator>();
+    } catch (const std::exception& error) {
+        spdlog::error("{}", error.what());
+        return 1;
+    }
+    MpiCommunicator& world = *world_pointer;
     try {
         throw_first_error(world, setup_error);
         return run(&world);

@@ -229,3 +229,24 @@ TEST_CASE("A model without a width of its own has no known chance, so it is neve
     CHECK(result.outcome.chance == 0.0);
     CHECK(!result.outcome.stuck);
 }
+
+TEST_CASE("fit on one process undoes a data-parallel set-up left on the model") {
+    const SmallProblem problem = small_problem();
+    QuietLogs quiet;
+    auto trained = [&](bool left_over) {
+        Rng rng(1);
+        Sequential model;
+        model.add<Dense>(12, 16, rng);
+        model.add<Dropout>(0.5, rng);
+        model.add<Dense>(16, 4, rng);
+        // As a data-parallel fit leaves it: each batch of 20 a share of a global batch of 40.
+        if (left_over) model.set_batch_share(BatchShare{0, 20, 40});
+        SGD sgd(model.parameters(), SGDOptions(0.1));
+        fit(model, sgd, problem.train, problem.test, rng,
+            FitOptions().epochs(1).batch_size(20).threads(1));
+        return std::vector<float>(model.parameters()[0].value,
+                                  model.parameters()[0].value + model.parameters()[0].size);
+    };
+    // The same masks, so the same weights, bit for bit.
+    CHECK(trained(true) == trained(false));
+}

@@ -107,17 +107,17 @@ RunResult train_model(const TrainConfig& config, const Dataset& train, const Dat
                       const RunContext& context) {
     // Rank 0 of a data-parallel run (or the one process) writes the folded model.
     const bool writes = !context.communicator || context.communicator->rank() == 0;
-    on_every_process(context.communicator, [&] {
-        if (writes && !config.export_folded_path.empty()) check_writable(config.export_folded_path);
-    });
     Rng rng(config.seed);
     ModelAndOptimizer built;
-    if (config.resume_path.empty()) {
-        built = build_model(config, train, test, rng);
-    } else {
-        built.model = Checkpoint::read(config.resume_path).model();
-        built.optimizer = make_optimizer(config, built.model);
-    }
+    on_every_process(context.communicator, [&] {
+        if (writes && !config.export_folded_path.empty()) check_writable(config.export_folded_path);
+        if (config.resume_path.empty()) {
+            built = build_model(config, train, test, rng);
+        } else {
+            built.model = Checkpoint::read(config.resume_path).model();
+            built.optimizer = make_optimizer(config, built.model);
+        }
+    });
     Sequential& model = built.model;
     RunResult result = fit(model, *built.optimizer, train, test, rng, fit_options(config, context));
 

@@ -123,6 +123,10 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
             const BatchShare rows =
                 batch_share(test.size(), communicator->rank(), communicator->size());
             test_share = slice(test, rows.begin, rows.end);
+        } else {
+            // A model trained data-parallel before is one process's again.
+            model.set_batch_share(BatchShare{});
+            model.synchronize(nullptr);
         }
         // Before the log: a model the probe cannot watch is an error with nothing written.
         if (options.probe()) {
