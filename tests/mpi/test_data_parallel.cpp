@@ -218,6 +218,18 @@ TEST_CASE("A resumed data-parallel run is the uninterrupted one, bit for bit") {
     double barrier = 0.0;
     world().allreduce_sum(&barrier, 1);  // every process has read it before it goes
     if (world().rank() == 0) std::remove(path.c_str());
+
+    // Nor is a single process's checkpoint a data-parallel run's (each process writes its own).
+    const std::string alone = "data_parallel_alone_" + std::to_string(world().size()) + "_" +
+                              std::to_string(world().rank()) + ".ckpt";
+    FitOptions saved_alone = options(50, 3);
+    train("mlp", sets, saved_alone.epochs(1).save(alone));
+    FitOptions resumed_together = distributed;
+    const std::string refused = collective_error(sets, resumed_together.resume(alone));
+    CAPTURE(refused);
+    CHECK(refused.find("saved by another configuration: world_size is missing there, " +
+                       std::to_string(world().size()) + " here") != std::string::npos);
+    std::remove(alone.c_str());
 }
 
 TEST_CASE("An error on one process ends fit on every process with that process's message") {
