@@ -153,6 +153,9 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
         } else {
             lines.push_back(config_line(config, model, options.threads(), options.record()).dump());
         }
+    });
+    // Only once every process is ready: nothing is written for a run that does not start.
+    on_every_process(communicator, [&] {
         if (speaks && !options.log().empty()) {
             log = std::make_unique<RunLogWriter>(options.log());
             for (const std::string& line : lines)

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -243,8 +244,12 @@ TEST_CASE("An error on one process ends fit on every process with that process's
     Sets odd = sets;
     Rng rng(1);
     if (world().rank() == 1) odd.test = make_blobs(20, 35, 4, 0.5, rng);
-    CHECK(collective_error(odd, options(48, 1).communicator(&world())) ==
+    const std::string log = "data_parallel_bad_data_" + processes + ".jsonl";
+    CHECK(collective_error(odd, options(48, 1).communicator(&world()).log(log)) ==
           "rank 1: training inputs have 36 features but test inputs 35");
+    // Rank 0, which had no error, wrote nothing either.
+    std::ifstream written(log);
+    CHECK(!written.good());
     // A checkpoint only rank 0 writes, in a folder that does not exist.
     const std::string error =
         collective_error(sets, options(48, 1).communicator(&world()).save("no/such/dir/x.ckpt"));
