@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <xtensor/xview.hpp>
 
+#include "bench_flags.hpp"
 #include "framework/blas_threads.hpp"
 #include "framework/bnlab.hpp"
 #include "framework/mpi_communicator.hpp"
@@ -76,29 +77,14 @@ int main(int argc, char** argv) {
         "Times a data-parallel training step of an MLP over the processes mpirun starts, at a "
         "fixed global batch, with the time in communication apart.",
         "bench_distributed"};
-    std::vector<std::size_t> hidden{256, 256};
-    std::string activation = "relu", batchnorm = "on", sync_bn = "on";
-    std::size_t batch = 512, inputs = 784, classes = 10;
-    int threads = 1, steps = 50, rounds = 7;
-    app.add_option("--hidden", hidden, "Hidden widths")->delimiter(',')->capture_default_str();
-    app.add_option("--act", activation)
-        ->check(CLI::IsMember({"relu", "sigmoid", "tanh"}))
-        ->capture_default_str();
-    app.add_option("--bn", batchnorm)->check(CLI::IsMember({"on", "off"}))->capture_default_str();
+    bench::StepFlags flags;
+    flags.batch = 512;
+    flags.steps = 50;
+    std::string sync_bn = "on";
+    const std::size_t inputs = 784, classes = 10;
+    flags.add_to(app, "The global batch", "Threads per process");
     app.add_option("--sync-bn", sync_bn, "BatchNorm over the global batch")
         ->check(CLI::IsMember({"on", "off"}))
-        ->capture_default_str();
-    app.add_option("--batch", batch, "The global batch")
-        ->check(CLI::Range(2, 1 << 20))
-        ->capture_default_str();
-    app.add_option("--threads", threads, "Threads per process")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--steps", steps, "Steps per timed round")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--rounds", rounds, "Timed rounds; the median is reported")
-        ->check(CLI::PositiveNumber)
         ->capture_default_str();
     try {
         app.parse(argc, argv);
@@ -106,20 +92,17 @@ int main(int argc, char** argv) {
         return world.rank() == 0 ? app.exit(error) : error.get_exit_code();
     }
 
-    set_threads(threads);
+    set_threads(flags.threads);
     Rng rng(1);
     // The global batch, the same on every process; each takes its rows.
-    Matrix<float> x = xt::empty<float>({batch, inputs});
-    for (float& value : x)
-        value = float(rng.uniform(0.0, 1.0));
-    Labels y = xt::empty<int>({batch});
-    for (int& label : y)
-        label = int(rng.below(classes));
-    Sequential model =
-        mlp(inputs, hidden, classes, parse_activation(activation), batchnorm == "on", rng);
+    const bench::RandomBatch data = bench::random_batch(flags.batch, inputs, classes, rng);
+    const Matrix<float>& x = data.inputs;
+    const Labels& y = data.labels;
+    Sequential model = mlp(inputs, flags.hidden, classes, parse_activation(flags.activation),
+                           flags.batchnorm == "on", rng);
     TimedCommunicator timed(world);
     if (sync_bn == "on") model.synchronize(&timed);
-    DataParallel parallel(timed, model, batch);
+    DataParallel parallel(timed, model, flags.batch);
     const BatchShare share = parallel.share();
     const Matrix<float> my_x = xt::view(x, xt::range(share.begin, share.end), xt::all());
     const Labels my_y = xt::view(y, xt::range(share.begin, share.end));
@@ -131,17 +114,17 @@ int main(int argc, char** argv) {
         double seconds, gradient_allreduce, batchnorm_sync;
     };
     std::vector<Round> measured;
-    for (int round = 0; round <= rounds; ++round) {  // round 0 warms up
+    for (int round = 0; round <= flags.rounds; ++round) {  // round 0 warms up
         double barrier = 0.0;
         world.allreduce_sum(&barrier, 1);
         const double allreduce_before = parallel.allreduce_seconds();
         const double communication_before = timed.seconds;
         const Clock::time_point start = Clock::now();
-        for (int step = 0; step < steps; ++step)
+        for (int step = 0; step < flags.steps; ++step)
             train_step(model, loss, optimizer, my_x, my_y, &parallel);
-        const double seconds = seconds_since(start) / steps;
-        const double allreduce = (parallel.allreduce_seconds() - allreduce_before) / steps;
-        const double communication = (timed.seconds - communication_before) / steps;
+        const double seconds = seconds_since(start) / flags.steps;
+        const double allreduce = (parallel.allreduce_seconds() - allreduce_before) / flags.steps;
+        const double communication = (timed.seconds - communication_before) / flags.steps;
         if (round > 0) measured.push_back({seconds, allreduce, communication - allreduce});
     }
     std::sort(measured.begin(), measured.end(),
@@ -156,15 +139,15 @@ int main(int argc, char** argv) {
     if (world.rank() == 0) {
         const nlohmann::ordered_json line = {
             {"bench", "bnlab_distributed"},
-            {"hidden", hidden},
-            {"act", activation},
-            {"bn", batchnorm},
-            {"sync_bn", batchnorm == "on" && sync_bn == "on"},
-            {"batch", batch},
+            {"hidden", flags.hidden},
+            {"act", flags.activation},
+            {"bn", flags.batchnorm},
+            {"sync_bn", flags.batchnorm == "on" && sync_bn == "on"},
+            {"batch", flags.batch},
             {"processes", world.size()},
-            {"threads", threads},
+            {"threads", flags.threads},
             {"openblas_core", blas_core_name()},
-            {"samples_per_s", double(batch) / median.seconds},
+            {"samples_per_s", double(flags.batch) / median.seconds},
             {"ms_per_step", median.seconds * 1e3},
             {"ms_gradient_allreduce", median.gradient_allreduce * 1e3},
             {"ms_batchnorm_sync", median.batchnorm_sync * 1e3},

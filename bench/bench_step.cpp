@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench_flags.hpp"
 #include "framework/blas_threads.hpp"
 #include "framework/bnlab.hpp"
 
@@ -132,31 +133,20 @@ int main(int argc, char** argv) {
         "Times a training step and inference of an MLP on one in-memory batch, next to "
         "the limit its matrix products set at the measured sgemm speed.",
         "bench_step"};
-    std::vector<std::size_t> hidden{256, 256}, channels;
-    std::string activation = "relu", batchnorm = "on";
-    std::size_t batch = 128, inputs = 784, classes = 10;
-    int threads = 1, steps = 200, rounds = 7;
-    app.add_option("--hidden", hidden, "Hidden widths")->delimiter(',')->capture_default_str();
+    bench::StepFlags flags;
+    std::vector<std::size_t> channels;
+    std::size_t inputs = 784, classes = 10;
+    flags.add_to(app, "Rows per step", "Threads for the matrix products");
     app.add_option("--channels", channels,
                    "A CNN (models/cnn.hpp) of these Conv3x3 blocks on 1 x 28 x 28 images")
         ->delimiter(',');
-    app.add_option("--act", activation)
-        ->check(CLI::IsMember({"relu", "sigmoid", "tanh"}))
-        ->capture_default_str();
-    app.add_option("--bn", batchnorm)->check(CLI::IsMember({"on", "off"}))->capture_default_str();
-    app.add_option("--batch", batch)->check(CLI::Range(2, 1 << 20))->capture_default_str();
     app.add_option("--inputs", inputs)->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--classes", classes)->check(CLI::Range(2, 1 << 20))->capture_default_str();
-    app.add_option("--threads", threads, "Threads for the matrix products")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--steps", steps, "Steps per timed round")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--rounds", rounds, "Timed rounds; the median is reported")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    const std::vector<std::size_t>& hidden = flags.hidden;
+    const std::string &activation = flags.activation, &batchnorm = flags.batchnorm;
+    const std::size_t batch = flags.batch;
+    const int threads = flags.threads, steps = flags.steps, rounds = flags.rounds;
 
     set_threads(threads);
     Rng rng(1);
@@ -185,12 +175,9 @@ int main(int argc, char** argv) {
     openblas_set_num_threads(1);
     set_threads(threads);
 
-    Matrix<float> x = xt::empty<float>({batch, inputs});
-    for (float& value : x)
-        value = float(rng.uniform(0.0, 1.0));
-    Labels y = xt::empty<int>({batch});
-    for (int& label : y)
-        label = int(rng.below(classes));
+    const bench::RandomBatch data = bench::random_batch(batch, inputs, classes, rng);
+    const Matrix<float>& x = data.inputs;
+    const Labels& y = data.labels;
     Sequential model =
         is_cnn ? cnn(Shape{1, 28, 28}, channels, hidden, classes, parse_activation(activation),
                      batchnorm == "on", rng)
