@@ -58,9 +58,6 @@ class BasicDataParallel {
     // std::invalid_argument when the global batch cannot give every process a row.
     BasicDataParallel(Communicator& communicator, BasicLayer<T>& model, std::size_t global_batch);
 
-    Communicator& communicator() { return communicator_; }
-    int rank() const { return communicator_.rank(); }
-    int size() const { return communicator_.size(); }
     const BatchShare& share() const { return share_; }
 
     // Collective: rank 0's parameters and buffers (BatchNorm's running statistics), to every

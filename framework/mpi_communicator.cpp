@@ -27,10 +27,6 @@ int mpi_count(std::size_t count) {
     return int(count);
 }
 
-}  // namespace
-
-namespace {
-
 // Open MPI's mpirun sets OMPI_COMM_WORLD_RANK; PMIx and PMI launchers (srun, MPICH's Hydra) set
 // PMIX_RANK or PMI_RANK.
 const char* rank_variable() {

@@ -111,3 +111,25 @@ TEST_CASE("The batch loader rejects bad sizes") {
     CHECK(message_of([&] { slice(data, 5, 11); }) ==
           "slice: rows [5, 11) outside a dataset of 10 samples");
 }
+
+TEST_CASE("A share of a global batch that does not fit the batches is an error") {
+    Rng rng(1);
+    const Dataset data = make_blobs(40, 3, 2, 1.0, rng);
+    BatchLoader whole_batches(data, 10, &rng, /*drop_last=*/true);
+    CHECK(message_of([&] {
+              whole_batches.take_share(BatchShare{5, 12, 10});
+          }) == "BatchLoader: rows [5, 12) of 10 are not a share of batches of 10");
+    CHECK(message_of([&] {
+              whole_batches.take_share(BatchShare{0, 5, 20});
+          }) == "BatchLoader: rows [0, 5) of 20 are not a share of batches of 10");
+    BatchLoader partial_batches(data, 10, &rng, /*drop_last=*/false);
+    CHECK(message_of([&] {
+              partial_batches.take_share(BatchShare{0, 5, 10});
+          }) == "BatchLoader: a share of each batch needs whole batches (drop_last)");
+
+    Dropout dropout(0.5, rng);
+    dropout.set_batch_share(BatchShare{0, 20, 40});
+    const Matrix<float> ten_rows = xt::ones<float>({std::size_t{10}, std::size_t{4}});
+    CHECK(message_of([&] { dropout.forward(ten_rows); }) ==
+          "Dropout(p=0.5): a share of 20 rows of the global batch was set, but the batch has 10");
+}
