@@ -71,6 +71,7 @@ class TimedCommunicator : public Communicator {
 }  // namespace
 
 int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     MpiSession mpi(argc, argv);
     MpiCommunicator world;
     CLI::App app{

@@ -5,10 +5,16 @@
 // own threads).
 //   build/bin/bench_step --hidden 256,256 --act relu --bn on --batch 128 --threads 2
 //   build/bin/bench_step --channels 16,32 --hidden 128 --bn on --batch 128 --threads 2
+// The limit is also measured on every OpenBLAS core the CPU can run (each in a process of its
+// own, OPENBLAS_CORETYPE being read when OpenBLAS loads), and the best of them is printed beside
+// it with the CPU, so that a step on slow kernels cannot look close to its limit.
 // Prints one JSON line. A benchmark, not a test: nothing here passes or fails.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -126,9 +132,45 @@ double sgemm_seconds(const std::vector<Product>& products, int rounds, Rng& rng)
     return seconds;
 }
 
+// The OpenBLAS cores this CPU can run, oldest first: the generic one, and each newer one whose
+// instructions the CPU has.
+std::vector<std::string> runnable_cores(const CpuInfo& cpu) {
+    std::vector<std::string> cores{"Prescott"};
+    if (cpu.avx) cores.push_back("Sandybridge");
+    if (cpu.avx2_fma) cores.push_back("Haswell");
+    if (cpu.avx2_fma && cpu.vendor == "AuthenticAMD") cores.push_back("Zen");
+    if (cpu.avx512) cores.push_back("SkylakeX");
+    if (cpu.avx512_bf16) cores.push_back("Cooperlake");
+    return cores;
+}
+
+std::string quoted(const std::string& word) {
+    std::string text = "'";
+    for (char c : word)
+        text += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return text + "'";
+}
+
+// This program again with `arguments` and --limit-only, on OpenBLAS's `core` kernels: the JSON
+// line it prints.
+nlohmann::json limit_on_core(const std::string& core, const std::vector<std::string>& arguments) {
+    std::string command = "env OPENBLAS_CORETYPE=" + core + " BNLAB_BLAS_CORE=keep";
+    for (const std::string& argument : arguments)
+        command += " " + quoted(argument);
+    command += " --limit-only";
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
+    if (!pipe) throw std::runtime_error("cannot run " + command);
+    std::string output;
+    char buffer[4096];
+    while (std::size_t read = std::fread(buffer, 1, sizeof buffer, pipe.get()))
+        output.append(buffer, read);
+    return nlohmann::json::parse(output);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     CLI::App app{
         "Times a training step and inference of an MLP on one in-memory batch, next to "
         "the limit its matrix products set at the measured sgemm speed.",
@@ -142,6 +184,13 @@ int main(int argc, char** argv) {
         ->delimiter(',');
     app.add_option("--inputs", inputs)->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--classes", classes)->check(CLI::Range(2, 1 << 20))->capture_default_str();
+    std::string core_limits = "on";
+    app.add_option("--core-limits", core_limits,
+                   "Measure the limit on every OpenBLAS core this CPU runs, and print the best")
+        ->check(CLI::IsMember({"on", "off"}))
+        ->capture_default_str();
+    bool limit_only = false;
+    app.add_flag("--limit-only", limit_only, "Print only the limit on this process's kernels");
     CLI11_PARSE(app, argc, argv);
     const std::vector<std::size_t>& hidden = flags.hidden;
     const std::string &activation = flags.activation, &batchnorm = flags.batchnorm;
@@ -168,6 +217,31 @@ int main(int argc, char** argv) {
         products.push_back(product);
     const double step_flops = flops_of(products);
     const double limit_seconds = sgemm_seconds(products, rounds, rng);
+    if (limit_only) {
+        const nlohmann::ordered_json line = {{"openblas_core", blas_core_name()},
+                                             {"limit_samples_per_s", double(batch) / limit_seconds},
+                                             {"sgemm_gflops", step_flops / limit_seconds / 1e9}};
+        std::printf("%s\n", line.dump().c_str());
+        return 0;
+    }
+    // The same limit on each core this CPU runs, in processes of their own.
+    nlohmann::ordered_json core_limit = nlohmann::ordered_json::object();
+    std::string best_core = blas_core_name();
+    double best_limit = double(batch) / limit_seconds;
+    if (core_limits == "on") {
+        std::vector<std::string> arguments(argv, argv + argc);
+        arguments[0] = std::filesystem::read_symlink("/proc/self/exe").string();
+        for (const std::string& core : runnable_cores(cpu_info())) {
+            const nlohmann::json measured = limit_on_core(core, arguments);
+            const double limit = measured.at("limit_samples_per_s").get<double>();
+            const std::string ran = measured.at("openblas_core").get<std::string>();
+            core_limit[ran] = limit;
+            if (limit > best_limit) {
+                best_limit = limit;
+                best_core = ran;
+            }
+        }
+    }
     // The same products as one sgemm call each on OpenBLAS's own `threads` threads.
     set_threads(1);
     openblas_set_num_threads(threads);
@@ -203,6 +277,7 @@ int main(int argc, char** argv) {
         {"bnlab_threads", thread_count()},
         {"openblas_threads", openblas_threads()},
         {"openblas_core", blas_core_name()},
+        {"cpu", cpu_info().describe()},
         {"samples_per_s", double(batch) / step_seconds},
         {"ms_per_step", step_seconds * 1e3},
         {"gflops", step_flops / step_seconds / 1e9},
@@ -210,6 +285,10 @@ int main(int argc, char** argv) {
         {"limit_samples_per_s", double(batch) / limit_seconds},
         {"percent_of_limit", 100.0 * limit_seconds / step_seconds},
         {"openblas_threaded_limit_samples_per_s", double(batch) / openblas_threaded_seconds},
+        {"core_limit_samples_per_s", core_limit},
+        {"best_core", best_core},
+        {"best_core_limit_samples_per_s", best_limit},
+        {"percent_of_best_core_limit", 100.0 * double(batch) / best_limit / step_seconds},
         {"inference_samples_per_s", double(batch) / inference_seconds},
         {"inference_folded_samples_per_s", double(batch) / folded_seconds}};
     std::printf("%s\n", line.dump().c_str());

@@ -1,9 +1,11 @@
 """Runs build/bin/bench_step and bench/torch_step.py on the standard configurations, with 1 and
-2 threads, in this environment (OPENBLAS_CORETYPE and the like apply to both), and prints per row
-bnlab's and PyTorch's samples/s, their ratio and bnlab's share of the limit its matrix products
-set. PyTorch gets its best setting on the same cores: torch.set_num_threads from 1 up to the
-row's threads, with OpenBLAS on the row's threads. Then times loading Fashion-MNIST and one epoch
-of the default compare_bn configuration with build/bin/train."""
+2 threads, in this environment, and prints per row bnlab's and PyTorch's samples/s, their ratio
+and bnlab's share of the limit its matrix products set, on its kernels and on the best OpenBLAS
+kernels this CPU runs. PyTorch gets its best setting on the same cores: torch.set_num_threads
+from 1 up to the row's threads, OpenBLAS on the row's threads and on the core bnlab runs (bnlab
+replaces OpenBLAS's generic kernels on a CPU it does not know, framework/blas_kernels.hpp; a
+PyTorch user can set OPENBLAS_CORETYPE the same way). Then times loading Fashion-MNIST and one
+epoch of the default compare_bn configuration with build/bin/train."""
 import argparse
 import json
 import os
@@ -91,14 +93,24 @@ def main():
             # Alternating the two programs, so that a slow spell of the machine hits both.
             ours_runs = []
             theirs_runs = {s: [] for s in torch_settings if s[0] <= threads}
-            for _ in range(args.repeats):
+            for repeat in range(args.repeats):
+                # The limit on every core once per row: it is the kernels', not the step's.
                 ours_runs.append(run_json([os.path.join(args.bin, "bench_step"), *common,
-                                           "--threads", str(threads)]))
+                                           "--threads", str(threads), "--core-limits",
+                                           "on" if repeat == 0 else "off"]))
+                torch_env = {"OPENBLAS_NUM_THREADS": str(threads),
+                             "OPENBLAS_CORETYPE": ours_runs[0]["openblas_core"]}
                 for torch_threads, mkldnn in theirs_runs:
                     theirs_runs[(torch_threads, mkldnn)].append(run_json(
                         [sys.executable, os.path.join(HERE, "torch_step.py"), *common,
                          "--torch-threads", str(torch_threads), "--mkldnn", mkldnn],
-                        env={"OPENBLAS_NUM_THREADS": str(threads)}))
+                        env=torch_env))
+            for run in ours_runs[1:]:
+                for key in ("core_limit_samples_per_s", "best_core",
+                            "best_core_limit_samples_per_s"):
+                    run[key] = ours_runs[0][key]
+                run["percent_of_best_core_limit"] = (
+                    100.0 * run["samples_per_s"] / run["best_core_limit_samples_per_s"])
             ours = median_run(ours_runs)
             best = max((median_run(runs) for runs in theirs_runs.values()),
                        key=lambda m: m["samples_per_s"])
@@ -112,8 +124,11 @@ def main():
 
     first = measurements[0]
     torch_first = measurements[1]
-    print(f"OpenBLAS core: bnlab {first['openblas_core']}, PyTorch {torch_first['openblas_core']}"
-          f" (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
+    print(f"CPU: {first['cpu']}. OpenBLAS core: bnlab {first['openblas_core']}, PyTorch "
+          f"{torch_first['openblas_core']} (OPENBLAS_CORETYPE in the environment: "
+          f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; PyTorch runs with bnlab's). The best "
+          f"core's limit is the limit measured on every core this CPU runs, the best of them "
+          f"(first row: {first['core_limit_samples_per_s']}).")
     print("Threads: bnlab runs each matrix product on its own --threads threads, each block through "
           "single-threaded OpenBLAS (read back: bnlab's / OpenBLAS's own); PyTorch runs with "
           "OPENBLAS_NUM_THREADS and the best torch.set_num_threads.\n")
@@ -122,8 +137,9 @@ def main():
     print("| model, batch | threads | bnlab samples/s | PyTorch samples/s (torch threads"
           "; oneDNN for CNNs) "
           "| bnlab / PyTorch (fastest runs) | limit samples/s (on OpenBLAS's threads) "
-          "| bnlab % of limit | inference bnlab / PyTorch |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| bnlab % of limit | best core's limit (core) | bnlab % of best core's limit "
+          "| inference bnlab / PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, threads, ours, best, ours_spread, best_spread, best_ratio in table:
         print(f"| {name}, {ours['batch']} | {threads} (read back: {ours['bnlab_threads']} / "
               f"{ours['openblas_threads']})"
@@ -134,6 +150,8 @@ def main():
               f"| {ours['limit_samples_per_s']:,.0f} "
               f"({ours['openblas_threaded_limit_samples_per_s']:,.0f}) "
               f"| {ours['percent_of_limit']:.0f} % "
+              f"| {ours['best_core_limit_samples_per_s']:,.0f} ({ours['best_core']}) "
+              f"| {ours['percent_of_best_core_limit']:.0f} % "
               f"| {ours['inference_samples_per_s']:,.0f} / "
               f"{best['inference_samples_per_s']:,.0f} |")
 

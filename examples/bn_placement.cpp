@@ -31,6 +31,7 @@ Sequential placement_model(Placement placement, Rng& rng) {
 }
 
 int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     CLI::App app{"Compares BatchNorm before the activation, after it, and none, on Fashion-MNIST.",
                  "bn_placement"};
     int seeds = 3, epochs = 10, threads = 0;

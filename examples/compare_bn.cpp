@@ -7,10 +7,12 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "framework/blas_kernels.hpp"
 #include "framework/experiment/model_run.hpp"
 #include "framework/experiment/run_record.hpp"
 
 int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     using namespace bnlab;
     CLI::App app{
         "Trains the same MLP on Fashion-MNIST with and without BatchNorm for several "

@@ -12,6 +12,7 @@
 using namespace bnlab;
 
 int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     CLI::App app{"Trains a model composed in code on Fashion-MNIST through bnlab's trainer.",
                  "compose"};
     int epochs = 3, threads = 0;

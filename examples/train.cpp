@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "framework/blas_kernels.hpp"
 #include "framework/data_parallel.hpp"
 #include "framework/experiment/model_run.hpp"
 #include "framework/experiment/run_record.hpp"
@@ -93,6 +94,7 @@ int run_distributed(int& argc, char**& argv, const Run& run, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     using namespace bnlab;
     CLI::App app{
         "Trains an MLP classifier on Fashion-MNIST with SGD or Adam, with or without "

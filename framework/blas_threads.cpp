@@ -1,5 +1,7 @@
 #include "framework/blas_threads.hpp"
 
+#include "framework/blas_kernels.hpp"
+
 #include <omp.h>
 
 #include <algorithm>
@@ -21,6 +23,7 @@ namespace {
 // use rather than at start-up, so that OPENBLAS_NUM_THREADS keeps its meaning.
 int openblas_default_threads() {
     static const int count = [] {
+        warn_once_if_generic_blas_kernels();
         const int openblas_default = openblas_get_num_threads();
         openblas_set_num_threads(1);
         return openblas_default > 0 ? openblas_default : 1;

@@ -1,6 +1,7 @@
 #pragma once
 // Everything a user composing models needs, in one include.
 
+#include "framework/blas_kernels.hpp"
 #include "framework/blas_threads.hpp"
 #include "framework/checkpoint.hpp"
 #include "framework/communicator.hpp"

@@ -1,6 +1,7 @@
 // Matrix products on bnlab's threads: every block lands where it belongs, whatever the split.
 #include <vector>
 
+#include "framework/blas_kernels.hpp"
 #include "framework/blas_threads.hpp"
 #include "helpers.hpp"
 
@@ -94,4 +95,67 @@ TEST_CASE("Thread counts: set, OpenBLAS's default for 0, OpenBLAS's own pool kep
     CHECK(openblas_threads() == 1);
     CHECK(message_of([] { set_threads(-1); }) ==
           "threads must be 0 (OpenBLAS's default) or positive, got -1");
+}
+
+// What select_blas_kernels decides, for CPUs this machine is not (framework/blas_kernels.hpp).
+TEST_CASE("the generic kernels are replaced by the CPU's own, and only they") {
+    CpuInfo emerald_rapids{"GenuineIntel", 6, 207, true, true, true, true};
+    CpuInfo skylake_x{"GenuineIntel", 6, 85, true, true, true, false};
+    CpuInfo zen3{"AuthenticAMD", 25, 1, true, true, false, false};
+    CpuInfo haswell{"GenuineIntel", 6, 63, true, true, false, false};
+    CpuInfo old{"GenuineIntel", 6, 42, true, false, false, false};
+    CHECK(matching_blas_core(emerald_rapids) == "Cooperlake");
+    CHECK(matching_blas_core(skylake_x) == "SkylakeX");
+    CHECK(matching_blas_core(zen3) == "Zen");
+    CHECK(matching_blas_core(haswell) == "Haswell");
+    CHECK(matching_blas_core(old).empty());
+    CHECK(emerald_rapids.describe() ==
+          "GenuineIntel family 6 model 207 (AVX AVX2 FMA AVX-512 BF16)");
+    for (const char* generic : {"Prescott", "Core2", "Nehalem", "Sandybridge", "Bulldozer"})
+        CHECK(is_generic_blas_core(generic));
+    for (const char* modern : {"Haswell", "Zen", "SkylakeX", "Cooperlake"})
+        CHECK_FALSE(is_generic_blas_core(modern));
+
+    const BlasEnvironment nothing_set{};
+    // OpenBLAS's fallback on a CPU it does not know: restart with the matching core.
+    BlasKernelChoice choice = choose_blas_kernels("Prescott", emerald_rapids, nothing_set);
+    CHECK(choice.restart);
+    CHECK(choice.core == "Cooperlake");
+    CHECK(choose_blas_kernels("Sandybridge", zen3, nothing_set).core == "Zen");
+    // A core that already matches, or a CPU with nothing better: nothing to do, nothing said.
+    for (const auto& [core, cpu] : {std::pair{"SkylakeX", emerald_rapids},
+                                    {"Zen", zen3},
+                                    {"Haswell", skylake_x},
+                                    {"Sandybridge", old}}) {
+        CAPTURE(core);
+        choice = choose_blas_kernels(core, cpu, nothing_set);
+        CHECK_FALSE(choice.restart);
+        CHECK(choice.message.empty());
+    }
+    // The user's OPENBLAS_CORETYPE is kept, with a note; BNLAB_BLAS_CORE=auto replaces it.
+    choice = choose_blas_kernels("Prescott", skylake_x, {"Prescott", nullptr, nullptr});
+    CHECK_FALSE(choice.restart);
+    CHECK(choice.message.find("kept as set (BNLAB_BLAS_CORE=auto replaces it)") !=
+          std::string::npos);
+    choice = choose_blas_kernels("Prescott", skylake_x, {"Prescott", "auto", nullptr});
+    CHECK(choice.restart);
+    CHECK(choice.core == "SkylakeX");
+    // BNLAB_BLAS_CORE=keep: never.
+    choice = choose_blas_kernels("Prescott", skylake_x, {nullptr, "keep", nullptr});
+    CHECK_FALSE(choice.restart);
+    CHECK(choice.message.empty());
+    // The restarted program says what happened, and never restarts again.
+    choice = choose_blas_kernels("SkylakeX", skylake_x, {"SkylakeX", nullptr, "Prescott"});
+    CHECK_FALSE(choice.restart);
+    CHECK(choice.message ==
+          "bnlab: OpenBLAS chose its generic Prescott kernels on this GenuineIntel family 6 "
+          "model 85 (AVX AVX2 FMA AVX-512); restarted with OPENBLAS_CORETYPE=SkylakeX "
+          "(BNLAB_BLAS_CORE=keep keeps OpenBLAS's choice)");
+    choice = choose_blas_kernels("Prescott", skylake_x, {"SkylakeX", nullptr, "Prescott"});
+    CHECK_FALSE(choice.restart);
+    CHECK(choice.message.find("but OpenBLAS runs Prescott: its kernels stay slow") !=
+          std::string::npos);
+    CHECK_THROWS_WITH_AS(choose_blas_kernels("Prescott", skylake_x, {nullptr, "fast", nullptr}),
+                         "BNLAB_BLAS_CORE: expected auto or keep, got 'fast'",
+                         std::invalid_argument);
 }

@@ -1,7 +1,7 @@
 // Training steps after the first allocate nothing: every buffer is sized once. And a reader does
 // not trust a file's header with memory. A separate program, because it replaces the global
 // operator new to count heap allocations and record the largest.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <unistd.h>
@@ -169,4 +169,10 @@ TEST_CASE("Training steps of a CNN allocate nothing after the first, on 1 and 3 
         CHECK(allocations_in_steps(sgd, model, batches, 5) == 0);
         set_threads(saved);
     }
+}
+
+// The kernels the programs run on (a restart on a CPU OpenBLAS does not know).
+int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);
+    return doctest::Context(argc, argv).run();
 }

@@ -5,7 +5,8 @@
 #include <framework/bnlab.hpp>
 #include <framework/experiment/trainer.hpp>
 
-int main() {
+int main(int, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     using namespace bnlab;
     Rng rng(1);
     Dataset data = make_blobs(256, 6, 3, 1.0, rng);

@@ -7,6 +7,7 @@
 #include <framework/mpi_communicator.hpp>
 
 int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     using namespace bnlab;
     MpiSession mpi(argc, argv);
     MpiCommunicator world;

@@ -1,6 +1,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include "framework/blas_kernels.hpp"
 #include "framework/mpi_communicator.hpp"
 #include "mpi_test.hpp"
 
@@ -14,6 +15,7 @@ Communicator& world() {
 }  // namespace bnlab
 
 int main(int argc, char** argv) {
+    bnlab::select_blas_kernels(argv);  // first: it may start the program again
     bnlab::MpiSession mpi(argc, argv);
     doctest::Context context(argc, argv);
     if (bnlab::world().rank() != 0) context.setOption("minimal", true);
