@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 namespace bnlab {
 
@@ -24,25 +25,31 @@ int thread_count();
 // [first, end) at once, part p always getting the same samples for the same count and parts.
 int parts_for(std::size_t count);
 
-// A reference to a callable body(part, first, end), which, unlike std::function, never copies
-// the callable to the heap: a layer's lambda capturing a dozen references would be allocated
-// anew at every step.
-class PartBody {
+// A reference to a callable, which, unlike std::function, never copies the callable to the
+// heap: a layer's lambda capturing a dozen references would be allocated anew at every step.
+// The callable must outlive the reference (a lambda passed straight to a call does).
+template <typename Signature>
+class FunctionRef;
+template <typename Result, typename... Args>
+class FunctionRef<Result(Args...)> {
   public:
-    template <typename Body,
-              typename = std::enable_if_t<!std::is_same_v<std::decay_t<Body>, PartBody>>>
-    PartBody(Body& body)  // NOLINT: implicit, so that run_parts takes a lambda as it is
-        : body_(&body), call_([](void* body, int part, std::size_t first, std::size_t end) {
-              (*static_cast<Body*>(body))(part, first, end);
+    template <typename Callable,
+              typename = std::enable_if_t<!std::is_same_v<std::decay_t<Callable>, FunctionRef>>>
+    FunctionRef(Callable&& callable)  // NOLINT: implicit, so that a lambda is taken as it is
+        : callable_(const_cast<void*>(static_cast<const void*>(&callable))),
+          call_([](void* callable, Args... args) -> Result {
+              return (*static_cast<std::remove_reference_t<Callable>*>(callable))(
+                  std::forward<Args>(args)...);
           }) {}
-    void operator()(int part, std::size_t first, std::size_t end) const {
-        call_(body_, part, first, end);
-    }
+    Result operator()(Args... args) const { return call_(callable_, std::forward<Args>(args)...); }
 
   private:
-    void* body_;
-    void (*call_)(void*, int, std::size_t, std::size_t);
+    void* callable_;
+    Result (*call_)(void*, Args...);
 };
+
+// body(part, first, end)
+using PartBody = FunctionRef<void(int, std::size_t, std::size_t)>;
 
 void run_parts(int parts, std::size_t count, PartBody body);
 template <typename Body>

@@ -21,6 +21,7 @@
 #include "layers/avg_pool2d.hpp"
 #include "layers/batch_norm.hpp"
 #include "layers/conv2d.hpp"
+#include "layers/conv_block.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
 #include "layers/max_pool2d.hpp"

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,29 @@ void zero_gradients(const std::vector<Parameter<T>>& parameters) {
     for (const Parameter<T>& parameter : parameters)
         std::fill(parameter.grad, parameter.grad + parameter.size, T(0));
 }
+
+template <typename T>
+class BasicLayer;
+
+// Consecutive layers of a Sequential run as one pass over each sample (a convolution with the
+// BatchNorm, ReLU and pooling after it, layers/conv_block.hpp): the same numbers as the layers
+// one by one, without writing and reading back the feature maps between them. It works on the
+// layers themselves (their parameters, gradients and running statistics); the layers' own
+// forward and backward stay as they are.
+template <typename T>
+class BasicFusedGroup {
+  public:
+    virtual ~BasicFusedGroup() = default;
+    // The first layer's input -> the last layer's output, in the layers' mode.
+    virtual const Matrix<T>& forward(const Matrix<T>& input) = 0;
+    // The last layer's output gradient -> the first layer's input gradient (empty when the
+    // first layer needs none); parameter gradients are added to, as each layer's backward does.
+    virtual const Matrix<T>& backward(const Matrix<T>& grad_output) = 0;
+    // How many layers it runs.
+    virtual std::size_t size() const = 0;
+    // "Conv2d + BatchNorm + ReLU + MaxPool2d"
+    virtual std::string describe() const = 0;
+};
 
 template <typename T>
 class BasicLayer {
@@ -123,6 +147,15 @@ class BasicLayer {
     virtual void synchronize(Communicator* /*communicator*/) {}
     // One line, e.g. "Dense(784 -> 256)".
     virtual std::string describe() const = 0;
+
+    // A group that runs this layer and the first layers of `next` (the ones after it in a
+    // Sequential) as one pass, or nullptr: Sequential asks each layer, in order.
+    virtual std::unique_ptr<BasicFusedGroup<T>> fuse(const std::vector<BasicLayer<T>*>& /*next*/) {
+        return nullptr;
+    }
+    // Whether a model runs fusable layers as one pass (on by default; BNLAB_FUSION=off turns
+    // it off): Sequential and the models in it; other layers ignore it.
+    virtual void set_fusion(bool /*on*/) {}
 
   protected:
     // Throws std::invalid_argument naming this layer when `input` is empty or is not

@@ -1,10 +1,45 @@
 #include "framework/sequential.hpp"
 
+#include <cstdlib>
 #include <iomanip>
 #include <sstream>
 #include <stdexcept>
 
 namespace bnlab {
+
+bool fusion_from_environment() {
+    const char* value = std::getenv("BNLAB_FUSION");
+    if (!value || !*value || std::string(value) == "on") return true;
+    if (std::string(value) == "off") return false;
+    throw std::invalid_argument("BNLAB_FUSION: expected on or off, got '" + std::string(value) +
+                                "'");
+}
+
+template <typename T>
+std::vector<typename BasicSequential<T>::Step> BasicSequential<T>::make_plan() {
+    std::vector<Step> plan;
+    for (std::size_t i = 0; i < layers_.size();) {
+        Step step{i, 1, nullptr};
+        if (fusion_) {
+            std::vector<BasicLayer<T>*> next;
+            for (std::size_t j = i + 1; j < layers_.size(); ++j)
+                next.push_back(layers_[j].get());
+            step.group = layers_[i]->fuse(next);
+            if (step.group) step.count = step.group->size();
+        }
+        i += step.count;
+        plan.push_back(std::move(step));
+    }
+    return plan;
+}
+
+template <typename T>
+void BasicSequential<T>::set_fusion(bool on) {
+    fusion_ = on;
+    plan_current_ = false;
+    for (auto& layer : layers_)
+        layer->set_fusion(on);
+}
 
 template <typename T>
 std::optional<Shape> BasicSequential<T>::chain_shape(
@@ -47,7 +82,9 @@ void BasicSequential<T>::add(std::unique_ptr<BasicLayer<T>> layer) {
     shape_ = output;
     layer->train(this->is_training());
     layer->set_input_grad_needed(layers_.empty() ? this->input_grad_needed() : true);
+    layer->set_fusion(fusion_);
     layers_.push_back(std::move(layer));
+    plan_current_ = false;
 }
 
 template <typename T>
@@ -61,6 +98,7 @@ void BasicSequential<T>::set_input_shape(const Shape& input) {
     input_shape_ = input;
     shape_ = shape;
     shape_layer_ = shape_layer;
+    plan_current_ = false;
 }
 
 template <typename T>
@@ -89,6 +127,7 @@ template <typename T>
 void BasicSequential<T>::synchronize(Communicator* communicator) {
     for (auto& layer : layers_)
         layer->synchronize(communicator);
+    plan_current_ = false;
 }
 
 template <typename T>
@@ -100,18 +139,26 @@ void BasicSequential<T>::set_input_grad_needed(bool needed) {
 template <typename T>
 const Matrix<T>& BasicSequential<T>::forward(const Matrix<T>& input) {
     if (layers_.empty()) throw std::logic_error("Sequential: forward on a model with no layers");
+    if (!plan_current_) {
+        plan_ = make_plan();
+        plan_current_ = true;
+    }
     const Matrix<T>* activation = &input;
-    for (auto& layer : layers_)
-        activation = &layer->forward(*activation);
+    for (Step& step : plan_)
+        activation = step.group ? &step.group->forward(*activation)
+                                : &layers_[step.first]->forward(*activation);
     return *activation;
 }
 
 template <typename T>
 const Matrix<T>& BasicSequential<T>::backward(const Matrix<T>& grad_output) {
     if (layers_.empty()) throw std::logic_error("Sequential: backward on a model with no layers");
+    if (!plan_current_)
+        throw std::logic_error("Sequential: backward before a forward of the model as it is now");
     const Matrix<T>* gradient = &grad_output;
-    for (auto layer = layers_.rbegin(); layer != layers_.rend(); ++layer)
-        gradient = &(*layer)->backward(*gradient);
+    for (auto step = plan_.rbegin(); step != plan_.rend(); ++step)
+        gradient = step->group ? &step->group->backward(*gradient)
+                               : &layers_[step->first]->backward(*gradient);
     return *gradient;
 }
 
@@ -183,6 +230,17 @@ std::string BasicSequential<T>::summary() {
           << "  " << std::setw(12) << "Parameters"
           << "\n"
           << std::string(line_width, '-') << "\n";
+    // The fused groups forward would run, each layer's row marked with its group's layers.
+    std::vector<std::string> group_of(layers_.size());
+    std::string groups;
+    for (const Step& step : make_plan()) {
+        if (!step.group) continue;
+        const std::string range =
+            std::to_string(step.first) + "-" + std::to_string(step.first + step.count - 1);
+        for (std::size_t i = step.first; i < step.first + step.count; ++i)
+            group_of[i] = "  fused " + range;
+        groups += "Fused: layers " + range + " run as one pass (" + step.group->describe() + ")\n";
+    }
     std::size_t total = 0;
     for (std::size_t index = 0; index < layers_.size(); ++index) {
         BasicLayer<T>& layer = *layers_[index];
@@ -190,10 +248,11 @@ std::string BasicSequential<T>::summary() {
         total += count;
         table << std::left << std::setw(4) << index << std::setw(name_width + 2) << layer.describe()
               << std::right << std::setw(shape_width) << shapes[index] << "  " << std::setw(12)
-              << count << "\n";
+              << count << group_of[index] << "\n";
     }
     table << std::string(line_width, '-') << "\n"
-          << "Trainable parameters: " << total << "\n";
+          << "Trainable parameters: " << total << "\n"
+          << groups;
     return table.str();
 }
 

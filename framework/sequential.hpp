@@ -8,6 +8,9 @@
 // geometry:
 //   Sequential cnn(Shape{1, 28, 28});
 //   cnn.add<Conv2d>(Conv2dOptions(1, 16, 3).padding(1), rng);   // -> [16, 28, 28]
+// Layers that can run as one pass over each sample (a Conv2d with the BatchNorm, ReLU and
+// pooling after it) do so, giving the same numbers to float rounding; summary() shows which.
+// model.set_fusion(false), or BNLAB_FUSION=off in the environment, runs every layer by itself.
 
 #include <memory>
 #include <type_traits>
@@ -16,6 +19,10 @@
 #include "framework/layer.hpp"
 
 namespace bnlab {
+
+// BNLAB_FUSION: "off" runs every layer by itself, "on" (or unset) fuses what can be fused.
+// Throws std::invalid_argument for any other value.
+bool fusion_from_environment();
 
 template <typename T>
 class BasicSequential : public BasicLayer<T> {
@@ -68,6 +75,9 @@ class BasicSequential : public BasicLayer<T> {
     void set_batch_share(const BatchShare& share) override;
     void synchronize(Communicator* communicator) override;
     std::string describe() const override;
+    // Runs fusable layers as one pass (on by default), here and in nested models.
+    void set_fusion(bool on) override;
+    bool fusion() const { return fusion_; }
 
     // A table of layers, output shapes and parameter counts, like Keras' model.summary().
     std::string summary();
@@ -86,7 +96,19 @@ class BasicSequential : public BasicLayer<T> {
                                      const std::optional<Shape>& input,
                                      const std::optional<std::size_t>& input_layer) const;
 
+    // What forward runs, in order: one layer, or a fused group of `count` layers from `first`.
+    struct Step {
+        std::size_t first = 0, count = 1;
+        std::unique_ptr<BasicFusedGroup<T>> group;
+    };
+    std::vector<Step> make_plan();
+
     std::vector<std::unique_ptr<BasicLayer<T>>> layers_;
+    bool fusion_ = fusion_from_environment();
+    // The steps of the last forward, which backward follows; made again by the first forward
+    // after the layers or their set-up change.
+    std::vector<Step> plan_;
+    bool plan_current_ = false;
     // The shape of one input sample, when given or fixed by the first layer.
     std::optional<Shape> input_shape_;
     // Output shape of the model so far, and the layer that fixed it (std::nullopt: the model's

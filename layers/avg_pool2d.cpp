@@ -35,25 +35,35 @@ void for_each_window_pixel(const WindowGeometry& g, const Window& w, Visit visit
 }  // namespace
 
 template <typename T>
+void avg_pool_channel(const T* x, const WindowGeometry& g, const Window& w, T* y) {
+    const T inv_area = T(1) / T(w.kernel * w.kernel);
+    std::fill_n(y, g.out_positions(), T(0));
+    // y = 1/k^2 sum over the window (padding adds zeros but counts in k^2)
+    for_each_window_pixel(g, w, [&](std::size_t in, std::size_t out) { y[out] += x[in]; });
+    for (std::size_t j = 0; j < g.out_positions(); ++j)
+        y[j] *= inv_area;
+}
+
+template <typename T>
+void avg_pool_channel_backward(const T* dy, const WindowGeometry& g, const Window& w, T* dx) {
+    const T inv_area = T(1) / T(w.kernel * w.kernel);
+    // dx += dy / k^2 for every pixel of the output's window
+    for_each_window_pixel(g, w,
+                          [&](std::size_t in, std::size_t out) { dx[in] += dy[out] * inv_area; });
+}
+
+template <typename T>
 const Matrix<T>& BasicAvgPool2d<T>::forward(const Matrix<T>& input) {
     this->check_window_input(input);
     const WindowGeometry& g = this->geometry_;
     const Window& w = this->window_;
     const std::size_t batch = input.shape(0), out_size = g.channels * g.out_positions();
-    const T inv_area = T(1) / T(w.kernel * w.kernel);
     ensure_shape(output_, batch, out_size);
     run_parts(parts_for(batch), batch, [&](int, std::size_t first, std::size_t end) {
         for (std::size_t n = first; n < end; ++n)
-            for (std::size_t c = 0; c < g.channels; ++c) {
-                const T* x = input.data() + n * g.in_size() + c * g.positions();
-                T* y = output_.data() + n * out_size + c * g.out_positions();
-                std::fill_n(y, g.out_positions(), T(0));
-                // y = 1/k^2 sum over the window (padding adds zeros but counts in k^2)
-                for_each_window_pixel(g, w,
-                                      [&](std::size_t in, std::size_t out) { y[out] += x[in]; });
-                for (std::size_t j = 0; j < g.out_positions(); ++j)
-                    y[j] *= inv_area;
-            }
+            for (std::size_t c = 0; c < g.channels; ++c)
+                avg_pool_channel(input.data() + n * g.in_size() + c * g.positions(), g, w,
+                                 output_.data() + n * out_size + c * g.out_positions());
     });
     return output_;
 }
@@ -64,18 +74,13 @@ const Matrix<T>& BasicAvgPool2d<T>::backward(const Matrix<T>& grad_output) {
     const std::size_t batch = output_.shape(0), out_size = output_.shape(1);
     this->check_grad_output(grad_output, batch, out_size);
     if (!this->input_grad_needed_) return this->no_input_grad();
-    const T inv_area = T(1) / T(this->window_.kernel * this->window_.kernel);
     ensure_shape(grad_input_, batch, g.in_size());
     std::fill(grad_input_.begin(), grad_input_.end(), T(0));
-    // dx += dy / k^2 for every pixel of the output's window
     for (std::size_t n = 0; n < batch; ++n)
-        for (std::size_t c = 0; c < g.channels; ++c) {
-            const T* dy = grad_output.data() + n * out_size + c * g.out_positions();
-            T* dx = grad_input_.data() + n * g.in_size() + c * g.positions();
-            for_each_window_pixel(g, this->window_, [&](std::size_t in, std::size_t out) {
-                dx[in] += dy[out] * inv_area;
-            });
-        }
+        for (std::size_t c = 0; c < g.channels; ++c)
+            avg_pool_channel_backward(grad_output.data() + n * out_size + c * g.out_positions(), g,
+                                      this->window_,
+                                      grad_input_.data() + n * g.in_size() + c * g.positions());
     return grad_input_;
 }
 
@@ -147,6 +152,11 @@ const Matrix<T>& BasicGlobalAvgPool2d<T>::backward(const Matrix<T>& grad_output)
     return grad_input_;
 }
 
+template void avg_pool_channel(const float*, const WindowGeometry&, const Window&, float*);
+template void avg_pool_channel(const double*, const WindowGeometry&, const Window&, double*);
+template void avg_pool_channel_backward(const float*, const WindowGeometry&, const Window&, float*);
+template void avg_pool_channel_backward(const double*, const WindowGeometry&, const Window&,
+                                        double*);
 template class BasicAvgPool2d<float>;
 template class BasicAvgPool2d<double>;
 template class BasicGlobalAvgPool2d<float>;

@@ -31,6 +31,15 @@ class BasicAvgPool2d : public BasicWindowLayer<T> {
     Matrix<T> grad_input_;  // [batch, C H W]
 };
 
+// One channel [H, W] -> [OH, OW] of a sample: y = 1/k^2 sum over each window (padding adds
+// zeros but counts in k^2). What forward does for each channel, and a fused group
+// (layers/conv_block.hpp) on a channel it has just computed.
+template <typename T>
+void avg_pool_channel(const T* x, const WindowGeometry& g, const Window& w, T* y);
+// Its backward: dx += dy / k^2 for every pixel of each output's window.
+template <typename T>
+void avg_pool_channel_backward(const T* dy, const WindowGeometry& g, const Window& w, T* dx);
+
 template <typename T>
 class BasicGlobalAvgPool2d : public BasicLayer<T> {
   public:

@@ -22,7 +22,8 @@ BasicBatchNorm<T>::BasicBatchNorm(const BatchNormOptions& options)
       var_(xt::zeros<T>({options.num_features()})),
       inv_std_(xt::zeros<T>({options.num_features()})),
       sum_dy_(xt::zeros<T>({options.num_features()})),
-      sum_dy_xhat_(xt::zeros<T>({options.num_features()})) {
+      sum_dy_xhat_(xt::zeros<T>({options.num_features()})),
+      double_sums_(2 * options.num_features()) {
     if (options.num_features() == 0)
         throw std::invalid_argument("BatchNorm: num_features must be positive");
     if (!(options.eps() > 0.0))
@@ -66,10 +67,13 @@ struct Channels {
 // vector registers: one running sum is a chain of dependent additions it may not reorder.
 constexpr std::size_t kLanes = 8;
 
+// Sum: the type sums accumulate in, double for the spatial layer (as PyTorch's CPU BatchNorm;
+// over m H W values float loses digits), the layer's own for the 1-D one (m values).
+
 // sum_c += sum_{i,p} x_icp
-template <bool kOnePosition, typename T>
+template <bool kOnePosition, typename T, typename Sum>
 void sum_per_channel(const T* __restrict x, std::size_t m, std::size_t C, std::size_t positions,
-                     Channels channels, T* __restrict sum) {
+                     Channels channels, Sum* __restrict sum) {
     const std::size_t P = kOnePosition ? 1 : positions;
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t c = channels.first; c < channels.end; ++c) {
@@ -77,13 +81,13 @@ void sum_per_channel(const T* __restrict x, std::size_t m, std::size_t C, std::s
             if constexpr (kOnePosition) {
                 sum[c] += values[0];
             } else {
-                T lanes[kLanes] = {};
+                Sum lanes[kLanes] = {};
                 std::size_t p = 0;
                 for (; p + kLanes <= P; p += kLanes)
                     for (std::size_t j = 0; j < kLanes; ++j)
-                        lanes[j] += values[p + j];
+                        lanes[j] += Sum(values[p + j]);
                 for (; p < P; ++p)
-                    lanes[0] += values[p];
+                    lanes[0] += Sum(values[p]);
                 for (std::size_t j = 0; j < kLanes; ++j)
                     sum[c] += lanes[j];
             }
@@ -91,10 +95,10 @@ void sum_per_channel(const T* __restrict x, std::size_t m, std::size_t C, std::s
 }
 
 // sum_c += sum_{i,p} (x_icp - mu_c)^2
-template <bool kOnePosition, typename T>
-void squared_deviations_per_channel(const T* __restrict x, const T* __restrict mean, std::size_t m,
-                                    std::size_t C, std::size_t positions, Channels channels,
-                                    T* __restrict sum) {
+template <bool kOnePosition, typename T, typename Sum>
+void squared_deviations_per_channel(const T* __restrict x, const Sum* __restrict mean,
+                                    std::size_t m, std::size_t C, std::size_t positions,
+                                    Channels channels, Sum* __restrict sum) {
     const std::size_t P = kOnePosition ? 1 : positions;
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t c = channels.first; c < channels.end; ++c) {
@@ -103,15 +107,15 @@ void squared_deviations_per_channel(const T* __restrict x, const T* __restrict m
                 const T centered = values[0] - mean[c];
                 sum[c] += centered * centered;
             } else {
-                T lanes[kLanes] = {};
+                Sum lanes[kLanes] = {};
                 std::size_t p = 0;
                 for (; p + kLanes <= P; p += kLanes)
                     for (std::size_t j = 0; j < kLanes; ++j) {
-                        const T centered = values[p + j] - mean[c];
+                        const Sum centered = Sum(values[p + j]) - mean[c];
                         lanes[j] += centered * centered;
                     }
                 for (; p < P; ++p) {
-                    const T centered = values[p] - mean[c];
+                    const Sum centered = Sum(values[p]) - mean[c];
                     lanes[0] += centered * centered;
                 }
                 for (std::size_t j = 0; j < kLanes; ++j)
@@ -138,10 +142,10 @@ void normalize(const T* __restrict x, const T* __restrict mean, const T* __restr
 }
 
 // sum_dy_c += sum_{i,p} dy_icp        sum_dy_xhat_c += sum_{i,p} dy_icp xhat_icp
-template <bool kOnePosition, typename T>
+template <bool kOnePosition, typename T, typename Sum>
 void gradient_sums(const T* __restrict dy, const T* __restrict x_hat, std::size_t m, std::size_t C,
-                   std::size_t positions, Channels channels, T* __restrict sum_dy,
-                   T* __restrict sum_dy_xhat) {
+                   std::size_t positions, Channels channels, Sum* __restrict sum_dy,
+                   Sum* __restrict sum_dy_xhat) {
     const std::size_t P = kOnePosition ? 1 : positions;
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t c = channels.first; c < channels.end; ++c) {
@@ -150,16 +154,16 @@ void gradient_sums(const T* __restrict dy, const T* __restrict x_hat, std::size_
                 sum_dy[c] += dy[row];
                 sum_dy_xhat[c] += dy[row] * x_hat[row];
             } else {
-                T lanes_dy[kLanes] = {}, lanes_dy_xhat[kLanes] = {};
+                Sum lanes_dy[kLanes] = {}, lanes_dy_xhat[kLanes] = {};
                 std::size_t p = 0;
                 for (; p + kLanes <= P; p += kLanes)
                     for (std::size_t j = 0; j < kLanes; ++j) {
-                        lanes_dy[j] += dy[row + p + j];
-                        lanes_dy_xhat[j] += dy[row + p + j] * x_hat[row + p + j];
+                        lanes_dy[j] += Sum(dy[row + p + j]);
+                        lanes_dy_xhat[j] += Sum(dy[row + p + j]) * Sum(x_hat[row + p + j]);
                     }
                 for (; p < P; ++p) {
-                    lanes_dy[0] += dy[row + p];
-                    lanes_dy_xhat[0] += dy[row + p] * x_hat[row + p];
+                    lanes_dy[0] += Sum(dy[row + p]);
+                    lanes_dy_xhat[0] += Sum(dy[row + p]) * Sum(x_hat[row + p]);
                 }
                 for (std::size_t j = 0; j < kLanes; ++j) {
                     sum_dy[c] += lanes_dy[j];
@@ -245,6 +249,39 @@ void BasicBatchNorm<T>::synchronized_statistics(const Matrix<T>& x) {
 }
 
 template <typename T>
+void BasicBatchNorm<T>::start_training_batch(std::size_t m, double count) {
+    if (count < 2) {
+        Shape batch_shape = shape_;
+        batch_shape.insert(batch_shape.begin(), m);
+        throw std::invalid_argument(
+            describe() + ": expected more than 1 value per " +
+            (shape_.size() == 1 ? "feature" : "channel") + " when training, got input of shape " +
+            shape_string(batch_shape) + " (use eval() to run single samples)");
+    }
+    ++num_batches_tracked_;
+}
+
+template <typename T>
+void BasicBatchNorm<T>::use_batch_statistics(std::size_t c, T count) {
+    // running = (1 - f) running + f batch, f = momentum, or 1/batches for a cumulative average
+    const T factor = options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
+    // 1 / sqrt(sigma2 + eps)
+    inv_std_(c) = T(1) / std::sqrt(var_(c) + T(options_.eps()));
+    // running = (1 - f) running + f batch; the running variance takes the unbiased
+    // sigma2 * M / (M - 1)
+    const T unbias = count / (count - T(1));
+    running_mean_(c) = (T(1) - factor) * running_mean_(c) + factor * mean_(c);
+    running_var_(c) = (T(1) - factor) * running_var_(c) + factor * var_(c) * unbias;
+}
+
+template <typename T>
+void BasicBatchNorm<T>::use_running_statistics(std::size_t c) {
+    mean_(c) = running_mean_(c);
+    // 1 / sqrt(running_var + eps)
+    inv_std_(c) = T(1) / std::sqrt(running_var_(c) + T(options_.eps()));
+}
+
+template <typename T>
 const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
     const std::size_t m = x.shape(0), n = options_.num_features(), P = positions_;
     normalized_with_batch_stats_ = this->is_training();
@@ -260,59 +297,48 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
                                     " when training, got " + number_string(batch_count) +
                                     " over the " + std::to_string(communicator_->size()) +
                                     " processes of a synchronized batch");
-    if (normalized_with_batch_stats_ && batch_count < 2) {
-        Shape batch_shape = shape_;
-        batch_shape.insert(batch_shape.begin(), m);
-        throw std::invalid_argument(
-            describe() + ": expected more than 1 value per " +
-            (shape_.size() == 1 ? "feature" : "channel") + " when training, got input of shape " +
-            shape_string(batch_shape) + " (use eval() to run single samples)");
-    }
-    if (normalized_with_batch_stats_) ++num_batches_tracked_;
+    if (normalized_with_batch_stats_) start_training_batch(m, batch_count);
     ensure_shape(x_hat_, m, n * P);
     ensure_shape(output_, m, n * P);
     const T count = T(batch_count);
-    // running = (1 - f) running + f batch, f = momentum, or 1/batches for a cumulative average
-    const T factor = options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
 
     for_channel_parts(n, P, [&](Channels channels) {
         T* __restrict mean = mean_.data();
         T* __restrict var = var_.data();
         if (normalized_with_batch_stats_ && !synchronized) {
-            // mu_c = (1/M) sum_{i,p} x_icp
-            std::fill(mean + channels.first, mean + channels.end, T(0));
-            if (one_position)
+            if (one_position) {
+                // mu_c = (1/M) sum_{i,p} x_icp
+                std::fill(mean + channels.first, mean + channels.end, T(0));
                 sum_per_channel<true>(x.data(), m, n, P, channels, mean);
-            else
-                sum_per_channel<false>(x.data(), m, n, P, channels, mean);
-            for (std::size_t c = channels.first; c < channels.end; ++c)
-                mean[c] /= count;
-            // sigma2_c = (1/M) sum_{i,p} (x_icp - mu_c)^2   (biased)
-            std::fill(var + channels.first, var + channels.end, T(0));
-            if (one_position)
+                for (std::size_t c = channels.first; c < channels.end; ++c)
+                    mean[c] /= count;
+                // sigma2_c = (1/M) sum_{i,p} (x_icp - mu_c)^2   (biased)
+                std::fill(var + channels.first, var + channels.end, T(0));
                 squared_deviations_per_channel<true>(x.data(), mean, m, n, P, channels, var);
+                for (std::size_t c = channels.first; c < channels.end; ++c)
+                    var[c] /= count;
+            } else {
+                // The same in double.
+                double* __restrict sum_mean = double_sums_.data();
+                double* __restrict sum_var = double_sums_.data() + n;
+                std::fill(sum_mean + channels.first, sum_mean + channels.end, 0.0);
+                sum_per_channel<false>(x.data(), m, n, P, channels, sum_mean);
+                for (std::size_t c = channels.first; c < channels.end; ++c) {
+                    sum_mean[c] /= batch_count;
+                    mean[c] = T(sum_mean[c]);
+                }
+                std::fill(sum_var + channels.first, sum_var + channels.end, 0.0);
+                squared_deviations_per_channel<false>(x.data(), sum_mean, m, n, P, channels,
+                                                      sum_var);
+                for (std::size_t c = channels.first; c < channels.end; ++c)
+                    var[c] = T(sum_var[c] / batch_count);
+            }
+        }
+        for (std::size_t c = channels.first; c < channels.end; ++c)
+            if (normalized_with_batch_stats_)
+                use_batch_statistics(c, count);
             else
-                squared_deviations_per_channel<false>(x.data(), mean, m, n, P, channels, var);
-            for (std::size_t c = channels.first; c < channels.end; ++c)
-                var[c] /= count;
-        }
-        if (normalized_with_batch_stats_) {
-            for (std::size_t c = channels.first; c < channels.end; ++c) {
-                // 1 / sqrt(sigma2 + eps)
-                inv_std_(c) = T(1) / std::sqrt(var_(c) + T(options_.eps()));
-                // running = (1 - f) running + f batch; the running variance takes the unbiased
-                // sigma2 * M / (M - 1)
-                const T unbias = count / (count - T(1));
-                running_mean_(c) = (T(1) - factor) * running_mean_(c) + factor * mean_(c);
-                running_var_(c) = (T(1) - factor) * running_var_(c) + factor * var_(c) * unbias;
-            }
-        } else {
-            for (std::size_t c = channels.first; c < channels.end; ++c) {
-                mean[c] = running_mean_(c);
-                // 1 / sqrt(running_var + eps)
-                inv_std_(c) = T(1) / std::sqrt(running_var_(c) + T(options_.eps()));
-            }
-        }
+                use_running_statistics(c);
         if (one_position)
             normalize<true>(x.data(), mean, inv_std_.data(), gamma_.data(), beta_.data(), m, n, P,
                             channels, x_hat_.data(), output_.data());
@@ -336,12 +362,21 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
     for_channel_parts(n, P, [&](Channels channels) {
         std::fill(sum_dy_.data() + channels.first, sum_dy_.data() + channels.end, T(0));
         std::fill(sum_dy_xhat_.data() + channels.first, sum_dy_xhat_.data() + channels.end, T(0));
-        if (one_position)
+        if (one_position) {
             gradient_sums<true>(dy.data(), x_hat_.data(), m, n, P, channels, sum_dy_.data(),
                                 sum_dy_xhat_.data());
-        else
-            gradient_sums<false>(dy.data(), x_hat_.data(), m, n, P, channels, sum_dy_.data(),
-                                 sum_dy_xhat_.data());
+        } else {
+            // In double, then rounded once.
+            double* __restrict sum_dy = double_sums_.data();
+            double* __restrict sum_dy_xhat = double_sums_.data() + n;
+            std::fill(sum_dy + channels.first, sum_dy + channels.end, 0.0);
+            std::fill(sum_dy_xhat + channels.first, sum_dy_xhat + channels.end, 0.0);
+            gradient_sums<false>(dy.data(), x_hat_.data(), m, n, P, channels, sum_dy, sum_dy_xhat);
+            for (std::size_t c = channels.first; c < channels.end; ++c) {
+                sum_dy_(c) = T(sum_dy[c]);
+                sum_dy_xhat_(c) = T(sum_dy_xhat[c]);
+            }
+        }
         if (options_.affine())
             for (std::size_t c = channels.first; c < channels.end; ++c) {
                 beta_grad_(c) += sum_dy_(c);

@@ -10,6 +10,10 @@
 // Training mode normalizes with the batch's statistics and updates the running ones; eval mode
 // normalizes with the running ones.
 //
+// The spatial layer sums its statistics and its gradient's two sums in double, as PyTorch's CPU
+// BatchNorm does (over m H W values float loses digits); the 1-D layer sums its m values in its
+// own type.
+//
 // Momentum convention (PyTorch's): running = (1 - momentum) * running + momentum * batch, so the
 // default 0.1 here is TensorFlow/Keras' momentum 0.9. The running variance takes the unbiased
 // batch variance (sigma2 * M / (M - 1)); normalization uses the biased one.
@@ -103,8 +107,20 @@ class BasicBatchNorm : public BasicLayer<T> {
     void set_num_batches_tracked(std::int64_t count) { num_batches_tracked_ = count; }
 
   private:
+    // A fused group runs this layer's arithmetic on its members (layers/conv_block.hpp).
+    template <typename>
+    friend class BasicConvBlock;
+
     // The global batch's mean_ and var_ (and global_count_) from every process's statistics.
     void synchronized_statistics(const Matrix<T>& x);
+    // A training batch of `m` samples and `count` values per channel: throws naming the input
+    // shape unless count >= 2, and counts the batch.
+    void start_training_batch(std::size_t m, double count);
+    // Channel c's inv_std_ from var_, and its running statistics moved toward the batch's
+    // mean_ and var_ (over `count` values per channel).
+    void use_batch_statistics(std::size_t c, T count);
+    // Channel c normalized with the running statistics: mean_ and inv_std_ from them.
+    void use_running_statistics(std::size_t c);
 
     BatchNormOptions options_;
     Shape shape_;                // of one sample: [C], or [C, H, W]
@@ -137,6 +153,9 @@ class BasicBatchNorm : public BasicLayer<T> {
     Matrix<T> grad_input_;   // [m, n P]
     Vector<T> sum_dy_;       // [n]: sum_{i,p} dy_icp of the last backward
     Vector<T> sum_dy_xhat_;  // [n]: sum_{i,p} dy_icp xhat_icp of the last backward
+    // The spatial layer's sums in double: [2 n], sum x and sum (x - mu)^2 in forward, sum dy and
+    // sum dy xhat in backward.
+    std::vector<double> double_sums_;
 };
 
 using BatchNorm = BasicBatchNorm<float>;

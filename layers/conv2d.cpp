@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "framework/blas_threads.hpp"
+#include "layers/conv_block.hpp"
 
 namespace bnlab {
 
@@ -123,13 +124,18 @@ void col2im(const T* __restrict col, const WindowGeometry& g, const Window& wind
 
 template <typename T>
 const Matrix<T>& BasicConv2d<T>::forward(const Matrix<T>& input) {
+    return forward_samples(input, [](int, std::size_t, T*) {});
+}
+
+template <typename T>
+const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSample after) {
     this->check_window_input(input);
     const std::size_t batch = input.shape(0), O = options_.out_channels(), K = column_rows(),
                       P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
     ensure_shape(columns_, batch, K * P);
     ensure_shape(output_, batch, O * P);
     const bool is_direct = direct();
-    run_parts(parts_for(batch), batch, [&](int, std::size_t first, std::size_t end) {
+    run_parts(parts_for(batch), batch, [&](int part, std::size_t first, std::size_t end) {
         for (std::size_t n = first; n < end; ++n) {
             const T* x = input.data() + n * in_size;
             T* col = columns_.data() + n * K * P;
@@ -142,6 +148,7 @@ const Matrix<T>& BasicConv2d<T>::forward(const Matrix<T>& input) {
             for (std::size_t o = 0; o < O; ++o)
                 std::fill_n(y + o * P, P, bias_(o));
             gemm(false, false, O, P, K, T(1), weight_.data(), K, col, P, T(1), y, P);
+            after(part, n, y);
         }
     });
     return output_;
@@ -149,9 +156,15 @@ const Matrix<T>& BasicConv2d<T>::forward(const Matrix<T>& input) {
 
 template <typename T>
 const Matrix<T>& BasicConv2d<T>::backward(const Matrix<T>& grad_output) {
+    const std::size_t O = options_.out_channels(), P = this->geometry_.out_positions();
+    this->check_grad_output(grad_output, columns_.shape(0), O * P);
+    return backward_samples([&](int, std::size_t n) { return grad_output.data() + n * O * P; });
+}
+
+template <typename T>
+const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
     const std::size_t batch = columns_.shape(0), O = options_.out_channels(), K = column_rows(),
                       P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
-    this->check_grad_output(grad_output, batch, O * P);
     const bool input_grad = this->input_grad_needed_, is_direct = direct();
     const int parts = parts_for(batch);
     ensure_shape(weight_grad_part_, std::size_t(parts), O * K + O);
@@ -164,7 +177,7 @@ const Matrix<T>& BasicConv2d<T>::backward(const Matrix<T>& grad_output) {
         T* db = dW + O * K;
         std::fill_n(dW, O * K + O, T(0));
         for (std::size_t n = first; n < end; ++n) {
-            const T* dy = grad_output.data() + n * O * P;
+            const T* dy = grad_of(part, n);
             // db[o] += sum_p dy[n, o, p]
             for (std::size_t o = 0; o < O; ++o) {
                 const T* __restrict dy_row = dy + o * P;
@@ -208,6 +221,11 @@ std::vector<Parameter<T>> BasicConv2d<T>::parameters() {
     std::vector<Parameter<T>> all{{"weight", weight_.data(), weight_grad_.data(), weight_.size()}};
     if (options_.bias()) all.push_back({"bias", bias_.data(), bias_grad_.data(), bias_.size()});
     return all;
+}
+
+template <typename T>
+std::unique_ptr<BasicFusedGroup<T>> BasicConv2d<T>::fuse(const std::vector<BasicLayer<T>*>& next) {
+    return BasicConvBlock<T>::after(*this, next);
 }
 
 template <typename T>

@@ -7,6 +7,7 @@
 // sgemm W[O, C k k] . col[C k k, OH OW] gives the sample's output, already the next layer's
 // [O, OH, OW] row. A 1x1 stride-1 convolution reads the input as that matrix directly.
 
+#include "framework/blas_threads.hpp"
 #include "framework/layer.hpp"
 #include "framework/random.hpp"
 #include "framework/window.hpp"
@@ -64,6 +65,22 @@ class BasicConv2d : public BasicWindowLayer<T> {
 
     std::vector<Parameter<T>> parameters() override;
     std::string describe() const override;
+    // With a BatchNorm2d (training without synchronization, or eval), then a ReLU, then a
+    // MaxPool2d or AvgPool2d or neither, after it: a BasicConvBlock running them as one pass.
+    std::unique_ptr<BasicFusedGroup<T>> fuse(const std::vector<BasicLayer<T>*>& next) override;
+
+    // The per-sample passes forward and backward make, for a fused group (layers/conv_block.hpp)
+    // to work on each sample while it is in cache. forward_samples computes each sample n's
+    // output z [O, OH OW] (into the cache output()), then calls after(part, n, z); the parts run
+    // at once on bnlab's threads, part p taking the same samples whenever the batch is the same.
+    using AfterSample = FunctionRef<void(int part, std::size_t n, T* z)>;
+    const Matrix<T>& forward_samples(const Matrix<T>& input, AfterSample after);
+    // backward of the last forward, each sample's output gradient [O, OH OW] given by
+    // grad_of(part, n) just before it is used (it may point into a scratch of the part's).
+    using SampleGradient = FunctionRef<const T*(int part, std::size_t n)>;
+    const Matrix<T>& backward_samples(SampleGradient grad_of);
+    // The output z of the last forward, [batch, O OH OW].
+    const Matrix<T>& output() const { return output_; }
 
     const Conv2dOptions& options() const { return options_; }
     // [out, in k k]: PyTorch's [out, in, k, k], row-major.

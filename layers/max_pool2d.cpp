@@ -26,24 +26,28 @@ namespace {
 template <typename T>
 void max_pool_channel_2x2(const T* __restrict x, const WindowGeometry& g, T* __restrict y,
                           std::uint32_t* __restrict where) {
-    const std::size_t W = g.width, OW = g.out_width;
-    for (std::size_t oh = 0; oh < g.out_height; ++oh) {
-        const std::size_t top = 2 * oh * W;
+    const std::uint32_t W = std::uint32_t(g.width), OW = std::uint32_t(g.out_width);
+    for (std::uint32_t oh = 0; oh < std::uint32_t(g.out_height); ++oh) {
+        const std::uint32_t top = 2 * oh * W;
         const T* __restrict upper = x + top;
         const T* __restrict lower = upper + W;
         T* __restrict best = y + oh * OW;
         std::uint32_t* __restrict best_at = where + oh * OW;
-        for (std::size_t ow = 0; ow < OW; ++ow) {
-            T value = upper[2 * ow];
-            std::uint32_t at = std::uint32_t(top + 2 * ow);
-            const T candidates[3] = {upper[2 * ow + 1], lower[2 * ow], lower[2 * ow + 1]};
-            const std::uint32_t positions[3] = {at + 1, std::uint32_t(at + W),
-                                                std::uint32_t(at + W + 1)};
-            for (int j = 0; j < 3; ++j) {
-                const bool wins = candidates[j] > value || candidates[j] != candidates[j];
-                value = wins ? candidates[j] : value;
-                at = wins ? positions[j] : at;
-            }
+        // Four named values and 32-bit positions rather than a loop over the window: GCC
+        // vectorizes this loop, not that one.
+        for (std::uint32_t ow = 0; ow < OW; ++ow) {
+            const T v0 = upper[2 * ow], v1 = upper[2 * ow + 1], v2 = lower[2 * ow],
+                    v3 = lower[2 * ow + 1];
+            const std::uint32_t at0 = top + 2 * ow;
+            const bool wins1 = (v1 > v0) | (v1 != v1);
+            T value = wins1 ? v1 : v0;
+            std::uint32_t at = wins1 ? at0 + 1 : at0;
+            const bool wins2 = (v2 > value) | (v2 != v2);
+            value = wins2 ? v2 : value;
+            at = wins2 ? at0 + W : at;
+            const bool wins3 = (v3 > value) | (v3 != v3);
+            value = wins3 ? v3 : value;
+            at = wins3 ? at0 + W + 1 : at;
             best[ow] = value;
             best_at[ow] = at;
         }
@@ -52,8 +56,8 @@ void max_pool_channel_2x2(const T* __restrict x, const WindowGeometry& g, T* __r
 
 // Any window. Padding never wins a maximum, so each window is cut to its pixels inside the image.
 template <typename T>
-void max_pool_channel(const T* __restrict x, const WindowGeometry& g, const Window& w,
-                      T* __restrict y, std::uint32_t* __restrict where) {
+void max_pool_channel_any(const T* __restrict x, const WindowGeometry& g, const Window& w,
+                          T* __restrict y, std::uint32_t* __restrict where) {
     const long H = long(g.height), W = long(g.width), k = long(w.kernel), s = long(w.stride),
                p = long(w.padding);
     const long OH = long(g.out_height), OW = long(g.out_width);
@@ -83,6 +87,15 @@ void max_pool_channel(const T* __restrict x, const WindowGeometry& g, const Wind
 }  // namespace
 
 template <typename T>
+void max_pool_channel(const T* x, const WindowGeometry& g, const Window& w, T* y,
+                      std::uint32_t* where) {
+    if (w.kernel == 2 && w.stride == 2 && w.padding == 0)
+        max_pool_channel_2x2(x, g, y, where);
+    else
+        max_pool_channel_any(x, g, w, y, where);
+}
+
+template <typename T>
 const Matrix<T>& BasicMaxPool2d<T>::forward(const Matrix<T>& input) {
     this->check_window_input(input);
     const WindowGeometry& g = this->geometry_;
@@ -95,11 +108,7 @@ const Matrix<T>& BasicMaxPool2d<T>::forward(const Matrix<T>& input) {
                 const std::size_t out_offset = n * out_size + c * g.out_positions();
                 std::uint32_t* where = argmax_.data() + out_offset;
                 const T* x = input.data() + n * g.in_size() + c * g.positions();
-                if (this->window_.kernel == 2 && this->window_.stride == 2 &&
-                    this->window_.padding == 0)
-                    max_pool_channel_2x2(x, g, output_.data() + out_offset, where);
-                else
-                    max_pool_channel(x, g, this->window_, output_.data() + out_offset, where);
+                max_pool_channel(x, g, this->window_, output_.data() + out_offset, where);
                 // Indices into the sample's row, for backward.
                 for (std::size_t j = 0; j < g.out_positions(); ++j)
                     where[j] += std::uint32_t(c * g.positions());
@@ -129,6 +138,10 @@ const Matrix<T>& BasicMaxPool2d<T>::backward(const Matrix<T>& grad_output) {
     return grad_input_;
 }
 
+template void max_pool_channel(const float*, const WindowGeometry&, const Window&, float*,
+                               std::uint32_t*);
+template void max_pool_channel(const double*, const WindowGeometry&, const Window&, double*,
+                               std::uint32_t*);
 template class BasicMaxPool2d<float>;
 template class BasicMaxPool2d<double>;
 

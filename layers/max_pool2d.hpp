@@ -34,6 +34,13 @@ class BasicMaxPool2d : public BasicWindowLayer<T> {
     Matrix<T> grad_input_;                  // [batch, C H W]
 };
 
+// One channel [H, W] -> [OH, OW] of a sample, with each output's index of its maximum in the
+// channel in `where`: what forward does for each channel, and what a fused group
+// (layers/conv_block.hpp) does on a channel it has just computed.
+template <typename T>
+void max_pool_channel(const T* x, const WindowGeometry& g, const Window& w, T* y,
+                      std::uint32_t* where);
+
 using MaxPool2d = BasicMaxPool2d<float>;
 extern template class BasicMaxPool2d<float>;
 extern template class BasicMaxPool2d<double>;

@@ -1,0 +1,270 @@
+#include "layers/conv_block.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "framework/blas_threads.hpp"
+#include "layers/relu.hpp"
+
+namespace bnlab {
+namespace {
+
+// sum_{p < P} term(p) in double, over 8 running partial sums: the compiler may not reorder one
+// chain of dependent additions, and 8 independent ones fill the vector registers.
+template <typename Term>
+double sum_over(std::size_t P, Term term) {
+    constexpr std::size_t kLanes = 8;
+    double lanes[kLanes] = {};
+    std::size_t p = 0;
+    for (; p + kLanes <= P; p += kLanes)
+        for (std::size_t j = 0; j < kLanes; ++j)
+            lanes[j] += term(p + j);
+    for (; p < P; ++p)
+        lanes[0] += term(p);
+    double sum = 0.0;
+    for (std::size_t j = 0; j < kLanes; ++j)
+        sum += lanes[j];
+    return sum;
+}
+
+}  // namespace
+
+template <typename T>
+BasicConvBlock<T>::BasicConvBlock(BasicConv2d<T>& conv, BasicBatchNorm<T>* batchnorm,
+                                  BasicMaxPool2d<T>* max_pool, BasicAvgPool2d<T>* avg_pool)
+    : conv_(conv), batchnorm_(batchnorm), max_pool_(max_pool), avg_pool_(avg_pool) {
+    if (max_pool_ && avg_pool_) throw std::logic_error("ConvBlock: two poolings");
+    if (!conv_.geometry().known()) throw_unknown_input_shape(conv_.describe());
+    if (const BasicWindowLayer<T>* pool =
+            max_pool_ ? static_cast<BasicWindowLayer<T>*>(max_pool_) : avg_pool_)
+        pool_geometry_ = pool->geometry();
+}
+
+template <typename T>
+std::unique_ptr<BasicConvBlock<T>> BasicConvBlock<T>::after(
+    BasicConv2d<T>& conv, const std::vector<BasicLayer<T>*>& next) {
+    std::size_t i = 0;
+    auto* batchnorm = i < next.size() ? dynamic_cast<BasicBatchNorm<T>*>(next[i]) : nullptr;
+    if (batchnorm) {
+        // Synchronized statistics take the processes' exchange, which runs between the passes
+        // of the layer itself.
+        if (batchnorm->communicator()) return nullptr;
+        ++i;
+    }
+    if (i >= next.size() || !dynamic_cast<BasicReLU<T>*>(next[i])) return nullptr;
+    ++i;
+    auto* max_pool = i < next.size() ? dynamic_cast<BasicMaxPool2d<T>*>(next[i]) : nullptr;
+    auto* avg_pool = i < next.size() ? dynamic_cast<BasicAvgPool2d<T>*>(next[i]) : nullptr;
+    if (!conv.geometry().known()) return nullptr;
+    return std::make_unique<BasicConvBlock>(conv, batchnorm, max_pool, avg_pool);
+}
+
+template <typename T>
+std::size_t BasicConvBlock<T>::size() const {
+    return 2 + (batchnorm_ ? 1 : 0) + (max_pool_ || avg_pool_ ? 1 : 0);
+}
+
+template <typename T>
+std::string BasicConvBlock<T>::describe() const {
+    return std::string("Conv2d") + (batchnorm_ ? " + BatchNorm" : "") + " + ReLU" +
+           (max_pool_   ? " + MaxPool2d"
+            : avg_pool_ ? " + AvgPool2d"
+                        : "");
+}
+
+template <typename T>
+std::size_t BasicConvBlock<T>::out_positions() const {
+    return max_pool_ || avg_pool_ ? pool_geometry_.out_positions() : positions();
+}
+
+template <typename T>
+void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T* __restrict z,
+                                          T* __restrict row) {
+    const std::size_t P = positions(), OP = out_positions();
+    const std::size_t out_offset = (n * channels() + c) * OP;
+    const bool pooled = max_pool_ || avg_pool_;
+    T* __restrict a = pooled ? row : output_.data() + out_offset;
+    if (batchnorm_) {
+        const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),
+                gamma = batchnorm_->gamma_(c), beta = batchnorm_->beta_(c);
+        for (std::size_t p = 0; p < P; ++p) {
+            // y = gamma (z - mu) / sqrt(sigma2 + eps) + beta, then relu(y)
+            const T y = gamma * ((z[p] - mean) * inv_std) + beta;
+            a[p] = ReLUFunction::value(y);
+        }
+    } else {
+        for (std::size_t p = 0; p < P; ++p)
+            a[p] = ReLUFunction::value(z[p]);
+    }
+    if (max_pool_)
+        max_pool_channel(a, pool_geometry_, max_pool_->window(), output_.data() + out_offset,
+                         argmax_.data() + out_offset);
+    else if (avg_pool_)
+        avg_pool_channel(a, pool_geometry_, avg_pool_->window(), output_.data() + out_offset);
+}
+
+template <typename T>
+const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
+    const std::size_t batch = input.shape(0), O = channels(), P = positions();
+    batch_statistics_ = batchnorm_ && batchnorm_->is_training();
+    // BatchNorm's own check, before anything is changed.
+    if (batch_statistics_) batchnorm_->start_training_batch(batch, double(batch * P));
+    if (batchnorm_ && !batch_statistics_)
+        for (std::size_t c = 0; c < O; ++c)
+            batchnorm_->use_running_statistics(c);
+    if (batchnorm_) batchnorm_->normalized_with_batch_stats_ = batch_statistics_;
+    const int parts = parts_for(batch);
+    ensure_shape(output_, batch, O * out_positions());
+    if (max_pool_) argmax_.resize({batch, O * out_positions()});
+    ensure_shape(activation_rows_, std::size_t(parts), P);
+    sample_statistics_.resize(batch * O * 2);
+
+    // The convolution, sample by sample; each sample's statistics (training with BatchNorm),
+    // or its whole block (otherwise), while its output is in cache.
+    conv_.forward_samples(input, [&](int part, std::size_t n, T* z) {
+        if (!batch_statistics_) {
+            for (std::size_t c = 0; c < O; ++c)
+                activate_and_pool(n, c, z + c * P, activation_rows_.data() + std::size_t(part) * P);
+            return;
+        }
+        for (std::size_t c = 0; c < O; ++c) {
+            const T* __restrict values = z + c * P;
+            // the sample's mean_nc = (1/P) sum_p z, and M2_nc = sum_p (z - mean_nc)^2
+            const double mean =
+                sum_over(P, [&](std::size_t p) { return double(values[p]); }) / double(P);
+            const double squares = sum_over(P, [&](std::size_t p) {
+                const double centered = double(values[p]) - mean;
+                return centered * centered;
+            });
+            sample_statistics_[(n * O + c) * 2] = mean;
+            sample_statistics_[(n * O + c) * 2 + 1] = squares;
+        }
+    });
+    if (!batch_statistics_) return output_;
+
+    for (std::size_t c = 0; c < O; ++c) {
+        // Chan, Golub & LeVeque, sample after sample (P values each): n = n_a + P,
+        // delta = mu_b - mu_a, mu = mu_a + delta P / n, M2 = M2_a + M2_b + delta^2 n_a P / n
+        double count = 0.0, mean = 0.0, squares = 0.0;
+        for (std::size_t n = 0; n < batch; ++n) {
+            const double* sample = sample_statistics_.data() + (n * O + c) * 2;
+            const double merged = count + double(P), delta = sample[0] - mean;
+            mean += delta * double(P) / merged;
+            squares += sample[1] + delta * delta * count * double(P) / merged;
+            count = merged;
+        }
+        // mu_c, and sigma2_c = M2 / M (biased)
+        batchnorm_->mean_(c) = T(mean);
+        batchnorm_->var_(c) = T(squares / count);
+        batchnorm_->use_batch_statistics(c, T(count));
+    }
+    run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
+        T* row = activation_rows_.data() + std::size_t(part) * P;
+        for (std::size_t n = first; n < end; ++n)
+            for (std::size_t c = 0; c < O; ++c)
+                activate_and_pool(n, c, conv_.output().data() + (n * O + c) * P, row);
+    });
+    return output_;
+}
+
+template <typename T>
+void BasicConvBlock<T>::gradient_before_relu(const Matrix<T>& grad_output, std::size_t n,
+                                             std::size_t c, const T* __restrict z,
+                                             T* __restrict dz) const {
+    const std::size_t P = positions(), OP = out_positions();
+    const T* __restrict dy = grad_output.data() + (n * channels() + c) * OP;
+    if (max_pool_) {
+        // dx[argmax] += dy; every other pixel gets 0
+        const std::uint32_t* __restrict where = argmax_.data() + (n * channels() + c) * OP;
+        std::fill_n(dz, P, T(0));
+        for (std::size_t j = 0; j < OP; ++j)
+            dz[where[j]] += dy[j];
+    } else if (avg_pool_) {
+        std::fill_n(dz, P, T(0));
+        avg_pool_channel_backward(dy, pool_geometry_, avg_pool_->window(), dz);
+    } else {
+        std::copy_n(dy, P, dz);
+    }
+    // dx = dy relu'(a), relu'(a) = 1 where a > 0 (NaN: 0), a computed again from z
+    if (!batchnorm_) {
+        for (std::size_t p = 0; p < P; ++p)
+            dz[p] *= T(z[p] > T(0));
+        return;
+    }
+    const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),
+            gamma = batchnorm_->gamma_(c), beta = batchnorm_->beta_(c);
+    for (std::size_t p = 0; p < P; ++p)
+        dz[p] *= T(gamma * ((z[p] - mean) * inv_std) + beta > T(0));
+}
+
+template <typename T>
+const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
+    const std::size_t batch = output_.shape(0), O = channels(), P = positions();
+    if (conv_.output().shape(0) != batch || output_.shape(1) == 0)
+        throw std::logic_error("ConvBlock: backward before forward");
+    if (grad_output.shape(0) != batch || grad_output.shape(1) != output_.shape(1))
+        throw std::invalid_argument(describe() + ": backward expected a gradient of shape " +
+                                    shape_string(batch, output_.shape(1)) + ", got " +
+                                    shape_string(grad_output.shape(0), grad_output.shape(1)));
+    const int parts = parts_for(batch);
+    ensure_shape(grad_z_, std::size_t(parts), O * P);
+    const T* z_all = conv_.output().data();
+
+    if (batchnorm_) {
+        // dbeta = sum_{i,p} dy        dgamma = sum_{i,p} dy xhat   (dy: BatchNorm's output
+        // gradient), each sample's sums first, in double, then added in sample order
+        run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
+            T* dz = grad_z_.data() + std::size_t(part) * O * P;
+            for (std::size_t n = first; n < end; ++n)
+                for (std::size_t c = 0; c < O; ++c) {
+                    const T* z = z_all + (n * O + c) * P;
+                    gradient_before_relu(grad_output, n, c, z, dz);
+                    const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c);
+                    sample_statistics_[(n * O + c) * 2] =
+                        sum_over(P, [&](std::size_t p) { return double(dz[p]); });
+                    sample_statistics_[(n * O + c) * 2 + 1] = sum_over(P, [&](std::size_t p) {
+                        return double(dz[p]) * double((z[p] - mean) * inv_std);
+                    });
+                }
+        });
+        for (std::size_t c = 0; c < O; ++c) {
+            double sum_dy = 0.0, sum_dy_xhat = 0.0;
+            for (std::size_t n = 0; n < batch; ++n) {
+                sum_dy += sample_statistics_[(n * O + c) * 2];
+                sum_dy_xhat += sample_statistics_[(n * O + c) * 2 + 1];
+            }
+            batchnorm_->sum_dy_(c) = T(sum_dy);
+            batchnorm_->sum_dy_xhat_(c) = T(sum_dy_xhat);
+            if (batchnorm_->options().affine()) {
+                batchnorm_->beta_grad_(c) += T(sum_dy);
+                batchnorm_->gamma_grad_(c) += T(sum_dy_xhat);
+            }
+        }
+    }
+    // 1/M, or 0 when the statistics were the running ones (constants)
+    const T inv_count = batch_statistics_ ? T(1) / T(batch * P) : T(0);
+    return conv_.backward_samples([&](int part, std::size_t n) -> const T* {
+        T* dz = grad_z_.data() + std::size_t(part) * O * P;
+        for (std::size_t c = 0; c < O; ++c) {
+            const T* __restrict z = z_all + (n * O + c) * P;
+            T* __restrict dz_c = dz + c * P;
+            gradient_before_relu(grad_output, n, c, z, dz_c);
+            if (!batchnorm_) continue;
+            const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),
+                    gamma = batchnorm_->gamma_(c), sum_dy = batchnorm_->sum_dy_(c),
+                    sum_dy_xhat = batchnorm_->sum_dy_xhat_(c);
+            // dx = gamma / sqrt(sigma2 + eps) (dy - mean(dy) - xhat mean(dy xhat))
+            for (std::size_t p = 0; p < P; ++p) {
+                const T x_hat = (z[p] - mean) * inv_std;
+                dz_c[p] = gamma * inv_std *
+                          (dz_c[p] - sum_dy * inv_count - x_hat * sum_dy_xhat * inv_count);
+            }
+        }
+        return dz;
+    });
+}
+
+template class BasicConvBlock<float>;
+template class BasicConvBlock<double>;
+
+}  // namespace bnlab

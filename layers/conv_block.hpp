@@ -1,0 +1,85 @@
+#pragma once
+// The sequence users write after every convolution, run as one pass over each sample:
+//   Conv2d -> [BatchNorm2d] -> ReLU -> [MaxPool2d | AvgPool2d]
+// Layer by layer, each of these reads a whole feature map and writes another (6.4 MB for the
+// first block of the cnn preset at batch 128), so the step waits on memory more than on its
+// matrix products. Here each sample's convolution output z [O, OH OW] is used while it is still
+// in cache:
+//   forward    conv product -> per-channel mean and squared deviations of the sample (double)
+//              -> (the batch's statistics, merged per channel in sample order)
+//              -> a = relu(gamma (z - mu) / sqrt(sigma2 + eps) + beta), one channel at a time
+//                 in a scratch row, pooled at once into the next layer's input
+//   backward   the pooled gradient sent back through pooling and ReLU's mask (a > 0, a computed
+//              again from z) -> per-channel sums dbeta = sum dy, dgamma = sum dy xhat
+//              -> dz = gamma / sqrt(sigma2 + eps) (dy - mean(dy) - xhat mean(dy xhat)) in a
+//                 scratch of one sample, used at once by the convolution's products
+// Only z, the pooled output and each output's maximum position are stored; BatchNorm's and
+// ReLU's outputs are never written. The numbers are the layers' own to float rounding (the
+// statistics are summed in double); results do not depend on the thread count.
+// Sequential builds a block when a Conv2d is followed by this sequence (Conv2d::fuse), unless
+// fusion is off or the BatchNorm is synchronized over processes.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "framework/layer.hpp"
+#include "layers/avg_pool2d.hpp"
+#include "layers/batch_norm.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/max_pool2d.hpp"
+
+namespace bnlab {
+
+template <typename T>
+class BasicConvBlock : public BasicFusedGroup<T> {
+  public:
+    // The layers of one block, which the block works on (their parameters, gradients and
+    // running statistics); batchnorm, max_pool and avg_pool may be null (not both pools set).
+    BasicConvBlock(BasicConv2d<T>& conv, BasicBatchNorm<T>* batchnorm, BasicMaxPool2d<T>* max_pool,
+                   BasicAvgPool2d<T>* avg_pool);
+
+    // The block `conv` heads in `next` (the layers after it), or nullptr.
+    static std::unique_ptr<BasicConvBlock> after(BasicConv2d<T>& conv,
+                                                 const std::vector<BasicLayer<T>*>& next);
+
+    // input: [batch, C H W] -> output: [batch, O OH' OW'] (pooled, or [batch, O OH OW])
+    const Matrix<T>& forward(const Matrix<T>& input) override;
+    const Matrix<T>& backward(const Matrix<T>& grad_output) override;
+    std::size_t size() const override;
+    std::string describe() const override;
+
+  private:
+    // Channel c of sample n: a = relu(bn(z)) into `row` [OH OW], then pooled into the output.
+    void activate_and_pool(std::size_t n, std::size_t c, const T* z, T* row);
+    // Channel c of sample n's gradient before ReLU: the output gradient sent back through the
+    // pooling, times relu'(a), into `dz` [OH OW].
+    void gradient_before_relu(const Matrix<T>& grad_output, std::size_t n, std::size_t c,
+                              const T* z, T* dz) const;
+    // The positions and channels of the convolution's output, and of the block's.
+    std::size_t positions() const { return conv_.geometry().out_positions(); }
+    std::size_t channels() const { return conv_.options().out_channels(); }
+    std::size_t out_positions() const;
+
+    BasicConv2d<T>& conv_;
+    BasicBatchNorm<T>* batchnorm_;
+    BasicMaxPool2d<T>* max_pool_;
+    BasicAvgPool2d<T>* avg_pool_;
+    WindowGeometry pool_geometry_;  // one channel of the convolution's output, pooled
+
+    // Caches of the last forward, for backward.
+    bool batch_statistics_ = false;          // BatchNorm normalized with the batch's?
+    std::vector<double> sample_statistics_;  // [batch, O, 2]: each sample's mean and squared
+                                             // deviations per channel, then the gradient sums
+    xt::xtensor<std::uint32_t, 2> argmax_;   // [batch, O OH' OW']: the maximum's position in
+                                             // its channel
+    Matrix<T> output_;                       // [batch, O OH' OW']
+    Matrix<T> activation_rows_;              // [threads, OH OW]: a, one channel at a time
+    Matrix<T> grad_z_;                       // [threads, O OH OW]: one sample's dz
+};
+
+using ConvBlock = BasicConvBlock<float>;
+extern template class BasicConvBlock<float>;
+extern template class BasicConvBlock<double>;
+
+}  // namespace bnlab

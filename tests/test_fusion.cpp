@@ -1,0 +1,289 @@
+// A fused Conv2d -> [BatchNorm2d] -> ReLU -> [pooling] (layers/conv_block.hpp) gives the layers'
+// own numbers, to float rounding: outputs, input and parameter gradients, parameters and running
+// statistics over three training steps, then eval, for every pattern, with padding, stride 2,
+// odd sizes and a batch of 1; and the same bits on 1 and 2 threads.
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+
+#include "helpers.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+
+namespace {
+
+// ||actual - expected|| / ||expected||, over the whole tensor.
+double relative_error(const float* actual, const float* expected, std::size_t size) {
+    double difference = 0.0, norm = 0.0;
+    for (std::size_t i = 0; i < size; ++i) {
+        difference +=
+            (double(actual[i]) - double(expected[i])) * (double(actual[i]) - double(expected[i]));
+        norm += double(expected[i]) * double(expected[i]);
+    }
+    return norm == 0.0 ? std::sqrt(difference) : std::sqrt(difference / norm);
+}
+
+void check_same(const std::string& what, const float* actual, const float* expected,
+                std::size_t size) {
+    const double error = relative_error(actual, expected, size);
+    INFO(what << ": relative error " << error);
+    CHECK(error <= 1e-6);
+}
+
+// The L2 norm of a parameter's gradient.
+double norm(const Parameter<float>& parameter) {
+    double squares = 0.0;
+    for (std::size_t i = 0; i < parameter.size; ++i)
+        squares += double(parameter.grad[i]) * double(parameter.grad[i]);
+    return std::sqrt(squares);
+}
+
+struct Pattern {
+    std::string name;
+    Shape input;  // one sample, [C, H, W]
+    Conv2dOptions conv;
+    bool batchnorm;
+    std::string pool;  // "", "max" or "avg"
+    Window pool_window;
+};
+
+// The pattern, then a Dense head, so that the loss reads every output.
+Sequential model_of(const Pattern& pattern, bool fusion) {
+    Rng rng(11);
+    Sequential model(pattern.input);
+    model.set_fusion(fusion);
+    model.add<Conv2d>(pattern.conv, rng);
+    if (pattern.batchnorm) model.add<BatchNorm2d>(pattern.conv.out_channels());
+    model.add<ReLU>();
+    if (pattern.pool == "max")
+        model.add<MaxPool2d>(pattern.pool_window.kernel, pattern.pool_window.stride,
+                             pattern.pool_window.padding);
+    if (pattern.pool == "avg")
+        model.add<AvgPool2d>(pattern.pool_window.kernel, pattern.pool_window.stride,
+                             pattern.pool_window.padding);
+    model.add<Dense>(*model.out_features(), 3, rng);
+    return model;
+}
+
+const std::vector<Pattern>& patterns() {
+    static const std::vector<Pattern> all = [] {
+        std::vector<Pattern> list;
+        for (bool batchnorm : {true, false})
+            for (const auto& [pool, window] :
+                 std::vector<std::pair<std::string, Window>>{{"max", {2, 2, 0}},
+                                                             {"max", {3, 2, 1}},
+                                                             {"avg", {2, 2, 0}},
+                                                             {"avg", {3, 2, 1}},
+                                                             {"", {}}}) {
+                const std::string name =
+                    std::string(batchnorm ? "BN" : "no BN") + ", pool " +
+                    (pool.empty() ? "none" : pool + " " + window_string(window));
+                // 3x3 with padding on an odd image; 3x3 stride 2 on an odd, non-square image.
+                list.push_back({name + ", conv 3x3 padding 1 on 2x9x9", Shape{2, 9, 9},
+                                Conv2dOptions(2, 4, 3).padding(1), batchnorm, pool, window});
+                list.push_back({name + ", conv 3x3 stride 2 padding 1 on 3x11x13", Shape{3, 11, 13},
+                                Conv2dOptions(3, 5, 3).stride(2).padding(1), batchnorm, pool,
+                                window});
+            }
+        return list;
+    }();
+    return all;
+}
+
+Matrix<float> random_batch(std::size_t rows, std::size_t cols, Rng& rng) {
+    Matrix<float> batch = xt::empty<float>({rows, cols});
+    for (float& value : batch)
+        value = float(rng.uniform(-1.0, 2.0));  // not centred: BatchNorm has a mean to remove
+    return batch;
+}
+
+// Three SGD steps of both models on the same batches, comparing everything after each.
+void check_fused_like_separate(const Pattern& pattern, std::size_t batch) {
+    Sequential fused = model_of(pattern, true), separate = model_of(pattern, false);
+    REQUIRE(fused.summary().find("fused 0-") != std::string::npos);
+    REQUIRE(separate.summary().find("fused") == std::string::npos);
+    SoftmaxCrossEntropy fused_loss, separate_loss;
+    SGD fused_sgd(fused.parameters(), SGDOptions(0.1).momentum(0.9));
+    SGD separate_sgd(separate.parameters(), SGDOptions(0.1).momentum(0.9));
+    Rng rng(3);
+    for (int step = 0; step < 3; ++step) {
+        CAPTURE(step);
+        const Matrix<float> x = random_batch(batch, shape_size(pattern.input), rng);
+        Labels labels = xt::empty<int>({batch});
+        for (int& label : labels)
+            label = int(rng.below(3));
+        fused.zero_grad();
+        separate.zero_grad();
+        const Matrix<float>& fused_out = fused.forward(x);
+        const Matrix<float>& separate_out = separate.forward(x);
+        check_same("output", fused_out.data(), separate_out.data(), fused_out.size());
+        fused_loss.forward(fused_out, labels);
+        separate_loss.forward(separate_out, labels);
+        const Matrix<float>& fused_dx = fused.backward(fused_loss.backward());
+        const Matrix<float>& separate_dx = separate.backward(separate_loss.backward());
+        REQUIRE(fused_dx.size() == separate_dx.size());
+        check_same("input gradient", fused_dx.data(), separate_dx.data(), fused_dx.size());
+        const auto fused_parameters = fused.parameters();
+        const auto separate_parameters = separate.parameters();
+        for (std::size_t i = 0; i < fused_parameters.size(); ++i) {
+            const Parameter<float>& parameter = fused_parameters[i];
+            if (pattern.batchnorm && parameter.name == "0.bias") {
+                // BatchNorm subtracts the channel's mean: the bias before it has no effect, and
+                // its gradient is 0 but for rounding, in both. Both must be rounding next to the
+                // weights' gradient.
+                const double weight_norm = norm(fused_parameters[i - 1]);
+                CHECK(norm(parameter) <= 1e-6 * weight_norm);
+                CHECK(norm(separate_parameters[i]) <= 1e-6 * weight_norm);
+                continue;
+            }
+            check_same(parameter.name + " gradient", parameter.grad, separate_parameters[i].grad,
+                       parameter.size);
+        }
+        fused_sgd.step();
+        separate_sgd.step();
+        for (std::size_t i = 0; i < fused_parameters.size(); ++i)
+            check_same(fused_parameters[i].name, fused_parameters[i].value,
+                       separate_parameters[i].value, fused_parameters[i].size);
+        const auto fused_buffers = fused.buffers();
+        const auto separate_buffers = separate.buffers();
+        for (std::size_t i = 0; i < fused_buffers.size(); ++i)
+            check_same(fused_buffers[i].name, fused_buffers[i].value, separate_buffers[i].value,
+                       fused_buffers[i].size);
+    }
+    fused.eval();
+    separate.eval();
+    const Matrix<float> x = random_batch(batch, shape_size(pattern.input), rng);
+    const Matrix<float>& fused_out = fused.forward(x);
+    const Matrix<float>& separate_out = separate.forward(x);
+    check_same("eval output", fused_out.data(), separate_out.data(), fused_out.size());
+}
+
+// Restores the thread count a test changed.
+struct ThreadsGuard {
+    int saved = thread_count();
+    ~ThreadsGuard() { set_threads(saved); }
+};
+
+}  // namespace
+
+TEST_CASE("A fused convolution block gives the separate layers' numbers, every pattern") {
+    for (const Pattern& pattern : patterns())
+        for (std::size_t batch : {std::size_t(1), std::size_t(5)}) {
+            CAPTURE(pattern.name);
+            CAPTURE(batch);
+            check_fused_like_separate(pattern, batch);
+        }
+}
+
+TEST_CASE("A fused convolution block gives the same bits on 1 and 2 threads") {
+    ThreadsGuard guard;
+    const Pattern& pattern = patterns().front();  // BN, max pool 2x2
+    Rng rng(5);
+    const Matrix<float> x = random_batch(6, shape_size(pattern.input), rng);
+    const Matrix<float> grad = random_batch(6, 4 * 4 * 4, rng);  // [6, 4 channels, 4 x 4]
+    // Everything each sample gives by itself, and BatchNorm's sums, which are added in sample
+    // order; the convolution's dW and db are summed per thread first, as Conv2d does
+    // (test_cnn.cpp).
+    std::vector<std::vector<float>> results;
+    for (int threads : {1, 2}) {
+        set_threads(threads);
+        Rng weights(11);
+        Sequential model(pattern.input);
+        model.add<Conv2d>(pattern.conv, weights);
+        model.add<BatchNorm2d>(pattern.conv.out_channels());
+        model.add<ReLU>();
+        model.add<MaxPool2d>(2);
+        REQUIRE(model.summary().find("fused 0-3") != std::string::npos);
+        const Matrix<float>& out = model.forward(x);
+        std::vector<float> result(out.begin(), out.end());
+        const Matrix<float>& dx = model.backward(grad);
+        result.insert(result.end(), dx.begin(), dx.end());
+        for (const Parameter<float>& parameter : model.parameters())
+            if (parameter.name.rfind("0.", 0) != 0)
+                result.insert(result.end(), parameter.grad, parameter.grad + parameter.size);
+        for (const Buffer<float>& buffer : model.buffers())
+            result.insert(result.end(), buffer.value, buffer.value + buffer.size);
+        results.push_back(result);
+    }
+    REQUIRE(results[0].size() == results[1].size());
+    std::size_t first_difference = 0;
+    while (first_difference < results[0].size() &&
+           results[0][first_difference] == results[1][first_difference])
+        ++first_difference;
+    INFO("the first difference at " << first_difference << " of " << results[0].size());
+    CHECK(first_difference == results[0].size());
+}
+
+TEST_CASE("Fusion is chosen automatically, shown in summary(), and can be turned off") {
+    Rng rng(2);
+    Sequential model = cnn(Shape{1, 28, 28}, {4, 8}, {16}, 10, Activation::relu, true, rng);
+    const std::string summary = model.summary();
+    INFO(summary);
+    CHECK(
+        summary.find("Fused: layers 0-3 run as one pass (Conv2d + BatchNorm + ReLU + MaxPool2d)") !=
+        std::string::npos);
+    CHECK(summary.find("Fused: layers 4-7 run as one pass") != std::string::npos);
+    model.set_fusion(false);
+    CHECK(model.summary().find("Fused") == std::string::npos);
+    // A synchronized BatchNorm, a probe-free Conv -> BatchNorm without ReLU: the layers run alone.
+    Sequential no_relu(Shape{1, 8, 8});
+    no_relu.add<Conv2d>(Conv2dOptions(1, 2, 3), rng);
+    no_relu.add<BatchNorm2d>(2);
+    no_relu.add<Sigmoid>();
+    CHECK(no_relu.summary().find("Fused") == std::string::npos);
+
+    ::setenv("BNLAB_FUSION", "off", 1);
+    Sequential from_environment(Shape{1, 8, 8});
+    ::setenv("BNLAB_FUSION", "sometimes", 1);
+    CHECK_THROWS_WITH_AS(Sequential(Shape{1, 8, 8}),
+                         "BNLAB_FUSION: expected on or off, got 'sometimes'",
+                         std::invalid_argument);
+    ::unsetenv("BNLAB_FUSION");
+    from_environment.add<Conv2d>(Conv2dOptions(1, 2, 3), rng);
+    from_environment.add<ReLU>();
+    CHECK_FALSE(from_environment.fusion());
+    CHECK(from_environment.summary().find("Fused") == std::string::npos);
+}
+
+TEST_CASE("A fused block refuses what its BatchNorm refuses: one value per channel") {
+    Rng rng(4);
+    Sequential model(Shape{1, 3, 3});
+    model.add<Conv2d>(Conv2dOptions(1, 2, 3), rng);  // -> [2, 1, 1]
+    model.add<BatchNorm2d>(2);
+    model.add<ReLU>();
+    REQUIRE(model.summary().find("fused 0-2") != std::string::npos);
+    const Matrix<float> one = xt::ones<float>({std::size_t(1), std::size_t(9)});
+    CHECK_THROWS_WITH_AS(model.forward(one),
+                         "BatchNorm(2, eps=1e-05, momentum=0.1): expected more than 1 value per "
+                         "channel when training, got input of shape [1, 2, 1, 1] (use eval() to "
+                         "run single samples)",
+                         std::invalid_argument);
+    CHECK(dynamic_cast<BatchNorm&>(model[1]).num_batches_tracked() == 0);
+}
+
+TEST_CASE("A fused convolution block's gradients match finite differences") {
+    // In double: every pattern's block with its input gradient (a layer before it learns).
+    for (bool batchnorm : {true, false})
+        for (const std::string pool : {"max", "avg", ""}) {
+            CAPTURE(batchnorm);
+            CAPTURE(pool);
+            Rng rng(9);
+            BasicSequential<double> model(Shape{2, 7, 7});
+            model.add<BasicConv2d>(Conv2dOptions(2, 3, 3).stride(2).padding(1), rng);  // 4 x 4
+            if (batchnorm) model.add<BasicBatchNorm>(3);
+            model.add<BasicReLU>();
+            if (pool == "max") model.add<BasicMaxPool2d>(3, 2, 1);
+            if (pool == "avg") model.add<BasicAvgPool2d>(3, 2, 1);
+            model.add<BasicDense>(*model.out_features(), 3, rng);
+            REQUIRE(model.summary().find("fused 0-") != std::string::npos);
+            Matrix<double> input = random_matrix<double>(4, 2 * 7 * 7, rng);
+            Labels labels = xt::empty<int>({std::size_t{4}});
+            for (int& label : labels)
+                label = int(rng.below(3));
+            BasicSoftmaxCrossEntropy<double> loss;
+            check_gradients(
+                model, input, [&] { return loss.forward(model.forward(input), labels); },
+                [&]() -> const Matrix<double>& { return loss.backward(); });
+        }
+}
