@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "framework/blas_threads.hpp"
 
 namespace bnlab {
@@ -21,36 +25,94 @@ namespace {
 // The rule is written as selects, not branches: which pixel wins is unpredictable on real
 // activations, and mispredicted branches made this layer a third of the CNN's training step.
 
-// The usual 2x2 window with stride 2, each output's four pixels read at once (1.75 -> 1.0 ms for
-// 128 x 16 x 28 x 28 on one core against the general loop below).
+// The usual 2x2 window with stride 2: outputs [first, end) of one output row, whose window
+// rows are `upper` and `lower` (W apart in the channel, the first at position `top`).
+template <typename T>
+void max_pool_row_2x2_scalar(const T* __restrict upper, const T* __restrict lower,
+                             std::uint32_t top, std::uint32_t W, std::uint32_t first,
+                             std::uint32_t end, T* __restrict best,
+                             std::uint32_t* __restrict best_at) {
+    for (std::uint32_t ow = first; ow < end; ++ow) {
+        const T v0 = upper[2 * ow], v1 = upper[2 * ow + 1], v2 = lower[2 * ow],
+                v3 = lower[2 * ow + 1];
+        const std::uint32_t at0 = top + 2 * ow;
+        const bool wins1 = (v1 > v0) | (v1 != v1);
+        T value = wins1 ? v1 : v0;
+        std::uint32_t at = wins1 ? at0 + 1 : at0;
+        const bool wins2 = (v2 > value) | (v2 != v2);
+        value = wins2 ? v2 : value;
+        at = wins2 ? at0 + W : at;
+        const bool wins3 = (v3 > value) | (v3 != v3);
+        value = wins3 ? v3 : value;
+        at = wins3 ? at0 + W + 1 : at;
+        best[ow] = value;
+        best_at[ow] = at;
+    }
+}
+
+template <typename T>
+void max_pool_row_2x2(const T* __restrict upper, const T* __restrict lower, std::uint32_t top,
+                      std::uint32_t W, std::uint32_t first, std::uint32_t end, T* __restrict best,
+                      std::uint32_t* __restrict best_at) {
+    max_pool_row_2x2_scalar(upper, lower, top, W, first, end, best, best_at);
+}
+
+#if defined(__SSE2__)
+// Four outputs at a time with SSE2 (every x86-64 CPU has it), which GCC does not do for the loop
+// above (the pixels of neighbouring windows interleave): the even and odd pixels of 8 are split
+// by two shuffles, and the rule is applied with compare masks. MaxPool2d(2) forward of
+// 128 x 16 x 28 x 28 from 4.7 to 1.9 ms on one core of the 2-core Emerald Rapids VM.
+template <>
+void max_pool_row_2x2(const float* __restrict upper, const float* __restrict lower,
+                      std::uint32_t top, std::uint32_t W, std::uint32_t first, std::uint32_t end,
+                      float* __restrict best, std::uint32_t* __restrict best_at) {
+    // where wins: candidate, else current
+    const auto select = [](__m128 wins, __m128 candidate, __m128 current) {
+        return _mm_or_ps(_mm_and_ps(wins, candidate), _mm_andnot_ps(wins, current));
+    };
+    const auto select_at = [](__m128 wins, __m128i candidate, __m128i current) {
+        const __m128i mask = _mm_castps_si128(wins);
+        return _mm_or_si128(_mm_and_si128(mask, candidate), _mm_andnot_si128(mask, current));
+    };
+    // wins = v > best or v is NaN
+    const auto beats = [](__m128 v, __m128 current) {
+        return _mm_or_ps(_mm_cmpgt_ps(v, current), _mm_cmpunord_ps(v, v));
+    };
+    std::uint32_t ow = first;
+    for (; ow + 4 <= end; ow += 4) {
+        const __m128 upper_a = _mm_loadu_ps(upper + 2 * ow),
+                     upper_b = _mm_loadu_ps(upper + 2 * ow + 4);
+        const __m128 lower_a = _mm_loadu_ps(lower + 2 * ow),
+                     lower_b = _mm_loadu_ps(lower + 2 * ow + 4);
+        const __m128 v0 = _mm_shuffle_ps(upper_a, upper_b, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m128 v1 = _mm_shuffle_ps(upper_a, upper_b, _MM_SHUFFLE(3, 1, 3, 1));
+        const __m128 v2 = _mm_shuffle_ps(lower_a, lower_b, _MM_SHUFFLE(2, 0, 2, 0));
+        const __m128 v3 = _mm_shuffle_ps(lower_a, lower_b, _MM_SHUFFLE(3, 1, 3, 1));
+        const __m128i at0 =
+            _mm_add_epi32(_mm_set1_epi32(int(top + 2 * ow)), _mm_setr_epi32(0, 2, 4, 6));
+        __m128 wins = beats(v1, v0);
+        __m128 value = select(wins, v1, v0);
+        __m128i at = select_at(wins, _mm_add_epi32(at0, _mm_set1_epi32(1)), at0);
+        wins = beats(v2, value);
+        value = select(wins, v2, value);
+        at = select_at(wins, _mm_add_epi32(at0, _mm_set1_epi32(int(W))), at);
+        wins = beats(v3, value);
+        value = select(wins, v3, value);
+        at = select_at(wins, _mm_add_epi32(at0, _mm_set1_epi32(int(W + 1))), at);
+        _mm_storeu_ps(best + ow, value);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(best_at + ow), at);
+    }
+    max_pool_row_2x2_scalar(upper, lower, top, W, ow, end, best, best_at);
+}
+#endif
+
 template <typename T>
 void max_pool_channel_2x2(const T* __restrict x, const WindowGeometry& g, T* __restrict y,
                           std::uint32_t* __restrict where) {
     const std::uint32_t W = std::uint32_t(g.width), OW = std::uint32_t(g.out_width);
     for (std::uint32_t oh = 0; oh < std::uint32_t(g.out_height); ++oh) {
         const std::uint32_t top = 2 * oh * W;
-        const T* __restrict upper = x + top;
-        const T* __restrict lower = upper + W;
-        T* __restrict best = y + oh * OW;
-        std::uint32_t* __restrict best_at = where + oh * OW;
-        // Four named values and 32-bit positions rather than a loop over the window: GCC
-        // vectorizes this loop, not that one.
-        for (std::uint32_t ow = 0; ow < OW; ++ow) {
-            const T v0 = upper[2 * ow], v1 = upper[2 * ow + 1], v2 = lower[2 * ow],
-                    v3 = lower[2 * ow + 1];
-            const std::uint32_t at0 = top + 2 * ow;
-            const bool wins1 = (v1 > v0) | (v1 != v1);
-            T value = wins1 ? v1 : v0;
-            std::uint32_t at = wins1 ? at0 + 1 : at0;
-            const bool wins2 = (v2 > value) | (v2 != v2);
-            value = wins2 ? v2 : value;
-            at = wins2 ? at0 + W : at;
-            const bool wins3 = (v3 > value) | (v3 != v3);
-            value = wins3 ? v3 : value;
-            at = wins3 ? at0 + W + 1 : at;
-            best[ow] = value;
-            best_at[ow] = at;
-        }
+        max_pool_row_2x2<T>(x + top, x + top + W, top, W, 0, OW, y + oh * OW, where + oh * OW);
     }
 }
 

@@ -245,3 +245,53 @@ TEST_CASE("Dropout: masks from the generator, scaled by 1/(1-p), identity in eva
     loaded.eval();
     CHECK(loaded.forward(x) == x);
 }
+
+TEST_CASE("MaxPool2d(2) follows PyTorch's rule on ties and NaN, four outputs at a time and alone") {
+    // Widths 16 and 18: the vectorized path alone, and with one output left for the scalar loop.
+    for (std::size_t width : {std::size_t(16), std::size_t(18)}) {
+        CAPTURE(width);
+        const std::size_t H = 4, C = 2, in_size = C * H * width;
+        MaxPool2d pool(2);
+        pool.set_input_shape({C, H, width});
+        Rng rng(8);
+        Matrix<float> x = xt::empty<float>({std::size_t(3), in_size});
+        // Few distinct values, so that windows tie; NaN in some.
+        for (float& value : x)
+            value = float(int(rng.below(3)));
+        for (std::size_t i = 0; i < x.size(); ++i)
+            if (rng.below(8) == 0) x.data()[i] = std::numeric_limits<float>::quiet_NaN();
+        // The last window of the first row: a NaN after a number, and a tie after it.
+        x(0, width - 2) = 1.0f;
+        x(0, width - 1) = std::numeric_limits<float>::quiet_NaN();
+        x(1, width - 2) = 2.0f;
+        x(1, width - 1) = 0.0f;
+        x(1, 2 * width - 2) = 2.0f;
+        x(1, 2 * width - 1) = 2.0f;
+        const Matrix<float> y = pool.forward(x);
+        Matrix<float> dy = xt::empty<float>(y.shape());
+        for (std::size_t i = 0; i < dy.size(); ++i)
+            dy.data()[i] = float(i + 1);
+        const Matrix<float> dx = pool.backward(dy);
+        // The rule, one window at a time: the first largest in row-major order, a NaN wins over
+        // anything before it.
+        Matrix<float> expected_dx = xt::zeros<float>(x.shape());
+        const std::size_t OW = width / 2, OH = H / 2;
+        for (std::size_t n = 0; n < 3; ++n)
+            for (std::size_t c = 0; c < C; ++c)
+                for (std::size_t oh = 0; oh < OH; ++oh)
+                    for (std::size_t ow = 0; ow < OW; ++ow) {
+                        const std::size_t plane = c * H * width;
+                        std::size_t best_at = plane + 2 * oh * width + 2 * ow;
+                        for (std::size_t at :
+                             {best_at, best_at + 1, best_at + width, best_at + width + 1}) {
+                            const float value = x(n, at), best = x(n, best_at);
+                            if (value > best || std::isnan(value)) best_at = at;
+                        }
+                        const std::size_t out = (c * OH + oh) * OW + ow;
+                        const float got = y(n, out), want = x(n, best_at);
+                        CHECK((got == want || (std::isnan(got) && std::isnan(want))));
+                        expected_dx(n, best_at) += dy(n, out);
+                    }
+        CHECK(dx == expected_dx);
+    }
+}
