@@ -78,18 +78,16 @@ ShiftedRun shifted_run(const WindowGeometry& g, long dh, long dw) {
             std::size_t(std::max(first * W + std::max(0L, -dw), end * W - std::max(0L, dw)))};
 }
 
-// Sets to 0 the positions of rows [first, end) whose column ow + dw is outside the image.
+// Sets to 0 the positions of rows [first, end) whose column ow + dw is outside the image (one
+// or two a row: stores, not calls).
 template <typename T>
 void zero_wrapped_columns(T* __restrict row, const WindowGeometry& g, const ShiftedRun& run,
                           long dw) {
     const std::size_t W = g.width, edge = std::size_t(std::min(long(W), std::labs(dw)));
-    for (std::size_t oh = run.first; oh < run.end; ++oh) {
-        T* line = row + oh * W;
-        if (dw < 0)
-            std::fill_n(line, edge, T(0));
-        else
-            std::fill_n(line + W - edge, edge, T(0));
-    }
+    const std::size_t from = dw < 0 ? 0 : W - edge;
+    for (std::size_t oh = run.first; oh < run.end; ++oh)
+        for (std::size_t j = 0; j < edge; ++j)
+            row[oh * W + from + j] = T(0);
 }
 
 template <typename T>

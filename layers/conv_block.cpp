@@ -173,13 +173,7 @@ void BasicConvBlock<T>::gradient_before_relu(const Matrix<T>& grad_output, std::
                                              T* __restrict dz) const {
     const std::size_t P = positions(), OP = out_positions();
     const T* __restrict dy = grad_output.data() + (n * channels() + c) * OP;
-    if (max_pool_) {
-        // dx[argmax] += dy; every other pixel gets 0
-        const std::uint32_t* __restrict where = argmax_.data() + (n * channels() + c) * OP;
-        std::fill_n(dz, P, T(0));
-        for (std::size_t j = 0; j < OP; ++j)
-            dz[where[j]] += dy[j];
-    } else if (avg_pool_) {
+    if (avg_pool_) {
         std::fill_n(dz, P, T(0));
         avg_pool_channel_backward(dy, pool_geometry_, avg_pool_->window(), dz);
     } else {
@@ -195,6 +189,34 @@ void BasicConvBlock<T>::gradient_before_relu(const Matrix<T>& grad_output, std::
             gamma = batchnorm_->gamma_(c), beta = batchnorm_->beta_(c);
     for (std::size_t p = 0; p < P; ++p)
         dz[p] *= T(gamma * ((z[p] - mean) * inv_std) + beta > T(0));
+}
+
+template <typename T>
+void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, std::size_t n,
+                                                 std::size_t c, const T* __restrict z,
+                                                 T inv_count, T* __restrict dz) const {
+    const std::size_t P = positions(), offset = (n * channels() + c) * out_positions();
+    const T* __restrict dy = grad_output.data() + offset;
+    const std::uint32_t* __restrict where = argmax_.data() + offset;
+    if (!batchnorm_) {
+        // dz[argmax] += dy relu'(z); every other position gets 0
+        std::fill_n(dz, P, T(0));
+        for (std::size_t j = 0; j < out_positions(); ++j)
+            dz[where[j]] += dy[j] * T(z[where[j]] > T(0));
+        return;
+    }
+    const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),
+            gamma = batchnorm_->gamma_(c), beta = batchnorm_->beta_(c);
+    const T scale = gamma * inv_std, mean_dy = batchnorm_->sum_dy_(c) * inv_count,
+            mean_dy_xhat = batchnorm_->sum_dy_xhat_(c) * inv_count;
+    // dx = gamma / sqrt(sigma2 + eps) (dy - mean(dy) - xhat mean(dy xhat)): first the means'
+    // part, at every position, then dy, at the maxima, where relu'(a) = 1
+    for (std::size_t p = 0; p < P; ++p)
+        dz[p] = scale * (-mean_dy - (z[p] - mean) * inv_std * mean_dy_xhat);
+    for (std::size_t j = 0; j < out_positions(); ++j) {
+        const T a = gamma * ((z[where[j]] - mean) * inv_std) + beta;
+        dz[where[j]] += scale * dy[j] * T(a > T(0));
+    }
 }
 
 template <typename T>
@@ -217,12 +239,30 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
             T* dz = grad_z_.data() + std::size_t(part) * O * P;
             for (std::size_t n = first; n < end; ++n)
                 for (std::size_t c = 0; c < O; ++c) {
-                    const T* z = z_all + (n * O + c) * P;
-                    gradient_before_relu(grad_output, n, c, z, dz);
+                    const T* __restrict z = z_all + (n * O + c) * P;
                     const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c);
-                    sample_statistics_[(n * O + c) * 2] =
-                        sum_over(P, [&](std::size_t p) { return double(dz[p]); });
-                    sample_statistics_[(n * O + c) * 2 + 1] = sum_over(P, [&](std::size_t p) {
+                    double* sums = sample_statistics_.data() + (n * O + c) * 2;
+                    if (max_pool_) {
+                        // Only each window's maximum has a gradient: the sums over those.
+                        const T gamma = batchnorm_->gamma_(c), beta = batchnorm_->beta_(c);
+                        const std::size_t offset = (n * O + c) * out_positions();
+                        const T* __restrict dy = grad_output.data() + offset;
+                        const std::uint32_t* __restrict where = argmax_.data() + offset;
+                        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+                        for (std::size_t j = 0; j < out_positions(); ++j) {
+                            const T x_hat = (z[where[j]] - mean) * inv_std;
+                            // dy relu'(a), a = gamma xhat + beta
+                            const T d = dy[j] * T(gamma * x_hat + beta > T(0));
+                            sum_dy += double(d);
+                            sum_dy_xhat += double(d) * double(x_hat);
+                        }
+                        sums[0] = sum_dy;
+                        sums[1] = sum_dy_xhat;
+                        continue;
+                    }
+                    gradient_before_relu(grad_output, n, c, z, dz);
+                    sums[0] = sum_over(P, [&](std::size_t p) { return double(dz[p]); });
+                    sums[1] = sum_over(P, [&](std::size_t p) {
                         return double(dz[p]) * double((z[p] - mean) * inv_std);
                     });
                 }
@@ -248,6 +288,10 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
         for (std::size_t c = 0; c < O; ++c) {
             const T* __restrict z = z_all + (n * O + c) * P;
             T* __restrict dz_c = dz + c * P;
+            if (max_pool_) {
+                scatter_through_max_pool(grad_output, n, c, z, inv_count, dz_c);
+                continue;
+            }
             gradient_before_relu(grad_output, n, c, z, dz_c);
             if (!batchnorm_) continue;
             const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),

@@ -52,8 +52,13 @@ class BasicConvBlock : public BasicFusedGroup<T> {
   private:
     // Channel c of sample n: a = relu(bn(z)) into `row` [OH OW], then pooled into the output.
     void activate_and_pool(std::size_t n, std::size_t c, const T* z, T* row);
-    // Channel c of sample n's gradient before ReLU: the output gradient sent back through the
-    // pooling, times relu'(a), into `dz` [OH OW].
+    // With max pooling, channel c of sample n's gradient before the convolution's output
+    // (BatchNorm's input, or ReLU's without BatchNorm) into `dz` [OH OW], from the gradient at
+    // each window's maximum alone; `inv_count` is 1/M, or 0 with the running statistics.
+    void scatter_through_max_pool(const Matrix<T>& grad_output, std::size_t n, std::size_t c,
+                                  const T* z, T inv_count, T* dz) const;
+    // Without max pooling, channel c of sample n's gradient before ReLU: the output gradient
+    // sent back through the average pooling (if any), times relu'(a), into `dz` [OH OW].
     void gradient_before_relu(const Matrix<T>& grad_output, std::size_t n, std::size_t c,
                               const T* z, T* dz) const;
     // The positions and channels of the convolution's output, and of the block's.

@@ -102,7 +102,12 @@ void max_pool_row_2x2(const float* __restrict upper, const float* __restrict low
         _mm_storeu_ps(best + ow, value);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(best_at + ow), at);
     }
-    max_pool_row_2x2_scalar(upper, lower, top, W, ow, end, best, best_at);
+    // The last outputs: the last four again when there are four (recomputing an output gives the
+    // same value), else one at a time.
+    if (ow < end && end - first >= 4)
+        max_pool_row_2x2(upper, lower, top, W, end - 4, end, best, best_at);
+    else
+        max_pool_row_2x2_scalar(upper, lower, top, W, ow, end, best, best_at);
 }
 #endif
 

@@ -247,8 +247,9 @@ TEST_CASE("Dropout: masks from the generator, scaled by 1/(1-p), identity in eva
 }
 
 TEST_CASE("MaxPool2d(2) follows PyTorch's rule on ties and NaN, four outputs at a time and alone") {
-    // Widths 16 and 18: the vectorized path alone, and with one output left for the scalar loop.
-    for (std::size_t width : {std::size_t(16), std::size_t(18)}) {
+    // Widths 16, 18 and 6: the vectorized path alone, with an output left over (the last four
+    // again), and the scalar loop alone.
+    for (std::size_t width : {std::size_t(16), std::size_t(18), std::size_t(6)}) {
         CAPTURE(width);
         const std::size_t H = 4, C = 2, in_size = C * H * width;
         MaxPool2d pool(2);
