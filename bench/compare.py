@@ -28,6 +28,7 @@ CNN_ROWS = [
     ("CNN conv 16,32 + 128 ReLU, BN (the cnn preset)", "16,32", "128", "relu", "on", 128),
     ("CNN conv 16,32 + 128 ReLU, no BN", "16,32", "128", "relu", "off", 128),
     ("CNN conv 32,64 + 128 ReLU, BN", "32,64", "128", "relu", "on", 128),
+    ("CNN conv 32,64 + 128 ReLU, no BN", "32,64", "128", "relu", "off", 128),
 ]
 
 

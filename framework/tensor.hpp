@@ -45,6 +45,25 @@ void copy_into(Matrix<T>& destination, const Matrix<T>& source) {
     std::copy(source.begin(), source.end(), destination.begin());
 }
 
+// sum_{i < count} term(i), accumulated in Sum over 8 running partial sums: the compiler may not
+// reorder one chain of dependent additions (and waits on each), but runs 8 independent ones in
+// vector registers. The tail goes to the first; the 8 are added in order at the end.
+template <typename Sum, typename Term>
+Sum sum_in_lanes(std::size_t count, Term term) {
+    constexpr std::size_t kLanes = 8;
+    Sum lanes[kLanes] = {};
+    std::size_t i = 0;
+    for (; i + kLanes <= count; i += kLanes)
+        for (std::size_t j = 0; j < kLanes; ++j)
+            lanes[j] += term(i + j);
+    for (; i < count; ++i)
+        lanes[0] += term(i);
+    Sum sum = 0;
+    for (std::size_t j = 0; j < kLanes; ++j)
+        sum += lanes[j];
+    return sum;
+}
+
 // result = alpha * op(a) * op(b) + beta * result, op = transpose when asked. BLAS reads the
 // transposed operand in place: no transposed copy is ever made. `result` must already have its
 // final shape. Runs on the threads set by set_threads (framework/blas_threads.hpp).

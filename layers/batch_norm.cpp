@@ -63,9 +63,7 @@ struct Channels {
     std::size_t first, end;
 };
 
-// Sums over a channel's P positions keep 8 running partial sums, which the compiler holds in
-// vector registers: one running sum is a chain of dependent additions it may not reorder.
-constexpr std::size_t kLanes = 8;
+// Sums over a channel's P positions keep 8 running partial sums (sum_in_lanes, tensor.hpp).
 
 // Sum: the type sums accumulate in, double for the spatial layer (as PyTorch's CPU BatchNorm;
 // over m H W values float loses digits), the layer's own for the 1-D one (m values).
@@ -78,19 +76,10 @@ void sum_per_channel(const T* __restrict x, std::size_t m, std::size_t C, std::s
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t c = channels.first; c < channels.end; ++c) {
             const T* __restrict values = x + (i * C + c) * P;
-            if constexpr (kOnePosition) {
+            if constexpr (kOnePosition)
                 sum[c] += values[0];
-            } else {
-                Sum lanes[kLanes] = {};
-                std::size_t p = 0;
-                for (; p + kLanes <= P; p += kLanes)
-                    for (std::size_t j = 0; j < kLanes; ++j)
-                        lanes[j] += Sum(values[p + j]);
-                for (; p < P; ++p)
-                    lanes[0] += Sum(values[p]);
-                for (std::size_t j = 0; j < kLanes; ++j)
-                    sum[c] += lanes[j];
-            }
+            else
+                sum[c] += sum_in_lanes<Sum>(P, [&](std::size_t p) { return Sum(values[p]); });
         }
 }
 
@@ -107,19 +96,10 @@ void squared_deviations_per_channel(const T* __restrict x, const Sum* __restrict
                 const T centered = values[0] - mean[c];
                 sum[c] += centered * centered;
             } else {
-                Sum lanes[kLanes] = {};
-                std::size_t p = 0;
-                for (; p + kLanes <= P; p += kLanes)
-                    for (std::size_t j = 0; j < kLanes; ++j) {
-                        const Sum centered = Sum(values[p + j]) - mean[c];
-                        lanes[j] += centered * centered;
-                    }
-                for (; p < P; ++p) {
+                sum[c] += sum_in_lanes<Sum>(P, [&](std::size_t p) {
                     const Sum centered = Sum(values[p]) - mean[c];
-                    lanes[0] += centered * centered;
-                }
-                for (std::size_t j = 0; j < kLanes; ++j)
-                    sum[c] += lanes[j];
+                    return centered * centered;
+                });
             }
         }
 }
@@ -154,21 +134,9 @@ void gradient_sums(const T* __restrict dy, const T* __restrict x_hat, std::size_
                 sum_dy[c] += dy[row];
                 sum_dy_xhat[c] += dy[row] * x_hat[row];
             } else {
-                Sum lanes_dy[kLanes] = {}, lanes_dy_xhat[kLanes] = {};
-                std::size_t p = 0;
-                for (; p + kLanes <= P; p += kLanes)
-                    for (std::size_t j = 0; j < kLanes; ++j) {
-                        lanes_dy[j] += Sum(dy[row + p + j]);
-                        lanes_dy_xhat[j] += Sum(dy[row + p + j]) * Sum(x_hat[row + p + j]);
-                    }
-                for (; p < P; ++p) {
-                    lanes_dy[0] += Sum(dy[row + p]);
-                    lanes_dy_xhat[0] += Sum(dy[row + p]) * Sum(x_hat[row + p]);
-                }
-                for (std::size_t j = 0; j < kLanes; ++j) {
-                    sum_dy[c] += lanes_dy[j];
-                    sum_dy_xhat[c] += lanes_dy_xhat[j];
-                }
+                sum_dy[c] += sum_in_lanes<Sum>(P, [&](std::size_t p) { return Sum(dy[row + p]); });
+                sum_dy_xhat[c] += sum_in_lanes<Sum>(
+                    P, [&](std::size_t p) { return Sum(dy[row + p]) * Sum(x_hat[row + p]); });
             }
         }
 }

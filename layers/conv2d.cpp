@@ -223,11 +223,16 @@ const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSa
                 std::copy_n(x, in_size, col);
             else
                 im2col(x, this->geometry_, options_.window(), col);
-            // y[o, :] = b[o], then y += W col
+            // y = W col, then y[o, :] += b[o] while y is in cache (filling y with the bias
+            // first wrote the whole batch's maps one more time)
             T* y = output_.data() + n * O * P;
-            for (std::size_t o = 0; o < O; ++o)
-                std::fill_n(y + o * P, P, bias_(o));
-            gemm(false, false, O, P, K, T(1), weight_.data(), K, col, P, T(1), y, P);
+            gemm(false, false, O, P, K, T(1), weight_.data(), K, col, P, T(0), y, P);
+            for (std::size_t o = 0; o < O; ++o) {
+                T* __restrict row = y + o * P;
+                const T b = bias_(o);
+                for (std::size_t p = 0; p < P; ++p)
+                    row[p] += b;
+            }
             after(part, n, y);
         }
     });
@@ -261,10 +266,7 @@ const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
             // db[o] += sum_p dy[n, o, p]
             for (std::size_t o = 0; o < O; ++o) {
                 const T* __restrict dy_row = dy + o * P;
-                T sum = 0;
-                for (std::size_t p = 0; p < P; ++p)
-                    sum += dy_row[p];
-                db[o] += sum;
+                db[o] += sum_in_lanes<T>(P, [&](std::size_t p) { return dy_row[p]; });
             }
             const T* col = columns_.data() + n * K * P;
             // dW += dy col^T

@@ -7,27 +7,6 @@
 #include "layers/relu.hpp"
 
 namespace bnlab {
-namespace {
-
-// sum_{p < P} term(p) in double, over 8 running partial sums: the compiler may not reorder one
-// chain of dependent additions, and 8 independent ones fill the vector registers.
-template <typename Term>
-double sum_over(std::size_t P, Term term) {
-    constexpr std::size_t kLanes = 8;
-    double lanes[kLanes] = {};
-    std::size_t p = 0;
-    for (; p + kLanes <= P; p += kLanes)
-        for (std::size_t j = 0; j < kLanes; ++j)
-            lanes[j] += term(p + j);
-    for (; p < P; ++p)
-        lanes[0] += term(p);
-    double sum = 0.0;
-    for (std::size_t j = 0; j < kLanes; ++j)
-        sum += lanes[j];
-    return sum;
-}
-
-}  // namespace
 
 template <typename T>
 BasicConvBlock<T>::BasicConvBlock(BasicConv2d<T>& conv, BasicBatchNorm<T>* batchnorm,
@@ -131,8 +110,9 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
             const T* __restrict values = z + c * P;
             // the sample's mean_nc = (1/P) sum_p z, and M2_nc = sum_p (z - mean_nc)^2
             const double mean =
-                sum_over(P, [&](std::size_t p) { return double(values[p]); }) / double(P);
-            const double squares = sum_over(P, [&](std::size_t p) {
+                sum_in_lanes<double>(P, [&](std::size_t p) { return double(values[p]); }) /
+                double(P);
+            const double squares = sum_in_lanes<double>(P, [&](std::size_t p) {
                 const double centered = double(values[p]) - mean;
                 return centered * centered;
             });
@@ -193,8 +173,8 @@ void BasicConvBlock<T>::gradient_before_relu(const Matrix<T>& grad_output, std::
 
 template <typename T>
 void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, std::size_t n,
-                                                 std::size_t c, const T* __restrict z,
-                                                 T inv_count, T* __restrict dz) const {
+                                                 std::size_t c, const T* __restrict z, T inv_count,
+                                                 T* __restrict dz) const {
     const std::size_t P = positions(), offset = (n * channels() + c) * out_positions();
     const T* __restrict dy = grad_output.data() + offset;
     const std::uint32_t* __restrict where = argmax_.data() + offset;
@@ -261,8 +241,8 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                         continue;
                     }
                     gradient_before_relu(grad_output, n, c, z, dz);
-                    sums[0] = sum_over(P, [&](std::size_t p) { return double(dz[p]); });
-                    sums[1] = sum_over(P, [&](std::size_t p) {
+                    sums[0] = sum_in_lanes<double>(P, [&](std::size_t p) { return double(dz[p]); });
+                    sums[1] = sum_in_lanes<double>(P, [&](std::size_t p) {
                         return double(dz[p]) * double((z[p] - mean) * inv_std);
                     });
                 }
