@@ -90,26 +90,38 @@ void zero_wrapped_columns(T* __restrict row, const WindowGeometry& g, const Shif
             row[oh * W + from + j] = T(0);
 }
 
-template <typename T>
-void im2col_shifted(const T* __restrict image, const WindowGeometry& g, const Window& window,
-                    T* __restrict col) {
+// Calls body(row, plane, run, shift, dw) for each row (c, kh, kw) of the column matrix: its
+// offset in the matrix, its channel's offset in the image, the run shifted_run gives, and the
+// shift dh W + dw.
+template <typename Body>
+void for_each_shifted_row(const WindowGeometry& g, const Window& window, Body body) {
     const std::size_t k = window.kernel, P = g.positions();
     for (std::size_t c = 0; c < g.channels; ++c)
         for (std::size_t kh = 0; kh < k; ++kh)
             for (std::size_t kw = 0; kw < k; ++kw) {
-                T* __restrict row = col + ((c * k + kh) * k + kw) * P;
                 const long dh = long(kh) - long(window.padding),
                            dw = long(kw) - long(window.padding);
-                const ShiftedRun run = shifted_run(g, dh, dw);
-                const T* __restrict plane = image + c * P;
-                const long shift = dh * long(g.width) + dw;
-                // col[p] = x[p + dh W + dw], 0 above and below the image
-                std::fill(row, row + run.run_first, T(0));
-                std::copy(plane + (long(run.run_first) + shift),
-                          plane + (long(run.run_end) + shift), row + run.run_first);
-                std::fill(row + run.run_end, row + P, T(0));
-                zero_wrapped_columns(row, g, run, dw);
+                body(((c * k + kh) * k + kw) * P, c * P, shifted_run(g, dh, dw),
+                     dh * long(g.width) + dw, dw);
             }
+}
+
+template <typename T>
+void im2col_shifted(const T* __restrict image, const WindowGeometry& g, const Window& window,
+                    T* __restrict col) {
+    const std::size_t P = g.positions();
+    for_each_shifted_row(g, window,
+                         [&](std::size_t row_offset, std::size_t plane_offset,
+                             const ShiftedRun& run, long shift, long dw) {
+                             T* __restrict row = col + row_offset;
+                             const T* __restrict plane = image + plane_offset;
+                             // col[p] = x[p + dh W + dw], 0 above and below the image
+                             std::fill(row, row + run.run_first, T(0));
+                             std::copy(plane + (long(run.run_first) + shift),
+                                       plane + (long(run.run_end) + shift), row + run.run_first);
+                             std::fill(row + run.run_end, row + P, T(0));
+                             zero_wrapped_columns(row, g, run, dw);
+                         });
 }
 
 // Its adjoint; the wrapped columns of `col` (a scratch) are set to 0 first, so that the rest is
@@ -117,21 +129,16 @@ void im2col_shifted(const T* __restrict image, const WindowGeometry& g, const Wi
 template <typename T>
 void col2im_shifted(T* __restrict col, const WindowGeometry& g, const Window& window,
                     T* __restrict image) {
-    const std::size_t k = window.kernel, P = g.positions();
-    for (std::size_t c = 0; c < g.channels; ++c)
-        for (std::size_t kh = 0; kh < k; ++kh)
-            for (std::size_t kw = 0; kw < k; ++kw) {
-                T* __restrict row = col + ((c * k + kh) * k + kw) * P;
-                const long dh = long(kh) - long(window.padding),
-                           dw = long(kw) - long(window.padding);
-                const ShiftedRun run = shifted_run(g, dh, dw);
-                zero_wrapped_columns(row, g, run, dw);
-                T* __restrict plane = image + c * P;
-                const long shift = dh * long(g.width) + dw;
-                // x[p + dh W + dw] += col[p]
-                for (std::size_t p = run.run_first; p < run.run_end; ++p)
-                    plane[long(p) + shift] += row[p];
-            }
+    for_each_shifted_row(g, window,
+                         [&](std::size_t row_offset, std::size_t plane_offset,
+                             const ShiftedRun& run, long shift, long dw) {
+                             T* __restrict row = col + row_offset;
+                             T* __restrict plane = image + plane_offset;
+                             zero_wrapped_columns(row, g, run, dw);
+                             // x[p + dh W + dw] += col[p]
+                             for (std::size_t p = run.run_first; p < run.run_end; ++p)
+                                 plane[long(p) + shift] += row[p];
+                         });
 }
 
 // col[(c k + kh) k + kw, oh OW + ow] = x[c, oh s - p + kh, ow s - p + kw], 0 outside the image.
