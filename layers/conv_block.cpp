@@ -86,8 +86,6 @@ template <typename T>
 const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
     const std::size_t batch = input.shape(0), O = channels(), P = positions();
     batch_statistics_ = batchnorm_ && batchnorm_->is_training();
-    // BatchNorm's own check, before anything is changed.
-    if (batch_statistics_) batchnorm_->start_training_batch(batch, double(batch * P));
     if (batchnorm_ && !batch_statistics_)
         for (std::size_t c = 0; c < O; ++c)
             batchnorm_->use_running_statistics(c);
@@ -122,6 +120,9 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
     });
     if (!batch_statistics_) return output_;
 
+    // BatchNorm's own check, after the convolution's (as the layers one by one), before any
+    // statistic changes.
+    batchnorm_->start_training_batch(batch, double(batch * P));
     for (std::size_t c = 0; c < O; ++c) {
         // Chan, Golub & LeVeque, sample after sample (P values each): n = n_a + P,
         // delta = mu_b - mu_a, mu = mu_a + delta P / n, M2 = M2_a + M2_b + delta^2 n_a P / n

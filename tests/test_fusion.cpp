@@ -287,3 +287,17 @@ TEST_CASE("A fused convolution block's gradients match finite differences") {
                 [&]() -> const Matrix<double>& { return loss.backward(); });
         }
 }
+
+TEST_CASE("A fused block given a batch of the wrong width changes nothing and names the layer") {
+    Rng rng(4);
+    Sequential model(Shape{1, 6, 6});
+    model.add<Conv2d>(Conv2dOptions(1, 2, 3), rng);
+    model.add<BatchNorm2d>(2);
+    model.add<ReLU>();
+    REQUIRE(model.summary().find("fused 0-2") != std::string::npos);
+    const Matrix<float> wrong = xt::ones<float>({std::size_t(4), std::size_t(35)});
+    CHECK_THROWS_AS(model.forward(wrong), std::invalid_argument);
+    CHECK(message_of([&] { model.forward(wrong); }).find("Conv2d(1 -> 2, 3x3)") !=
+          std::string::npos);
+    CHECK(dynamic_cast<BatchNorm&>(model[1]).num_batches_tracked() == 0);
+}
