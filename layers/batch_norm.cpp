@@ -63,10 +63,9 @@ struct Channels {
     std::size_t first, end;
 };
 
-// Sums over a channel's P positions keep 8 running partial sums (sum_in_lanes, tensor.hpp).
-
-// Sum: the type sums accumulate in, double for the spatial layer (as PyTorch's CPU BatchNorm;
-// over m H W values float loses digits), the layer's own for the 1-D one (m values).
+// Sums over a channel's P positions keep 8 running partial sums (sum_in_lanes, tensor.hpp), in
+// Sum: double for the spatial layer (as PyTorch's CPU BatchNorm; over m H W values float loses
+// digits), the layer's own type for the 1-D one (m values).
 
 // sum_c += sum_{i,p} x_icp
 template <bool kOnePosition, typename T, typename Sum>
@@ -197,22 +196,14 @@ void BasicBatchNorm<T>::synchronized_statistics(const Matrix<T>& x) {
     gathered_statistics_.resize(processes * 3 * n);
     communicator_->allgather(local_statistics_.data(), 3 * n, gathered_statistics_.data());
     for (std::size_t c = 0; c < n; ++c) {
-        // Chan, Golub & LeVeque: merging (n_a, mu_a, M2_a) with (n_b, mu_b, M2_b),
-        //   n = n_a + n_b   delta = mu_b - mu_a   mu = mu_a + delta n_b / n
-        //   M2 = M2_a + M2_b + delta^2 n_a n_b / n
-        double count = 0.0, mean = 0.0, squares = 0.0;
+        Moments moments;
         for (std::size_t r = 0; r < processes; ++r) {
             const double* other = gathered_statistics_.data() + r * 3 * n + 3 * c;
-            if (other[0] == 0.0) continue;
-            const double merged = count + other[0], delta = other[1] - mean;
-            mean += delta * other[0] / merged;
-            squares += other[2] + delta * delta * count * other[0] / merged;
-            count = merged;
+            moments.merge(other[0], other[1], other[2]);
         }
-        global_count_ = count;
-        mean_(c) = T(mean);
-        // sigma2 = M2 / M (biased)
-        var_(c) = T(count > 0 ? squares / count : 0.0);
+        global_count_ = moments.count;
+        mean_(c) = T(moments.mean);
+        var_(c) = T(moments.variance());
     }
 }
 

@@ -61,6 +61,24 @@ class BatchNormOptions {
     bool affine_ = true;
 };
 
+// A channel's count, mean and sum of squared deviations (M2), in double, merged set by set with
+// Chan, Golub & LeVeque's formula (not E[x^2] - mu^2, which cancels): merging (n_b, mu_b, M2_b),
+//   n = n_a + n_b   delta = mu_b - mu_a   mu = mu_a + delta n_b / n
+//   M2 = M2_a + M2_b + delta^2 n_a n_b / n
+// Synchronized BatchNorm merges the processes' shares, the fused block the samples.
+struct Moments {
+    double count = 0.0, mean = 0.0, squares = 0.0;
+    void merge(double other_count, double other_mean, double other_squares) {
+        if (other_count == 0.0) return;
+        const double merged = count + other_count, delta = other_mean - mean;
+        mean += delta * other_count / merged;
+        squares += other_squares + delta * delta * count * other_count / merged;
+        count = merged;
+    }
+    // sigma2 = M2 / n (biased), 0 for no values
+    double variance() const { return count > 0 ? squares / count : 0.0; }
+};
+
 template <typename T>
 class BasicBatchNorm : public BasicLayer<T> {
   public:

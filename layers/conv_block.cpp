@@ -124,20 +124,16 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
     // statistic changes.
     batchnorm_->start_training_batch(batch, double(batch * P));
     for (std::size_t c = 0; c < O; ++c) {
-        // Chan, Golub & LeVeque, sample after sample (P values each): n = n_a + P,
-        // delta = mu_b - mu_a, mu = mu_a + delta P / n, M2 = M2_a + M2_b + delta^2 n_a P / n
-        double count = 0.0, mean = 0.0, squares = 0.0;
+        // the samples' moments merged in sample order (Moments, batch_norm.hpp)
+        Moments moments;
         for (std::size_t n = 0; n < batch; ++n) {
             const double* sample = sample_statistics_.data() + (n * O + c) * 2;
-            const double merged = count + double(P), delta = sample[0] - mean;
-            mean += delta * double(P) / merged;
-            squares += sample[1] + delta * delta * count * double(P) / merged;
-            count = merged;
+            moments.merge(double(P), sample[0], sample[1]);
         }
         // mu_c, and sigma2_c = M2 / M (biased)
-        batchnorm_->mean_(c) = T(mean);
-        batchnorm_->var_(c) = T(squares / count);
-        batchnorm_->use_batch_statistics(c, T(count));
+        batchnorm_->mean_(c) = T(moments.mean);
+        batchnorm_->var_(c) = T(moments.variance());
+        batchnorm_->use_batch_statistics(c, T(moments.count));
     }
     run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
         T* row = activation_rows_.data() + std::size_t(part) * P;
