@@ -64,20 +64,6 @@ class BasicActivation : public BasicLayer<T> {
     std::string describe() const override { return std::string(Function::name) + "()"; }
 
   private:
-    // Runs body(first, end) over [0, size): on one thread for the widths of an MLP, where waking
-    // a team costs more than it saves, and cut into parts on bnlab's threads for the feature maps
-    // of a CNN (millions of values).
-    template <typename Body>
-    static void for_chunks(std::size_t size, Body body) {
-        constexpr std::size_t parallel_above = std::size_t(1) << 18;
-        if (size <= parallel_above) {
-            body(0, size);
-            return;
-        }
-        run_parts(parts_for(size / (parallel_above / 4)), size,
-                  [&](int, std::size_t first, std::size_t end) { body(first, end); });
-    }
-
     Matrix<T> output_;      // [batch, n]: y of the last forward, also the cache for backward
     Matrix<T> grad_input_;  // [batch, n]
 };

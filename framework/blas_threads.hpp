@@ -56,6 +56,19 @@ template <typename Body>
 void run_parts(int parts, std::size_t count, Body&& body) {
     run_parts(parts, count, PartBody(body));
 }
+// Runs body(first, end) over [0, size) for an element-wise pass: on the calling thread for the
+// widths of an MLP, where waking a team costs more than it saves, and cut into parts on bnlab's
+// threads for the feature maps of a CNN (millions of values).
+template <typename Body>
+void for_chunks(std::size_t size, Body&& body) {
+    constexpr std::size_t parallel_above = std::size_t(1) << 18;
+    if (size <= parallel_above) {
+        body(std::size_t(0), size);
+        return;
+    }
+    run_parts(parts_for(size / (parallel_above / 4)), size,
+              [&](int, std::size_t first, std::size_t end) { body(first, end); });
+}
 // OpenBLAS's own thread pool, which bnlab keeps at 1.
 int openblas_threads();
 // The kernel family OpenBLAS runs ("Haswell", "SkylakeX", …; OPENBLAS_CORETYPE overrides it).

@@ -17,6 +17,7 @@
 #include "layers/dropout.hpp"
 #include "layers/max_pool2d.hpp"
 #include "layers/relu.hpp"
+#include "layers/residual.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
 
@@ -120,6 +121,16 @@ void describe(Sequential& model, std::vector<std::string>& lines, bool top = tru
         } else if (auto* nested = dynamic_cast<Sequential*>(&layer)) {
             lines.push_back("Sequential " + std::to_string(nested->size()));
             describe(*nested, lines, false);
+        } else if (auto* residual = dynamic_cast<Residual*>(&layer)) {
+            // "Residual <ReLU after the sum> <has a shortcut>", then the body's Sequential line
+            // and layers, then the shortcut's
+            lines.push_back(std::string("Residual ") + (residual->options().relu() ? "1" : "0") +
+                            (residual->shortcut() ? " 1" : " 0"));
+            for (const auto& [name, child] : residual->children()) {
+                auto& branch = static_cast<Sequential&>(*child);
+                lines.push_back("Sequential " + std::to_string(branch.size()));
+                describe(branch, lines, false);
+            }
         } else {
             throw std::invalid_argument("checkpoint: cannot save layer " + layer.describe());
         }
@@ -135,17 +146,18 @@ std::string architecture(Sequential& model) {
     return text;
 }
 
-// BatchNorm counters, named as their layer's parameters are ("1.num_batches_tracked").
-void gather_counters(Sequential& model, const std::string& prefix,
+// BatchNorm counters, named as their layer's parameters are ("1.num_batches_tracked",
+// "3.body.1.num_batches_tracked").
+void gather_counters(BasicLayer<float>& layer, const std::string& prefix,
                      std::vector<std::pair<std::string, std::int64_t>>& counters,
                      std::vector<BatchNorm*>* layers = nullptr) {
-    for (std::size_t i = 0; i < model.size(); ++i) {
-        const std::string name = prefix + std::to_string(i) + ".";
-        if (auto* batchnorm = dynamic_cast<BatchNorm*>(&model[i])) {
+    for (const auto& [child_name, child] : layer.children()) {
+        const std::string name = prefix + child_name + ".";
+        if (auto* batchnorm = dynamic_cast<BatchNorm*>(child)) {
             counters.emplace_back(name + "num_batches_tracked", batchnorm->num_batches_tracked());
             if (layers) layers->push_back(batchnorm);
-        } else if (auto* nested = dynamic_cast<Sequential*>(&model[i])) {
-            gather_counters(*nested, name, counters, layers);
+        } else {
+            gather_counters(*child, name, counters, layers);
         }
     }
 }
@@ -231,9 +243,46 @@ Window read_window(std::istringstream& words) {
     return window;
 }
 
+void build(Sequential& model, const std::vector<std::string>& lines, std::size_t& line,
+           std::size_t count, const std::string& path, std::size_t& values_left, int depth = 0);
+
+// The nested model whose "Sequential <count>" line is `words` (read past its type), taking
+// samples of `input`'s shape, built from the lines after it.
+Sequential build_nested(std::istringstream& words, const std::optional<Shape>& input,
+                        const std::vector<std::string>& lines, std::size_t& line,
+                        const std::string& path, std::size_t& values_left, int depth) {
+    std::size_t count = 0;
+    if (!(words >> count)) throw std::runtime_error("expected a layer count");
+    if (depth == kMaxNesting)
+        throw std::runtime_error("nested more than " + std::to_string(kMaxNesting) + " deep");
+    Sequential nested = input ? Sequential(*input) : Sequential();
+    build(nested, lines, line, count, path, values_left, depth + 1);
+    if (nested.size() != count)
+        throw std::runtime_error("expected " + std::to_string(count) + " layers");
+    return nested;
+}
+
+// A residual block's branch: the next line, which must be a "Sequential <count>" line, and its
+// layers.
+Sequential build_branch(const char* branch, const std::optional<Shape>& input,
+                        const std::vector<std::string>& lines, std::size_t& line,
+                        const std::string& path, std::size_t& values_left, int depth) {
+    if (line == lines.size())
+        throw std::runtime_error(std::string("expected the ") + branch +
+                                 "'s Sequential line, found the end of the section");
+    std::istringstream words(lines[line]);
+    std::string type;
+    words >> type;
+    if (type != "Sequential")
+        throw std::runtime_error(std::string("expected the ") + branch +
+                                 "'s Sequential line, found '" + lines[line] + "'");
+    ++line;
+    return build_nested(words, input, lines, line, path, values_left, depth);
+}
+
 // Builds layers from architecture lines, starting at `line`; `count` layers, or all lines.
 void build(Sequential& model, const std::vector<std::string>& lines, std::size_t& line,
-           std::size_t count, const std::string& path, std::size_t& values_left, int depth = 0) {
+           std::size_t count, const std::string& path, std::size_t& values_left, int depth) {
     Rng unused(0);  // Dense's constructor draws weights; the file's values replace them
     for (std::size_t built = 0; built < count && line < lines.size(); ++built) {
         std::istringstream words(lines[line]);
@@ -297,19 +346,23 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
             } else if (type == "Tanh") {
                 model.add<Tanh>();
             } else if (type == "Sequential") {
-                std::size_t nested_count = 0;
-                if (!(words >> nested_count)) throw std::runtime_error("expected a layer count");
-                if (depth == kMaxNesting)
-                    throw std::runtime_error("nested more than " + std::to_string(kMaxNesting) +
-                                             " deep");
-                auto nested = model.output_shape()
-                                  ? std::make_unique<Sequential>(*model.output_shape())
-                                  : std::make_unique<Sequential>();
-                build(*nested, lines, line, nested_count, path, values_left, depth + 1);
-                if (nested->size() != nested_count)
-                    throw std::runtime_error("expected " + std::to_string(nested_count) +
-                                             " layers");
-                model.add(std::move(nested));
+                model.add(std::make_unique<Sequential>(build_nested(
+                    words, model.output_shape(), lines, line, path, values_left, depth)));
+            } else if (type == "Residual") {
+                int relu = 0, has_shortcut = 0;
+                if (!(words >> relu >> has_shortcut) || relu < 0 || relu > 1 || has_shortcut < 0 ||
+                    has_shortcut > 1)
+                    throw std::runtime_error("expected the ReLU and shortcut flags, 0 or 1");
+                const ResidualOptions options = ResidualOptions().relu(relu == 1);
+                Sequential body = build_branch("body", model.output_shape(), lines, line, path,
+                                               values_left, depth);
+                if (has_shortcut == 0) {
+                    model.add<Residual>(std::move(body), options);
+                } else {
+                    Sequential shortcut = build_branch("shortcut", model.output_shape(), lines,
+                                                       line, path, values_left, depth);
+                    model.add<Residual>(std::move(body), std::move(shortcut), options);
+                }
             } else {
                 throw std::runtime_error("unknown layer type");
             }

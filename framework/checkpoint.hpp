@@ -7,9 +7,12 @@
 // Numbers are little-endian (the byte order of the machines bnlab runs on). Sections:
 //   MODL  the architecture as text, one layer a line ("Dense 784 100", "BatchNorm 100 1e-05
 //         0.1 1", "ReLU", "Conv2d 1 16 3 1 1 1" (in, out, kernel, stride, padding, bias),
-//         "MaxPool2d 2 2 0", "Dropout 0.5", "Sequential 3" followed by its 3 layers), after
-//         "Input 1 28 28" for a model of images
-//   TENS  named float32 arrays: every parameter and buffer ("0.weight", "1.running_mean", …)
+//         "MaxPool2d 2 2 0", "Dropout 0.5", "Sequential 3" followed by its 3 layers,
+//         "Residual 1 1" (ReLU after the sum, has a shortcut) followed by its body's
+//         "Sequential" line and layers, then its shortcut's), after "Input 1 28 28" for a
+//         model of images
+//   TENS  named float32 arrays: every parameter and buffer ("0.weight", "1.running_mean",
+//         "3.body.0.weight", …)
 //   CNTS  named integers ("1.num_batches_tracked", …)
 //   OPTC, OPTS  an optimizer's counters and arrays ("steps"; "momentum.0", …)
 // Files are written atomically (see atomic_file.hpp).

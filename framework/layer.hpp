@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "framework/tensor.hpp"
@@ -147,6 +148,11 @@ class BasicLayer {
     virtual void synchronize(Communicator* /*communicator*/) {}
     // One line, e.g. "Dense(784 -> 256)".
     virtual std::string describe() const = 0;
+    // The layers this one holds, named as PyTorch's named_children() names them: a
+    // Sequential's by index ("0", "1", …), a residual block's "body" and "shortcut". Empty for
+    // a layer that holds none.
+    using Children = std::vector<std::pair<std::string, BasicLayer<T>*>>;
+    virtual Children children() { return {}; }
 
     // A group that runs this layer and the first layers of `next` (the ones after it in a
     // Sequential) as one pass, or nullptr: Sequential asks each layer, in order.

@@ -209,46 +209,74 @@ std::string BasicSequential<T>::describe() const {
 }
 
 template <typename T>
-std::string BasicSequential<T>::summary() {
-    std::size_t name_width = 5;
-    for (const auto& layer : layers_)
-        name_width = std::max(name_width, layer->describe().size());
-    // Each layer's output shape, in the chain the model has set its layers up in.
-    std::vector<std::string> shapes;
-    std::optional<Shape> shape = input_shape_;
-    for (const auto& layer : layers_) {
-        if (const std::optional<Shape> out = layer->output_shape()) shape = out;
-        shapes.push_back(shape ? shape_string(*shape) : "any");
-    }
-    std::size_t shape_width = 12;
-    for (const std::string& text : shapes)
-        shape_width = std::max(shape_width, text.size());
-    std::ostringstream table;
-    const std::size_t line_width = 4 + name_width + 2 + shape_width + 2 + 12;
-    table << std::left << std::setw(4) << "#" << std::setw(name_width + 2) << "Layer" << std::right
-          << std::setw(shape_width) << "Output"
-          << "  " << std::setw(12) << "Parameters"
-          << "\n"
-          << std::string(line_width, '-') << "\n";
+typename BasicLayer<T>::Children BasicSequential<T>::children() {
+    typename BasicLayer<T>::Children named;
+    for (std::size_t index = 0; index < layers_.size(); ++index)
+        named.emplace_back(std::to_string(index), layers_[index].get());
+    return named;
+}
+
+template <typename T>
+void BasicSequential<T>::summary_rows(const std::string& prefix, std::optional<Shape> shape,
+                                      std::vector<SummaryRow>& rows, std::string& groups) {
     // The fused groups forward would run, each layer's row marked with its group's layers.
     std::vector<std::string> group_of(layers_.size());
-    std::string groups;
     for (const Step& step : make_plan()) {
         if (!step.group) continue;
-        const std::string range =
-            std::to_string(step.first) + "-" + std::to_string(step.first + step.count - 1);
+        const std::string range = prefix + std::to_string(step.first) + "-" + prefix +
+                                  std::to_string(step.first + step.count - 1);
         for (std::size_t i = step.first; i < step.first + step.count; ++i)
             group_of[i] = "  fused " + range;
         groups += "Fused: layers " + range + " run as one pass (" + step.group->describe() + ")\n";
     }
-    std::size_t total = 0;
     for (std::size_t index = 0; index < layers_.size(); ++index) {
         BasicLayer<T>& layer = *layers_[index];
-        const std::size_t count = layer.parameter_count();
-        total += count;
-        table << std::left << std::setw(4) << index << std::setw(name_width + 2) << layer.describe()
-              << std::right << std::setw(shape_width) << shapes[index] << "  " << std::setw(12)
-              << count << group_of[index] << "\n";
+        if (const std::optional<Shape> out = layer.output_shape()) shape = out;
+        const std::string label = prefix + std::to_string(index);
+        rows.push_back({label, layer.describe(), shape ? shape_string(*shape) : "any",
+                        layer.parameter_count(), group_of[index], !prefix.empty()});
+        // The layers inside a layer (a residual block's body and shortcut), each from the
+        // shape it takes.
+        auto* nested_model = dynamic_cast<BasicSequential<T>*>(&layer);
+        for (const auto& [name, child] :
+             nested_model ? typename BasicLayer<T>::Children() : layer.children()) {
+            const std::optional<Shape> in = child->input_shape();
+            if (auto* nested = dynamic_cast<BasicSequential<T>*>(child)) {
+                rows.push_back({label + "." + name, nested->describe(),
+                                nested->shape_ ? shape_string(*nested->shape_) : "any",
+                                nested->parameter_count(), "", true});
+                nested->summary_rows(label + "." + name + ".", in, rows, groups);
+            }
+        }
+        if (nested_model) nested_model->summary_rows(label + ".", shape, rows, groups);
+    }
+}
+
+template <typename T>
+std::string BasicSequential<T>::summary() {
+    std::vector<SummaryRow> rows;
+    std::string groups;
+    summary_rows("", input_shape_, rows, groups);
+    std::size_t label_width = 4, name_width = 5, shape_width = 12;
+    for (const SummaryRow& row : rows) {
+        label_width = std::max(label_width, row.label.size() + 2);
+        name_width = std::max(name_width, row.name.size());
+        shape_width = std::max(shape_width, row.shape.size());
+    }
+    std::ostringstream table;
+    const std::size_t line_width = label_width + name_width + 2 + shape_width + 2 + 12;
+    table << std::left << std::setw(label_width) << "#" << std::setw(name_width + 2) << "Layer"
+          << std::right << std::setw(shape_width) << "Output"
+          << "  " << std::setw(12) << "Parameters"
+          << "\n"
+          << std::string(line_width, '-') << "\n";
+    std::size_t total = 0;
+    for (const SummaryRow& row : rows) {
+        // Nested layers' parameters are in their parent's count already.
+        if (!row.nested) total += row.parameters;
+        table << std::left << std::setw(label_width) << row.label << std::setw(name_width + 2)
+              << row.name << std::right << std::setw(shape_width) << row.shape << "  "
+              << std::setw(12) << row.parameters << row.fused << "\n";
     }
     table << std::string(line_width, '-') << "\n"
           << "Trainable parameters: " << total << "\n"

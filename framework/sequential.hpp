@@ -75,6 +75,8 @@ class BasicSequential : public BasicLayer<T> {
     void set_batch_share(const BatchShare& share) override;
     void synchronize(Communicator* communicator) override;
     std::string describe() const override;
+    // "0", "1", … for its layers in order.
+    typename BasicLayer<T>::Children children() override;
     // Runs fusable layers as one pass (on by default), here and in nested models.
     void set_fusion(bool on) override;
     bool fusion() const { return fusion_; }
@@ -95,6 +97,19 @@ class BasicSequential : public BasicLayer<T> {
     std::optional<Shape> chain_shape(BasicLayer<T>& layer, std::size_t index,
                                      const std::optional<Shape>& input,
                                      const std::optional<std::size_t>& input_layer) const;
+
+    // One row of summary(): "3.body.0", the layer, its output shape, its parameters, the
+    // fused group it is in; nested rows are those of layers inside another.
+    struct SummaryRow {
+        std::string label, name, shape;
+        std::size_t parameters = 0;
+        std::string fused;
+        bool nested = false;
+    };
+    // The rows of this model's layers and of the layers inside them, labels prefixed
+    // `prefix`, from input samples of `shape`; the "Fused: …" lines go to `groups`.
+    void summary_rows(const std::string& prefix, std::optional<Shape> shape,
+                      std::vector<SummaryRow>& rows, std::string& groups);
 
     // What forward runs, in order: one layer, or a fused group of `count` layers from `first`.
     struct Step {

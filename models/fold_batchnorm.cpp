@@ -12,6 +12,7 @@
 #include "layers/dropout.hpp"
 #include "layers/max_pool2d.hpp"
 #include "layers/relu.hpp"
+#include "layers/residual.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
 
@@ -93,6 +94,15 @@ std::unique_ptr<BasicLayer<T>> copy_layer(BasicLayer<T>& layer) {
     if (dynamic_cast<BasicTanh<T>*>(&layer)) return std::make_unique<BasicTanh<T>>();
     if (auto* nested = dynamic_cast<BasicSequential<T>*>(&layer))
         return std::make_unique<BasicSequential<T>>(fold_batchnorm(*nested));
+    // A residual block's branches fold each by itself: the sum comes after both.
+    if (auto* residual = dynamic_cast<BasicResidual<T>*>(&layer)) {
+        if (!residual->shortcut())
+            return std::make_unique<BasicResidual<T>>(fold_batchnorm(residual->body()),
+                                                      residual->options());
+        return std::make_unique<BasicResidual<T>>(fold_batchnorm(residual->body()),
+                                                  fold_batchnorm(*residual->shortcut()),
+                                                  residual->options());
+    }
     throw std::invalid_argument("fold_batchnorm: cannot copy layer " + layer.describe());
 }
 

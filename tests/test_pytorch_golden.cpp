@@ -77,7 +77,11 @@ template <typename MakeOptimizer>
 void check_training_steps(const std::string& key, Sequential& model, MakeOptimizer make_optimizer) {
     const json& g = golden().at(key);
     std::vector<Parameter<float>> parameters = model.parameters();
-    REQUIRE(parameters.size() == 6);
+    // Every golden value is one of the model's parameters or buffers.
+    std::size_t buffers_in_file = 0;
+    for (const Buffer<float>& b : model.buffers())
+        buffers_in_file += g["initial"].contains(b.name) ? 1 : 0;
+    REQUIRE(parameters.size() + buffers_in_file == g["initial"].size());
     for (Parameter<float>& p : parameters)
         assign_from(p.value, p.size, g["initial"].at(p.name));
 
@@ -95,7 +99,12 @@ void check_training_steps(const std::string& key, Sequential& model, MakeOptimiz
         CHECK(std::abs(value - expected) <= 1e-5 * std::abs(expected));
         for (const Parameter<float>& p : parameters)
             check_close(prefix + p.name, p.value, p.size, g["after"][step].at(p.name));
+        // Running statistics, where the golden record has every buffer after each step.
+        for (const Buffer<float>& b : model.buffers())
+            if (g["after"][step].contains(b.name))
+                check_close(prefix + b.name, b.value, b.size, g["after"][step].at(b.name));
     }
+    if (!g.contains("running_mean")) return;
     auto& bn = dynamic_cast<BatchNorm&>(model[1]);
     check_vector(key + " running_mean", bn.running_mean(), g["running_mean"]);
     check_vector(key + " running_var", bn.running_var(), g["running_var"]);
@@ -218,4 +227,57 @@ TEST_CASE("BatchNorm2d with momentum unset and no affine parameters matches PyTo
     check_layer("bn2d_cumulative_no_affine", bn);
     check_vector("bn2d_cumulative running_mean", bn.running_mean(), g["running_mean"]);
     check_vector("bn2d_cumulative running_var", bn.running_var(), g["running_var"]);
+}
+
+namespace {
+
+// One training-mode forward and backward of a residual block against torchvision's
+// BasicBlock: y, dx, every parameter gradient, and the running statistics after the step.
+void check_basic_block(const std::string& key, Residual& block) {
+    const json& g = golden().at(key);
+    for (Parameter<float>& p : block.parameters())
+        assign_from(p.value, p.size, g["values"].at(p.name));
+    block.zero_grad();
+    check_matrix(key + " y", block.forward(matrix_from<float>(g["x"])), g["y"]);
+    check_matrix(key + " dx", block.backward(matrix_from<float>(g["dy"])), g["dx"]);
+    for (Parameter<float>& p : block.parameters())
+        check_close(key + " d" + p.name, p.grad, p.size, g["grads"].at(p.name));
+    const std::vector<Buffer<float>> buffers = block.buffers();
+    CHECK(buffers.size() == (block.shortcut() ? 6 : 4));
+    for (const Buffer<float>& b : buffers)
+        check_close(key + " " + b.name, b.value, b.size, g["values"].at(b.name));
+}
+
+// Conv3x3 (stride) -> BN -> ReLU -> Conv3x3 -> BN, without biases (torchvision's conv3x3).
+Sequential basic_block_body(const Shape& input, std::size_t out, std::size_t stride, Rng& rng) {
+    Sequential body(input);
+    body.add<Conv2d>(Conv2dOptions(input[0], out, 3).stride(stride).padding(1).bias(false), rng);
+    body.add<BatchNorm2d>(out);
+    body.add<ReLU>();
+    body.add<Conv2d>(Conv2dOptions(out, out, 3).padding(1).bias(false), rng);
+    body.add<BatchNorm2d>(out);
+    return body;
+}
+
+}  // namespace
+
+TEST_CASE("A residual block matches torchvision's BasicBlock: identity and projection") {
+    Rng rng(0);  // weights are overwritten with the golden ones
+    Residual identity(basic_block_body({3, 6, 5}, 3, 1, rng), rng);
+    REQUIRE(identity.shortcut() == nullptr);
+    check_basic_block("basic_block_identity", identity);
+    Residual projection(basic_block_body({3, 7, 6}, 5, 2, rng), rng);
+    REQUIRE(projection.shortcut() != nullptr);
+    CHECK(projection.shortcut()->describe() == "Sequential(2 layers)");
+    check_basic_block("basic_block_projection", projection);
+}
+
+TEST_CASE("Two SGD steps of a ResNet-8 (models/resnet.hpp) match PyTorch's") {
+    Rng rng(0);  // weights are overwritten with the golden ones
+    Sequential model = resnet<float>({1, 8, 8}, ResNetOptions().depth(8).width(4).classes(3), rng);
+    for (Buffer<float>& b : model.buffers())
+        assign_from(b.value, b.size, golden().at("resnet8_sgd")["initial"].at(b.name));
+    check_training_steps("resnet8_sgd", model, [](std::vector<Parameter<float>> p) {
+        return SGD(p, SGDOptions(0.1).momentum(0.9).weight_decay(1e-3));
+    });
 }

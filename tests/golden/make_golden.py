@@ -3,7 +3,10 @@
 Linear, CrossEntropyLoss, SGD, Adam, StepLR and CosineAnnealingLR, and for convolutional
 networks Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) and BatchNorm2d, for bnlab's tests.
 
-Run with Debian's python3-torch:  /usr/bin/python3 tests/golden/make_golden.py
+Residual blocks are torchvision's own BasicBlock (resnet.py).
+
+Run with Debian's python3-torch and python3-torchvision:
+  /usr/bin/python3 tests/golden/make_golden.py
 The tests read the committed JSON and never need PyTorch.
 
 Inputs are drawn in float32 and written exactly, so bnlab (float32) starts from the same
@@ -13,6 +16,7 @@ import json
 import pathlib
 
 import torch
+from torchvision.models.resnet import BasicBlock
 
 torch.manual_seed(2015)
 
@@ -258,6 +262,119 @@ labels = torch.tensor([0, 2, 1, 1, 0, 2, 2, 1])
 golden["cnn_sgd"] = training_steps(
     model, cnn_params, batches, labels,
     torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3))
+
+
+# 8. Residual blocks: torchvision's BasicBlock, y = relu(bn2(conv2(relu(bn1(conv1(x))))) + s(x)),
+#    s the identity or downsample = 1x1 Conv2d (stride) + BatchNorm2d. Named as bnlab's
+#    Residual names them: body = [conv1, bn1, relu, conv2, bn2], shortcut = downsample.
+def block_names(prefix, block):
+    """bnlab's name of each of the block's parameters and buffers, keyed by torchvision's."""
+    names = {"conv1.weight": "body.0.weight", "bn1.weight": "body.1.gamma",
+             "bn1.bias": "body.1.beta", "bn1.running_mean": "body.1.running_mean",
+             "bn1.running_var": "body.1.running_var", "conv2.weight": "body.3.weight",
+             "bn2.weight": "body.4.gamma", "bn2.bias": "body.4.beta",
+             "bn2.running_mean": "body.4.running_mean", "bn2.running_var": "body.4.running_var",
+             "downsample.0.weight": "shortcut.0.weight", "downsample.1.weight": "shortcut.1.gamma",
+             "downsample.1.bias": "shortcut.1.beta",
+             "downsample.1.running_mean": "shortcut.1.running_mean",
+             "downsample.1.running_var": "shortcut.1.running_var"}
+    return {prefix + k: prefix + v for k, v in names.items()}
+
+
+def randomize_batchnorms(module):
+    """gamma and beta away from 1 and 0, so that the tests see them used."""
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(f32(torch.rand(m.num_features) + 0.5))
+                m.bias.copy_(f32(torch.randn(m.num_features) * 0.1))
+        for p in module.parameters():
+            p.copy_(f32(p))
+
+
+def residual_block(in_c, out_c, stride, x_shape):
+    downsample = None
+    if stride != 1 or in_c != out_c:
+        downsample = torch.nn.Sequential(
+            torch.nn.Conv2d(in_c, out_c, 1, stride=stride, bias=False),
+            torch.nn.BatchNorm2d(out_c))
+    block = BasicBlock(in_c, out_c, stride, downsample).double()
+    randomize_batchnorms(block)
+    names = block_names("", block)
+    x = f32(torch.randn(*x_shape)).requires_grad_()
+    y = block(x)
+    dy = f32(torch.randn(*y.shape))
+    y.backward(dy)
+    record = {"x": out(x), "dy": out(dy), "y": out(y), "dx": out(x.grad), "values": {},
+              "grads": {}}
+    for name, p in block.named_parameters():
+        record["values"][names[name]] = out(p)
+        record["grads"][names[name]] = out(p.grad)
+    for name, b in block.named_buffers():
+        if name in names:
+            record["values"][names[name]] = out(b)  # running statistics after the step
+    return record
+
+
+golden["basic_block_identity"] = residual_block(3, 3, 1, (4, 3, 6, 5))
+golden["basic_block_projection"] = residual_block(3, 5, 2, (4, 3, 7, 6))
+
+
+# 9. Two SGD steps (momentum, weight decay) of a ResNet-8 (models/resnet.hpp) of width 4 on
+#    1x8x8 images: Conv3x3 + BN + ReLU, one BasicBlock per stage (4, 8, 16 channels; stride 2
+#    at stages 2 and 3), global average pooling, Linear to 3 classes.
+class ResNet8(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        def projection(i, o):
+            return torch.nn.Sequential(torch.nn.Conv2d(i, o, 1, stride=2, bias=False),
+                                       torch.nn.BatchNorm2d(o))
+        self.layers = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4),
+            torch.nn.ReLU(), BasicBlock(4, 4), BasicBlock(4, 8, 2, projection(4, 8)),
+            BasicBlock(8, 16, 2, projection(8, 16)), torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(), torch.nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def resnet8_names(model):
+    names = {"0.weight": "0.weight", "1.weight": "1.gamma", "1.bias": "1.beta",
+             "1.running_mean": "1.running_mean", "1.running_var": "1.running_var",
+             "8.weight": "7.weight", "8.bias": "7.bias"}
+    for index in (3, 4, 5):
+        names.update(block_names(f"{index}.", model.layers[index]))
+    return names
+
+
+torch.manual_seed(13)
+model = ResNet8().double()
+randomize_batchnorms(model)
+names = resnet8_names(model)
+
+
+def resnet8_state(model):
+    state = {}
+    for name, value in list(model.layers.named_parameters()) + list(model.layers.named_buffers()):
+        if name in names:
+            state[names[name]] = out(value)
+    return state
+
+
+batches = [f32(torch.randn(8, 1, 8, 8)), f32(torch.randn(8, 1, 8, 8))]
+labels = torch.tensor([0, 2, 1, 1, 0, 2, 2, 1])
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+record = {"initial": resnet8_state(model), "inputs": [out(b) for b in batches],
+          "labels": labels.tolist(), "losses": [], "after": []}
+for batch in batches:
+    optimizer.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(batch), labels)
+    loss.backward()
+    optimizer.step()
+    record["losses"].append(float(loss))
+    record["after"].append(resnet8_state(model))
+golden["resnet8_sgd"] = record
 
 path = pathlib.Path(__file__).with_name("pytorch_golden.json")
 path.write_text(json.dumps(golden, indent=1) + "\n")
