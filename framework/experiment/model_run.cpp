@@ -13,6 +13,7 @@
 #include "framework/experiment/training_state.hpp"
 #include "models/cnn.hpp"
 #include "models/fold_batchnorm.hpp"
+#include "models/resnet.hpp"
 
 namespace bnlab {
 
@@ -67,11 +68,20 @@ ModelAndOptimizer build_model(const TrainConfig& config, const Dataset& train, c
                               Rng& rng) {
     const std::size_t classes = class_count(train, test);
     ModelAndOptimizer built;
-    if (config.model == "cnn") {
-        if (train.sample_shape.size() != 3)
-            throw std::invalid_argument(
-                "the cnn model needs images, and the data in " + config.data_dir +
-                " has no image shape (CSV rows are plain features): use IDX files");
+    if (config.model != "mlp" && train.sample_shape.size() != 3)
+        throw std::invalid_argument(
+            "the " + config.model + " model needs images, and the data in " + config.data_dir +
+            " has no image shape (CSV rows are plain features): use IDX files");
+    if (is_resnet(config.model)) {
+        built.model = resnet<float>(train.sample_shape,
+                                    ResNetOptions()
+                                        .depth(config.depth)
+                                        .width(config.width)
+                                        .classes(classes)
+                                        .batchnorm(config.batchnorm)
+                                        .residual(config.model == "resnet"),
+                                    rng);
+    } else if (config.model == "cnn") {
         built.model = cnn(train.sample_shape, config.channels, config.hidden, classes,
                           config.activation, config.batchnorm, rng, config.dropout);
     } else {

@@ -1,5 +1,6 @@
 #include "framework/experiment/run_config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -12,7 +13,8 @@
 namespace bnlab {
 
 const std::vector<std::string>& preset_names() {
-    static const std::vector<std::string> names{"paper", "deep", "relu", "cnn"};
+    static const std::vector<std::string> names{"paper", "deep",     "relu",
+                                                "cnn",   "resnet20", "plain20"};
     return names;
 }
 
@@ -43,8 +45,23 @@ TrainConfig preset_config(const std::string& name) {
         config.target = 0.91;
         return config;
     }
+    if (name == "resnet20" || name == "plain20") {
+        config.model = name == "resnet20" ? "resnet" : "plain";
+        config.depth = 20;
+        config.width = 16;
+        config.hidden.clear();
+        config.activation = Activation::relu;
+        config.batch = 128;
+        config.lr = 0.1;
+        config.momentum = 0.9;
+        config.weight_decay = 5e-4;
+        config.epochs = 15;
+        config.schedule = LrSchedule::cosine(config.epochs);
+        config.target = 0.93;
+        return config;
+    }
     throw std::invalid_argument("unknown preset '" + name +
-                                "' (expected paper, deep, relu or cnn)");
+                                "' (expected paper, deep, relu, cnn, resnet20 or plain20)");
 }
 
 std::string hidden_string(const std::vector<std::size_t>& hidden) {
@@ -54,7 +71,14 @@ std::string hidden_string(const std::vector<std::size_t>& hidden) {
     return text;
 }
 
+bool is_resnet(const std::string& model) {
+    return model == "resnet" || model == "plain";
+}
+
 std::string network_string(const TrainConfig& config) {
+    if (is_resnet(config.model))
+        return std::string(config.model == "resnet" ? "ResNet-" : "plain-") +
+               std::to_string(config.depth) + " (width " + std::to_string(config.width) + ")";
     std::string text =
         config.model == "cnn" ? "conv " + hidden_string(config.channels) + " + " : "";
     text += hidden_string(config.hidden) + " " + to_string(config.activation);
@@ -69,6 +93,10 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
                                    {"standardize", config.standardize},
                                    {"model", config.model}};
     if (config.model == "cnn") json["channels"] = config.channels;
+    if (is_resnet(config.model)) {
+        json["depth"] = config.depth;
+        json["width"] = config.width;
+    }
     json.update(nlohmann::ordered_json{
         {"hidden", config.hidden},
         {"act", to_string(config.activation)},
@@ -103,8 +131,10 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
         config.standardize = json.at("standardize").get<bool>();
         // Logs and checkpoints from before CNNs are MLPs.
         if (json.contains("model")) config.model = json.at("model").get<std::string>();
-        if (config.model != "mlp" && config.model != "cnn")
+        if (config.model != "mlp" && config.model != "cnn" && !is_resnet(config.model))
             throw std::invalid_argument("unknown model '" + config.model + "'");
+        if (json.contains("depth")) config.depth = integer_at<std::size_t>(json, "depth");
+        if (json.contains("width")) config.width = integer_at<std::size_t>(json, "width");
         if (json.contains("channels")) {
             config.channels.clear();
             for (const auto& count : json.at("channels").get<std::vector<nlohmann::ordered_json>>())
@@ -236,7 +266,10 @@ TrainFlags::TrainFlags(CLI::App& app, bool lr_list) {
                    "relu: 2 x 256 ReLU, batch 128, lr 0.1, target 0.87\n"
                    "cnn: two blocks Conv3x3 (16, 32 channels) -> BN -> ReLU -> MaxPool2, then "
                    "128 ReLU, batch 128, lr 0.1, 12 epochs, target 0.91\n"
-                   "All use plain SGD, and 10 epochs unless said.")
+                   "resnet20: ResNet-20, width 16, batch 128, lr 0.1 with momentum 0.9, weight "
+                   "decay 5e-4 and a cosine schedule over 15 epochs, target 0.93\n"
+                   "plain20: resnet20 without shortcuts\n"
+                   "The others use plain SGD, and 10 epochs unless said.")
         ->check(CLI::IsMember(preset_names()))
         ->capture_default_str();
     overrides(app.add_option("--data", given_.data_dir,
@@ -255,10 +288,29 @@ TrainFlags::TrainFlags(CLI::App& app, bool lr_list) {
                            "deviation (else they are only scaled to [0, 1])"),
               [this](TrainConfig& c) { c.standardize = given_.standardize; });
     overrides(app.add_option("--model", model_,
-                             "mlp, or cnn: convolution blocks before the hidden Dense layers "
-                             "(needs image data: IDX files) [default: mlp]")
-                  ->check(CLI::IsMember({"mlp", "cnn"})),
+                             "mlp; cnn: convolution blocks before the hidden Dense layers; "
+                             "resnet: a residual network of --depth and --width (He et al.'s "
+                             "CIFAR layout); plain: the same without shortcuts. All but mlp need "
+                             "image data (IDX files) [default: mlp]")
+                  ->check(CLI::IsMember({"mlp", "cnn", "resnet", "plain"})),
               [this](TrainConfig& c) { c.model = model_; });
+    overrides(app.add_option("--depth", depth_,
+                             "resnet, plain: layers with weights, 6n + 2 (8, 14, 20, 32, 44, "
+                             "56, …) [default: 20]")
+                  ->transform(integer_at_least(8))
+                  ->check(CLI::Validator(
+                      [](std::string& text) -> std::string {
+                          return (std::stoul(text) - 2) % 6 == 0
+                                     ? ""
+                                     : "expected 6n + 2 (8, 14, 20, 32, 44, 56, …), got " + text;
+                      },
+                      "6n+2")),
+              [this](TrainConfig& c) { c.depth = depth_; });
+    overrides(app.add_option("--width", width_,
+                             "resnet, plain: channels of the first stage; the second and third "
+                             "have 2x and 4x [default: 16]")
+                  ->transform(integer_at_least(1)),
+              [this](TrainConfig& c) { c.width = width_; });
     overrides(app.add_option("--channels", given_.channels,
                              "cnn: channels of each Conv3x3 -> BN -> act -> MaxPool2 block, "
                              "comma-separated, e.g. 16,32")
@@ -358,8 +410,28 @@ std::vector<double> TrainFlags::learning_rates() const {
 
 TrainConfig TrainFlags::resolve() const {
     TrainConfig config = preset_config(preset_);
+    const TrainConfig preset = config;
     for (const auto& [option, apply] : overrides_)
         if (option->count() > 0) apply(config);
+    const std::vector<std::string> flags = given();
+    const auto was_given = [&flags](const std::string& flag) {
+        return std::find(flags.begin(), flags.end(), flag) != flags.end();
+    };
+    // A preset's cosine schedule spans its run: over the epochs given, unless one is given.
+    if (config.epochs != preset.epochs && !was_given("--schedule") &&
+        preset.schedule.kind() == LrSchedule::Kind::cosine)
+        config.schedule = LrSchedule::cosine(config.epochs);
+    if (is_resnet(config.model)) {
+        // A residual network's head is global pooling and one Dense, and its blocks use ReLU.
+        if (was_given("--hidden") || was_given("--channels") || was_given("--dropout"))
+            throw std::invalid_argument(
+                "--model " + config.model +
+                ": --hidden, --channels and --dropout do not apply (use --depth and --width)");
+        if (was_given("--act") && config.activation != Activation::relu)
+            throw std::invalid_argument("--model " + config.model + ": its blocks use ReLU");
+        config.hidden.clear();
+        config.activation = Activation::relu;
+    }
     return config;
 }
 

@@ -30,8 +30,12 @@ struct TrainConfig {
     bool standardize = false;                 // else pixels are only scaled to [0, 1]
     // "mlp", or "cnn": convolution blocks of these channel counts (models/cnn.hpp) before the
     // hidden Dense layers; it needs image data.
+    // "resnet" or "plain": the residual network of models/resnet.hpp of this depth and width,
+    // or its twin without shortcuts; their head is global pooling and one Dense (no hidden).
     std::string model = "mlp";
     std::vector<std::size_t> channels{16, 32};
+    std::size_t depth = 20;
+    std::size_t width = 16;
     std::vector<std::size_t> hidden{100, 100, 100};
     double dropout = 0.0;  // Dropout after each hidden Dense block's activation when > 0
     Activation activation = Activation::sigmoid;
@@ -67,15 +71,21 @@ struct TrainConfig {
 //   paper: the BN paper's MNIST network, 3 x 100 sigmoid, batch 60, lr 0.5, target 0.85;
 //   deep:  6 x 100 sigmoid, otherwise as paper;
 //   relu:  2 x 256 ReLU, batch 128, lr 0.1, target 0.87;
-//   cnn:   a small CNN (see preset_config), ReLU, batch 128, target 0.91.
+//   cnn:   a small CNN (see preset_config), ReLU, batch 128, target 0.91;
+// and the deep networks', SGD with momentum 0.9, weight decay 5e-4, a cosine schedule:
+//   resnet20: ResNet-20 (width 16), batch 128, lr 0.1, 15 epochs, target 0.93;
+//   plain20:  its twin without shortcuts, otherwise as resnet20.
 // Throws std::invalid_argument naming the unknown preset and the known ones.
 TrainConfig preset_config(const std::string& name);
 const std::vector<std::string>& preset_names();
 
+// Whether `model` names a residual network or its plain twin ("resnet", "plain").
+bool is_resnet(const std::string& model);
+
 // "100,100,100"
 std::string hidden_string(const std::vector<std::size_t>& hidden);
 // The network in a few words: "100,100,100 sigmoid", or "conv 16,32 + 128 relu" for a CNN (and
-// ", dropout 0.2" when it has Dropout).
+// ", dropout 0.2" when it has Dropout), "ResNet-20 (width 16)", "plain-20 (width 16)".
 std::string network_string(const TrainConfig& config);
 
 // Every field, keyed by its flag's name ("hidden": [100, 100, 100], "bn": "on", "lr": 0.5, …).
@@ -125,6 +135,8 @@ class TrainFlags {
     std::string batchnorm_;
     std::string model_;
     std::string schedule_;
+    std::size_t depth_ = 20;
+    std::size_t width_ = 16;
     std::string learning_rates_text_;  // --lr with lr_list, checked by learning_rate_list()
     std::vector<std::pair<CLI::Option*, std::function<void(TrainConfig&)>>> overrides_;
 };
