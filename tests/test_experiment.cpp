@@ -509,6 +509,36 @@ TEST_CASE("The probe reads each hidden layer's activation input in eval mode") {
           "probe: the model has no hidden layer with an activation");
 }
 
+TEST_CASE("The probe reads a residual block's sum, and its body's gradient norm") {
+    Rng rng(13);
+    Dataset data = make_blobs(24, 2 * 4 * 4, 3, 1.0, rng);
+    data.sample_shape = {2, 4, 4};
+    Sequential model(Shape{2, 4, 4});
+    Sequential body(Shape{2, 4, 4});
+    body.add<Conv2d>(Conv2dOptions(2, 3, 3).padding(1), rng);
+    body.add<ReLU>();
+    body.add<Conv2d>(Conv2dOptions(3, 3, 3).padding(1), rng);
+    auto& block = model.add<Residual>(std::move(body), rng);  // projection 2 -> 3 channels
+    model.add<GlobalAvgPool2d>();
+    model.add<Dense>(3, 3, rng);
+    SoftmaxCrossEntropy loss;
+    SGD optimizer(model.parameters(), SGDOptions(0.1));
+    train_step(model, loss, optimizer, slice(data, 0, 12).inputs, slice(data, 0, 12).labels);
+    Probe probe(model, data, 8);
+    // The block, one hidden layer: its body runs as one layer, not probed inside.
+    REQUIRE(probe.hidden_layers() == 1);
+    const std::vector<ProbePoint> points = probe.record(1, 1);
+    model.eval();
+    block.forward(slice(data, 0, 8).inputs);
+    std::vector<float> sum(block.sum().begin(), block.sum().end());
+    CHECK(points[0].p50 == doctest::Approx(quantile(sum, 0.5)));
+    double squares = 0.0;
+    for (float g : dynamic_cast<Conv2d&>(block.body()[2]).weight_grad())
+        squares += double(g) * double(g);
+    CHECK(points[0].grad_norm == doctest::Approx(std::sqrt(squares)));
+    CHECK(points[0].grad_norm > 0.0);
+}
+
 TEST_CASE("train --probe logs probe lines and does not change the training") {
     QuietLogs quiet;
     TempDir dir;

@@ -167,6 +167,14 @@ TEST_CASE("Training steps of a CNN allocate nothing after the first, on 1 and 3 
         model.add<Dense>(6, 10, rng);
         SGD sgd(model.parameters(), SGDOptions(0.05).momentum(0.9));
         CHECK(allocations_in_steps(sgd, model, batches, 5) == 0);
+        // Residual blocks, with identity and projection shortcuts, and the plain twin.
+        for (bool residual : {true, false}) {
+            CAPTURE(residual);
+            Sequential resnet8 =
+                resnet<float>({2, 8, 8}, ResNetOptions().depth(8).width(4).residual(residual), rng);
+            SGD resnet_sgd(resnet8.parameters(), SGDOptions(0.05).momentum(0.9));
+            CHECK(allocations_in_steps(resnet_sgd, resnet8, batches, 5) == 0);
+        }
         set_threads(saved);
     }
 }

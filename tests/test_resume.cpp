@@ -199,3 +199,11 @@ TEST_CASE("A CNN with Dropout, killed mid-run and resumed, ends as if never inte
                               "0.2", "--epochs", "3"},
                              {}, 3);
 }
+
+TEST_CASE(
+    "A ResNet (train --preset resnet20), killed mid-run and resumed, ends as if never "
+    "interrupted") {
+    // Residual blocks with projections, SGD with momentum and weight decay, a cosine schedule.
+    check_killed_and_resumed(
+        kTrain, {"--preset", "resnet20", "--depth", "8", "--width", "4", "--epochs", "3"}, {}, 3);
+}

@@ -6,6 +6,7 @@
 
 #include "framework/training.hpp"
 #include "layers/relu.hpp"
+#include "layers/residual.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
 
@@ -23,21 +24,40 @@ void collect_leaves(Sequential& model, std::vector<BasicLayer<float>*>& leaves) 
     }
 }
 
+bool has_weight(BasicLayer<float>& layer) {
+    const std::vector<Parameter<float>> parameters = layer.parameters();
+    return !parameters.empty() && parameters.front().name == "weight";
+}
+
+// The last Dense or Conv2d of a residual block's body, or nullptr.
+BasicLayer<float>* last_weighted_in(Residual& block) {
+    std::vector<BasicLayer<float>*> body;
+    collect_leaves(block.body(), body);
+    for (auto layer = body.rbegin(); layer != body.rend(); ++layer)
+        if (has_weight(**layer)) return *layer;
+    return nullptr;
+}
+
 }  // namespace
 
 Probe::Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_size)
     : model_(model), batch_(slice(probe_data, 0, std::min(probe_size, probe_data.size())).inputs) {
     collect_leaves(model, leaves_);
-    std::optional<std::size_t> last_weighted;
+    BasicLayer<float>* last_weighted = nullptr;
     for (std::size_t i = 0; i < leaves_.size(); ++i) {
-        const std::vector<Parameter<float>> parameters = leaves_[i]->parameters();
-        if (!parameters.empty() && parameters.front().name == "weight") last_weighted = i;
+        if (has_weight(*leaves_[i])) last_weighted = leaves_[i];
         const bool activation = dynamic_cast<ReLU*>(leaves_[i]) ||
                                 dynamic_cast<Sigmoid*>(leaves_[i]) ||
                                 dynamic_cast<Tanh*>(leaves_[i]);
         if (activation && last_weighted) {
             activations_.push_back(i);
-            dense_.push_back(*last_weighted);
+            weighted_.push_back(last_weighted);
+        }
+        if (auto* block = dynamic_cast<Residual*>(leaves_[i]); block && block->options().relu()) {
+            if (BasicLayer<float>* weighted = last_weighted_in(*block)) {
+                activations_.push_back(i);
+                weighted_.push_back(weighted);
+            }
         }
     }
     if (activations_.empty())
@@ -46,8 +66,8 @@ Probe::Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_siz
 
 std::vector<ProbePoint> Probe::record(int epoch, long step) {
     std::vector<double> grad_norms;
-    for (std::size_t dense : dense_) {
-        const Parameter<float> weight = leaves_[dense]->parameters().front();
+    for (BasicLayer<float>* weighted : weighted_) {
+        const Parameter<float> weight = weighted->parameters().front();
         double squares = 0.0;
         for (std::size_t j = 0; j < weight.size; ++j)
             squares += double(weight.grad[j]) * double(weight.grad[j]);
@@ -58,9 +78,13 @@ std::vector<ProbePoint> Probe::record(int epoch, long step) {
     const Matrix<float>* activation = &batch_;
     std::size_t next = 0;
     for (std::size_t i = 0; i < leaves_.size() && next < activations_.size(); ++i) {
+        auto* block = dynamic_cast<Residual*>(leaves_[i]);
+        if (block) activation = &leaves_[i]->forward(*activation);
         if (i == activations_[next]) {
-            // What this hidden layer's activation function receives.
-            values_.assign(activation->begin(), activation->end());
+            // What this hidden layer's activation function receives: the block's sum, or the
+            // activation layer's input.
+            const Matrix<float>& input = block ? block->sum() : *activation;
+            values_.assign(input.begin(), input.end());
             ProbePoint point;
             point.epoch = epoch;
             point.step = step;
@@ -72,7 +96,7 @@ std::vector<ProbePoint> Probe::record(int epoch, long step) {
             points.push_back(point);
             ++next;
         }
-        activation = &leaves_[i]->forward(*activation);
+        if (!block) activation = &leaves_[i]->forward(*activation);
     }
     return points;
 }

@@ -17,8 +17,11 @@ class Probe {
   public:
     // The first `probe_size` samples of `probe_data` (all of them if fewer) form the probe
     // batch. Hidden layers are the model's activations (ReLU, Sigmoid, Tanh), nested
-    // Sequentials included; the Dense or Conv2d before each supplies its gradient norm. Throws
-    // when the model has no hidden layer.
+    // Sequentials included; the Dense or Conv2d before each supplies its gradient norm. A
+    // residual block with a ReLU after its sum is one hidden layer: the probe reads the sum
+    // (body(x) + shortcut(x)), and the body's last Dense or Conv2d supplies the gradient norm;
+    // the layers inside the block run as the block and are not probed one by one.
+    // Throws when the model has no hidden layer.
     Probe(Sequential& model, const Dataset& probe_data, std::size_t probe_size = 500);
 
     // One point per hidden layer, layers numbered from 1. Call between steps, after backward
@@ -31,9 +34,11 @@ class Probe {
     Sequential& model_;
     Matrix<float> batch_;                     // [probe_size, features]
     std::vector<BasicLayer<float>*> leaves_;  // the layers forward runs, nested ones opened
-    std::vector<std::size_t> activations_;    // index in leaves_ of each hidden layer's activation
-    std::vector<std::size_t> dense_;          // index of the Dense or Conv2d feeding it
-    std::vector<float> values_;               // scratch for the percentiles
+    // Per hidden layer: the index in leaves_ of its activation (or of its residual block, whose
+    // sum() is read after it runs), and the Dense or Conv2d feeding it.
+    std::vector<std::size_t> activations_;
+    std::vector<BasicLayer<float>*> weighted_;
+    std::vector<float> values_;  // scratch for the percentiles
 };
 
 // The q-quantile (0 <= q <= 1) of `values`, interpolating linearly between order statistics as

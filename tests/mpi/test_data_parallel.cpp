@@ -33,9 +33,13 @@ Sets blobs() {
     return {slice(all, 0, 600), slice(all, 600, 750)};
 }
 
-// MLP: Dense-BN-ReLU-Dropout-Dense-BN-Tanh-Dense; CNN: Conv-BN2d-ReLU-MaxPool-Dense-BN-ReLU-Dense.
+// MLP: Dense-BN-ReLU-Dropout-Dense-BN-Tanh-Dense; CNN: Conv-BN2d-ReLU-MaxPool-Dense-BN-ReLU-Dense;
+// a ResNet-8.
 Sequential model_of(const std::string& kind, std::uint64_t seed) {
     Rng rng(seed);
+    // ResNet-8 of width 2: BatchNorm in every block's body and in the projections.
+    if (kind == "resnet")
+        return resnet<float>({1, 6, 6}, ResNetOptions().depth(8).width(2).classes(4), rng);
     if (kind == "cnn") {
         Sequential model(Shape{1, 6, 6});
         model.add<Conv2d>(Conv2dOptions(1, 4, 3).padding(1), rng);
@@ -159,7 +163,7 @@ TEST_CASE("Synchronized data-parallel fit ends with the one-process weights and 
     spdlog::set_level(spdlog::level::warn);
     const Sets sets = blobs();
     // 48 rows split evenly over 2 and 3 processes; 50 unevenly (25 + 25, 17 + 17 + 16).
-    for (const std::string kind : {"mlp", "cnn"})
+    for (const std::string kind : {"mlp", "cnn", "resnet"})
         for (const std::size_t batch : {48, 50}) {
             CAPTURE(kind);
             CAPTURE(batch);
