@@ -1,10 +1,11 @@
-// Times one training step (forward, loss, backward, SGD step) of an MLP or a CNN on a fixed
-// in-memory batch, and eval-mode inference with and without BatchNorm folded into the layers
+// Times one training step (forward, loss, backward, SGD step) of an MLP, a CNN or a ResNet on a
+// fixed in-memory batch, and eval-mode inference with and without BatchNorm folded into the layers
 // before it, and compares the step with what its matrix products alone would allow at the sgemm
 // speed measured just before on the same shapes and threads (and, for comparison, on OpenBLAS's
 // own threads).
 //   build/bin/bench_step --hidden 256,256 --act relu --bn on --batch 128 --threads 2
 //   build/bin/bench_step --channels 16,32 --hidden 128 --bn on --batch 128 --threads 2
+//   build/bin/bench_step --resnet 20 --width 16 --bn on --batch 128 --threads 2
 // The limit is also measured on every OpenBLAS core the CPU can run (each in a process of its
 // own, OPENBLAS_CORETYPE being read when OpenBLAS loads), and the best of them is printed beside
 // it with the CPU, so that a step on slow kernels cannot look close to its limit.
@@ -61,37 +62,29 @@ struct Product {
     std::size_t per_sample_of = 0;  // the batch, for per-sample products
 };
 
-// The Dense layers' products; the first layer's input needs a gradient when something before
-// it learns (a convolution).
-std::vector<Product> dense_products(const std::vector<std::size_t>& widths, std::size_t batch,
-                                    bool first_input_grad) {
-    std::vector<Product> products;
-    for (std::size_t layer = 0; layer + 1 < widths.size(); ++layer) {
-        const std::size_t in = widths[layer], out = widths[layer + 1];
-        products.push_back({batch, out, in, false, true});  // y = x W^T
-        products.push_back({out, in, batch, true, false});  // dW = dy^T x
-        if (layer > 0 || first_input_grad)
-            products.push_back({batch, in, out, false, false});  // dx = dy W
+// The products of one training step of `layer` on a batch of `batch`, appended to `products`.
+// A Dense in -> out: forward x W^T, weight gradient dy^T x, input gradient dy W. A Conv2d, per
+// sample: y = W col [O, P] (inner C k k), dW += dy col^T [O, C k k] (inner P), dcol = W^T dy
+// [C k k, P] (inner O). The model's first weighted layer computes no input gradient (`first`).
+// Layers inside others (nested models, residual blocks) count too.
+void add_products(BasicLayer<float>& layer, std::size_t batch, bool& first,
+                  std::vector<Product>& products) {
+    if (auto* conv = dynamic_cast<Conv2d*>(&layer)) {
+        const Shape out = *conv->output_shape();
+        const std::size_t channels = out[0], k = conv->weight().shape(1), p = out[1] * out[2];
+        products.push_back({channels, p, k, false, false, batch});
+        products.push_back({channels, k, p, false, true, batch});
+        if (!first) products.push_back({k, p, channels, true, false, batch});
+        first = false;
+    } else if (auto* dense = dynamic_cast<Dense*>(&layer)) {
+        const std::size_t in = *dense->in_features(), out = *dense->out_features();
+        products.push_back({batch, out, in, false, true});               // y = x W^T
+        products.push_back({out, in, batch, true, false});               // dW = dy^T x
+        if (!first) products.push_back({batch, in, out, false, false});  // dx = dy W
+        first = false;
     }
-    return products;
-}
-
-// The products of the cnn() blocks (Conv3x3, padding 1, each followed by MaxPool2d(2)) on
-// [channels, side, side] images, per sample: y = W col [O, P] (inner C k k), dW += dy col^T
-// [O, C k k] (inner P), dcol = W^T dy [C k k, P] (inner O; not for the first layer).
-std::vector<Product> conv_products(std::size_t channels, std::size_t side,
-                                   const std::vector<std::size_t>& conv_channels,
-                                   std::size_t batch) {
-    std::vector<Product> products;
-    for (std::size_t layer = 0; layer < conv_channels.size(); ++layer) {
-        const std::size_t out = conv_channels[layer], k = channels * 9, p = side * side;
-        products.push_back({out, p, k, false, false, batch});
-        products.push_back({out, k, p, false, true, batch});
-        if (layer > 0) products.push_back({k, p, out, true, false, batch});
-        channels = out;
-        side /= 2;
-    }
-    return products;
+    for (const auto& child : layer.children())
+        add_products(*child.second, batch, first, products);
 }
 
 double flops_of(const std::vector<Product>& products) {
@@ -182,6 +175,10 @@ int main(int argc, char** argv) {
     app.add_option("--channels", channels,
                    "A CNN (models/cnn.hpp) of these Conv3x3 blocks on 1 x 28 x 28 images")
         ->delimiter(',');
+    std::size_t resnet_depth = 0, width = 16;
+    app.add_option("--resnet", resnet_depth,
+                   "A ResNet (models/resnet.hpp) of this depth on 1 x 28 x 28 images");
+    app.add_option("--width", width, "The ResNet's first-stage channels")->capture_default_str();
     app.add_option("--inputs", inputs)->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--classes", classes)->check(CLI::Range(2, 1 << 20))->capture_default_str();
     std::string core_limits = "on";
@@ -199,22 +196,22 @@ int main(int argc, char** argv) {
 
     set_threads(threads);
     Rng rng(1);
-    const bool is_cnn = !channels.empty();
-    std::size_t side = 28;
-    if (is_cnn) inputs = side * side;
+    const bool is_cnn = !channels.empty(), is_resnet = resnet_depth > 0;
+    if (is_cnn || is_resnet) inputs = 28 * 28;
+    Sequential model = is_resnet ? resnet<float>(Shape{1, 28, 28},
+                                                 ResNetOptions()
+                                                     .depth(resnet_depth)
+                                                     .width(width)
+                                                     .classes(classes)
+                                                     .batchnorm(batchnorm == "on"),
+                                                 rng)
+                       : is_cnn  ? cnn(Shape{1, 28, 28}, channels, hidden, classes,
+                                       parse_activation(activation), batchnorm == "on", rng)
+                                 : mlp(inputs, hidden, classes, parse_activation(activation),
+                                       batchnorm == "on", rng);
     std::vector<Product> products;
-    std::size_t flattened = inputs;
-    if (is_cnn) {
-        products = conv_products(1, side, channels, batch);
-        for (std::size_t i = 0; i < channels.size(); ++i)
-            side /= 2;
-        flattened = channels.back() * side * side;
-    }
-    std::vector<std::size_t> widths{flattened};
-    widths.insert(widths.end(), hidden.begin(), hidden.end());
-    widths.push_back(classes);
-    for (const Product& product : dense_products(widths, batch, is_cnn))
-        products.push_back(product);
+    bool first = true;
+    add_products(model, batch, first, products);
     const double step_flops = flops_of(products);
     const double limit_seconds = sgemm_seconds(products, rounds, rng);
     if (limit_only) {
@@ -252,10 +249,6 @@ int main(int argc, char** argv) {
     const bench::RandomBatch data = bench::random_batch(batch, inputs, classes, rng);
     const Matrix<float>& x = data.inputs;
     const Labels& y = data.labels;
-    Sequential model =
-        is_cnn ? cnn(Shape{1, 28, 28}, channels, hidden, classes, parse_activation(activation),
-                     batchnorm == "on", rng)
-               : mlp(inputs, hidden, classes, parse_activation(activation), batchnorm == "on", rng);
     SoftmaxCrossEntropy loss;
     SGD optimizer(model.parameters(), SGDOptions(0.01));
     const double step_seconds =
@@ -267,8 +260,12 @@ int main(int argc, char** argv) {
 
     const nlohmann::ordered_json line = {
         {"bench", "bnlab"},
-        {"model", is_cnn ? "cnn" : "mlp"},
+        {"model", is_resnet ? "resnet"
+                  : is_cnn  ? "cnn"
+                            : "mlp"},
         {"channels", channels},
+        {"depth", resnet_depth},
+        {"width", width},
         {"hidden", hidden},
         {"act", activation},
         {"bn", batchnorm},

@@ -29,11 +29,25 @@ CNN_ROWS = [
     ("CNN conv 16,32 + 128 ReLU, no BN", "16,32", "128", "relu", "off", 128),
     ("CNN conv 32,64 + 128 ReLU, BN", "32,64", "128", "relu", "on", 128),
     ("CNN conv 32,64 + 128 ReLU, no BN", "32,64", "128", "relu", "off", 128),
+] + [
+    # models/resnet.hpp (bench/torch_step.py builds the same network for PyTorch)
+    ("ResNet-20 (width 16), BN", "resnet20", "", "relu", "on", 128),
 ]
+
+
+def model_flags(channels, hidden):
+    """bench_step's and torch_step.py's flags for a row's network."""
+    if channels.startswith("resnet"):
+        return ["--resnet", channels[len("resnet"):]]
+    return ["--hidden", hidden] + (["--channels", channels] if channels else [])
 
 
 def step_flops(channels, hidden, batch):
     """Roughly the step's flops, to size the timed rounds."""
+    if channels.startswith("resnet"):
+        # 6n 3x3 convolutions of w, 2w, 4w channels on 28, 14, 7 (w = 16): equal cost per stage
+        blocks = (int(channels[len("resnet"):]) - 2) // 6
+        return 3 * 2.0 * batch * 3 * 2 * blocks * 16 * 16 * 9 * 28 * 28
     flops = 0.0
     side, in_channels = 28, 1
     for out_channels in [int(c) for c in channels.split(",") if c]:
@@ -72,25 +86,29 @@ def main():
                         help="runs of each program per row; the median run is reported, the "
                              "range of all, and the ratio of the fastest runs")
     parser.add_argument("--out", help="also write every measurement here, one JSON per line")
-    parser.add_argument("--rows", default="all", choices=["all", "mlp", "cnn"],
-                        help="which rows to measure")
+    parser.add_argument("--rows", default="all", choices=["all", "mlp", "cnn", "resnet"],
+                        help="which rows to measure (resnet: the ResNet rows of cnn alone)")
     args = parser.parse_args()
 
     rows = ((MLP_ROWS if args.rows in ("all", "mlp") else []) +
-            (CNN_ROWS if args.rows in ("all", "cnn") else []))
+            (CNN_ROWS if args.rows in ("all", "cnn") else []) +
+            ([row for row in CNN_ROWS if row[1].startswith("resnet")]
+             if args.rows == "resnet" else []))
     measurements = []
     table = []
     for name, channels, hidden, act, bn, batch in rows:
-        # About 0.3 s of steps per timed round, at least 20 steps.
-        steps = str(max(20, int(3e10 / step_flops(channels, hidden, batch))))
+        # About 0.3 s of steps per timed round, at least 20 steps (5 for a ResNet's, which
+        # take 0.2-0.5 s each).
+        steps = str(max(5 if channels.startswith("resnet") else 20,
+                        int(3e10 / step_flops(channels, hidden, batch))))
         # PyTorch runs its convolutions on oneDNN; its im2col + BLAS path (bnlab's algorithm)
         # is measured too, and the faster setting counts.
         torch_settings = [(t, mkldnn) for t in range(1, 1 + max(int(t) for t in
                                                                   args.threads.split(",")))
                           for mkldnn in (["on", "off"] if channels else ["on"])]
         for threads in [int(t) for t in args.threads.split(",")]:
-            common = ["--hidden", hidden, "--act", act, "--bn", bn, "--batch", str(batch),
-                      "--steps", steps] + (["--channels", channels] if channels else [])
+            common = model_flags(channels, hidden) + ["--act", act, "--bn", bn, "--batch",
+                                                      str(batch), "--steps", steps]
             # Alternating the two programs, so that a slow spell of the machine hits both.
             ours_runs = []
             theirs_runs = {s: [] for s in torch_settings if s[0] <= threads}
@@ -146,7 +164,7 @@ def main():
               f"{ours['openblas_threads']})"
               f" | {ours['samples_per_s']:,.0f} ({ours_spread}) | {best['samples_per_s']:,.0f} "
               f"({best_spread}; {best['torch_threads']}"
-              f"{'; oneDNN ' + best['mkldnn'] if best.get('model') == 'cnn' else ''}) "
+              f"{'; oneDNN ' + best['mkldnn'] if best.get('model') in ('cnn', 'resnet') else ''}) "
               f"| {ours['samples_per_s'] / best['samples_per_s']:.2f} ({best_ratio:.2f}) "
               f"| {ours['limit_samples_per_s']:,.0f} "
               f"({ours['openblas_threaded_limit_samples_per_s']:,.0f}) "
@@ -156,7 +174,7 @@ def main():
               f"| {ours['inference_samples_per_s']:,.0f} / "
               f"{best['inference_samples_per_s']:,.0f} |")
 
-    if args.rows == "cnn":
+    if args.rows in ("cnn", "resnet"):
         return write_out(args, measurements)
     with tempfile.TemporaryDirectory() as folder:
         log = os.path.join(folder, "epoch.jsonl")

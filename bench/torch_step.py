@@ -65,12 +65,52 @@ def openblas_info():
     return "unknown", -1
 
 
+class BasicBlock(torch.nn.Module):
+    """torchvision's ResNet BasicBlock (bnlab's Residual): relu(body(x) + shortcut(x))."""
+
+    def __init__(self, in_channels, out_channels, stride, bn):
+        super().__init__()
+        norm = torch.nn.BatchNorm2d if bn else (lambda channels: torch.nn.Identity())
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=not bn),
+            norm(out_channels), torch.nn.ReLU(),
+            torch.nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=not bn), norm(out_channels))
+        self.shortcut = torch.nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = torch.nn.Sequential(
+                torch.nn.Conv2d(in_channels, out_channels, 1, stride, bias=not bn),
+                norm(out_channels))
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def resnet(depth, width, bn, classes):
+    """models/resnet.hpp's network: He et al.'s CIFAR layout on 1 x 28 x 28 images."""
+    blocks = (depth - 2) // 6
+    layers = [torch.nn.Conv2d(1, width, 3, 1, 1, bias=not bn)]
+    layers += [torch.nn.BatchNorm2d(width)] if bn else []
+    layers.append(torch.nn.ReLU())
+    in_channels = width
+    for stage in range(3):
+        for block in range(blocks):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers.append(BasicBlock(in_channels, width << stage, stride, bn))
+            in_channels = width << stage
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+               torch.nn.Linear(in_channels, classes)]
+    return torch.nn.Sequential(*layers)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hidden", default="256,256")
     parser.add_argument("--channels", default="",
                         help="a CNN of these Conv3x3 -> [BN] -> act -> MaxPool2 blocks on "
                              "1 x 28 x 28 images (bench_step --channels)")
+    parser.add_argument("--resnet", type=int, default=0,
+                        help="a ResNet of this depth (bench_step --resnet)")
+    parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--mkldnn", default="on", choices=["on", "off"])
     parser.add_argument("--act", default="relu", choices=["relu", "sigmoid", "tanh"])
     parser.add_argument("--bn", default="on", choices=["on", "off"])
@@ -88,6 +128,7 @@ def main():
     torch.backends.mkldnn.enabled = args.mkldnn == "on"
     hidden = [int(width) for width in args.hidden.split(",")]
     channels = [int(count) for count in args.channels.split(",") if count]
+    images = bool(channels) or args.resnet > 0
     activation = {"relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh}
     layers = []
     flattened = args.inputs
@@ -105,17 +146,18 @@ def main():
     products = step_products(widths, args.batch)
     step_flops = sum(2.0 * m * n * k for m, n, k, _, _ in products)
     # The limit of the MLP's products; bench_step gives the CNN's (per-sample products).
-    limit_seconds = None if channels else mm_seconds(products, args.rounds)
+    limit_seconds = None if images else mm_seconds(products, args.rounds)
     for fan_in, fan_out in zip(widths[:-2], widths[1:-1]):
         layers.append(torch.nn.Linear(fan_in, fan_out))
         if args.bn == "on":
             layers.append(torch.nn.BatchNorm1d(fan_out))
         layers.append(activation[args.act]())
     layers.append(torch.nn.Linear(widths[-2], widths[-1]))
-    model = torch.nn.Sequential(*layers)
+    model = (resnet(args.resnet, args.width, args.bn == "on", args.classes) if args.resnet
+             else torch.nn.Sequential(*layers))
     loss_function = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    x = torch.rand(args.batch, 1, 28, 28) if channels else torch.rand(args.batch, args.inputs)
+    x = torch.rand(args.batch, 1, 28, 28) if images else torch.rand(args.batch, args.inputs)
     y = torch.randint(0, args.classes, (args.batch,))
 
     def step():
@@ -134,17 +176,18 @@ def main():
     core, openblas_threads = openblas_info()
     print(json.dumps({
         "bench": "pytorch " + torch.__version__,
-        "model": "cnn" if channels else "mlp", "channels": channels, "mkldnn": args.mkldnn,
+        "model": "resnet" if args.resnet else "cnn" if channels else "mlp",
+        "channels": channels, "depth": args.resnet, "width": args.width, "mkldnn": args.mkldnn,
         "hidden": hidden, "act": args.act, "bn": args.bn, "batch": args.batch,
         "threads": int(os.environ.get("OPENBLAS_NUM_THREADS", "0")),
         "torch_threads": args.torch_threads,
         "openblas_threads": openblas_threads, "openblas_core": core,
         "samples_per_s": args.batch / step_seconds,
         "ms_per_step": step_seconds * 1e3,
-        "gflops": None if channels else step_flops / step_seconds / 1e9,
-        "sgemm_gflops": None if channels else step_flops / limit_seconds / 1e9,
-        "limit_samples_per_s": None if channels else args.batch / limit_seconds,
-        "percent_of_limit": None if channels else 100.0 * limit_seconds / step_seconds,
+        "gflops": None if images else step_flops / step_seconds / 1e9,
+        "sgemm_gflops": None if images else step_flops / limit_seconds / 1e9,
+        "limit_samples_per_s": None if images else args.batch / limit_seconds,
+        "percent_of_limit": None if images else 100.0 * limit_seconds / step_seconds,
         "inference_samples_per_s": args.batch / inference_seconds,
     }))
 
