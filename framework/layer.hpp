@@ -182,6 +182,19 @@ class BasicLayer {
     Matrix<T> empty_;  // [0, 0]
 };
 
+// What `of_child` returns (parameters, buffers) for each of `layer`'s children, in order, each
+// name prefixed with the child's: "0.weight", "body.1.gamma".
+template <typename Named, typename T, typename OfChild>
+std::vector<Named> gather_from_children(BasicLayer<T>& layer, OfChild of_child) {
+    std::vector<Named> all;
+    for (const auto& [child_name, child] : layer.children())
+        for (Named& named : of_child(*child)) {
+            named.name = child_name + "." + named.name;
+            all.push_back(std::move(named));
+        }
+    return all;
+}
+
 extern template class BasicLayer<float>;
 extern template class BasicLayer<double>;
 

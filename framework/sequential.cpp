@@ -163,25 +163,15 @@ const Matrix<T>& BasicSequential<T>::backward(const Matrix<T>& grad_output) {
 }
 
 template <typename T>
-template <typename Named, typename OfLayer>
-std::vector<Named> BasicSequential<T>::gather_named(OfLayer of_layer) {
-    std::vector<Named> all;
-    for (std::size_t index = 0; index < layers_.size(); ++index)
-        for (Named& named : of_layer(*layers_[index])) {
-            named.name = std::to_string(index) + "." + named.name;
-            all.push_back(std::move(named));
-        }
-    return all;
-}
-
-template <typename T>
 std::vector<Parameter<T>> BasicSequential<T>::parameters() {
-    return gather_named<Parameter<T>>([](BasicLayer<T>& layer) { return layer.parameters(); });
+    return gather_from_children<Parameter<T>>(
+        *this, [](BasicLayer<T>& layer) { return layer.parameters(); });
 }
 
 template <typename T>
 std::vector<Buffer<T>> BasicSequential<T>::buffers() {
-    return gather_named<Buffer<T>>([](BasicLayer<T>& layer) { return layer.buffers(); });
+    return gather_from_children<Buffer<T>>(*this,
+                                           [](BasicLayer<T>& layer) { return layer.buffers(); });
 }
 
 template <typename T>

@@ -88,10 +88,6 @@ class BasicSequential : public BasicLayer<T> {
     BasicLayer<T>& operator[](std::size_t index) { return *layers_.at(index); }
 
   private:
-    // What `of_layer` returns for every layer, in order, each name prefixed "<index>.".
-    template <typename Named, typename OfLayer>
-    std::vector<Named> gather_named(OfLayer of_layer);
-
     // The shape `layer` at `index` outputs after taking samples of shape `input` (unknown when
     // neither is known); throws naming the layer, `input` and where `input` came from.
     std::optional<Shape> chain_shape(BasicLayer<T>& layer, std::size_t index,

@@ -191,24 +191,14 @@ typename BasicLayer<T>::Children BasicResidual<T>::children() {
 
 template <typename T>
 std::vector<Parameter<T>> BasicResidual<T>::parameters() {
-    std::vector<Parameter<T>> all;
-    for (const auto& [name, child] : children())
-        for (Parameter<T>& parameter : child->parameters()) {
-            parameter.name = name + "." + parameter.name;
-            all.push_back(std::move(parameter));
-        }
-    return all;
+    return gather_from_children<Parameter<T>>(
+        *this, [](BasicLayer<T>& branch) { return branch.parameters(); });
 }
 
 template <typename T>
 std::vector<Buffer<T>> BasicResidual<T>::buffers() {
-    std::vector<Buffer<T>> all;
-    for (const auto& [name, child] : children())
-        for (Buffer<T>& buffer : child->buffers()) {
-            buffer.name = name + "." + buffer.name;
-            all.push_back(std::move(buffer));
-        }
-    return all;
+    return gather_from_children<Buffer<T>>(*this,
+                                           [](BasicLayer<T>& branch) { return branch.buffers(); });
 }
 
 template <typename T>

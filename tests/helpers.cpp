@@ -1,6 +1,7 @@
 #include "helpers.hpp"
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -121,6 +122,32 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
     std::error_code ignored;
     std::filesystem::remove_all(path, ignored);
+}
+
+std::vector<float> values_of(BasicLayer<float>& model) {
+    std::vector<float> all;
+    for (const Parameter<float>& p : model.parameters())
+        all.insert(all.end(), p.value, p.value + p.size);
+    for (const Buffer<float>& b : model.buffers())
+        all.insert(all.end(), b.value, b.value + b.size);
+    return all;
+}
+
+std::string checkpoint_bytes(const std::map<std::string, std::string>& sections) {
+    std::string file = "BNLABCKP";
+    auto put = [&](auto value) {
+        file.append(reinterpret_cast<const char*>(&value), sizeof value);
+    };
+    put(std::uint32_t(1));
+    put(std::uint32_t(sections.size()));
+    for (const auto& [tag, payload] : sections) {
+        file += tag;
+        put(std::uint64_t(payload.size()));
+        file += payload;
+        put(std::uint32_t(
+            crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), uInt(payload.size()))));
+    }
+    return file;
 }
 
 }  // namespace bnlab::testing

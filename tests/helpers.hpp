@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -67,6 +68,12 @@ void check_gradients(BasicLayer<double>& model, Matrix<double>& input,
 // Gradient check of one layer in double precision, with the scalar loss sum(forward(x) * r)
 // for a fixed random r: checks dL/dx from backward and every parameter gradient.
 void check_layer_gradients(BasicLayer<double>& layer, Matrix<double> input, std::uint64_t seed);
+
+// Every parameter's values, then every buffer's, in order.
+std::vector<float> values_of(BasicLayer<float>& model);
+
+// A checkpoint file made by hand, with correct checksums: the layout save_checkpoint writes.
+std::string checkpoint_bytes(const std::map<std::string, std::string>& sections);
 
 // A fresh folder under the system's temporary folder, removed at the end of the test.
 struct TempDir {

@@ -34,35 +34,8 @@ Trained trained_model(bool adam, std::uint64_t seed = 3) {
     return trained;
 }
 
-std::vector<float> values_of(Sequential& model) {
-    std::vector<float> all;
-    for (const Parameter<float>& p : model.parameters())
-        all.insert(all.end(), p.value, p.value + p.size);
-    for (const Buffer<float>& b : model.buffers())
-        all.insert(all.end(), b.value, b.value + b.size);
-    return all;
-}
-
 void write_bytes(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary) << bytes;
-}
-
-// A checkpoint file made by hand, with correct checksums: the layout save_checkpoint writes.
-std::string checkpoint_bytes(const std::map<std::string, std::string>& sections) {
-    std::string file = "BNLABCKP";
-    auto put = [&](auto value) {
-        file.append(reinterpret_cast<const char*>(&value), sizeof value);
-    };
-    put(std::uint32_t(1));
-    put(std::uint32_t(sections.size()));
-    for (const auto& [tag, payload] : sections) {
-        file += tag;
-        put(std::uint64_t(payload.size()));
-        file += payload;
-        put(std::uint32_t(
-            crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), uInt(payload.size()))));
-    }
-    return file;
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ TEST_CASE("Presets, and flags given over them") {
     CHECK(relu.lr == 0.1);
     CHECK(relu.target == 0.87);
     CHECK(message_of([] { preset_config("huge"); }) ==
-          "unknown preset 'huge' (expected paper, deep, relu or cnn)");
+          "unknown preset 'huge' (expected paper, deep, relu, cnn, resnet20 or plain20)");
 
     CHECK(parse_flags("").hidden == paper.hidden);
     const TrainConfig custom = parse_flags(
@@ -69,6 +69,30 @@ TEST_CASE("Presets, and flags given over them") {
     CHECK(custom.threads == 1);
     CHECK(custom.target == 0.5);
     CHECK(custom.standardize);
+
+    // The deep networks' presets: SGD with momentum, weight decay and a cosine schedule over
+    // the run, which an --epochs given stretches.
+    const TrainConfig resnet20 = preset_config("resnet20");
+    CHECK(resnet20.model == "resnet");
+    CHECK(resnet20.depth == 20);
+    CHECK(resnet20.width == 16);
+    CHECK(resnet20.hidden.empty());
+    CHECK(resnet20.momentum == 0.9);
+    CHECK(resnet20.weight_decay == 5e-4);
+    CHECK(resnet20.schedule.text() == "cosine:15:0");
+    CHECK(network_string(resnet20) == "ResNet-20 (width 16)");
+    CHECK(preset_config("plain20").model == "plain");
+    const TrainConfig shorter = parse_flags("--preset plain20 --epochs 4 --depth 8 --width 4");
+    CHECK(shorter.schedule.text() == "cosine:4:0");
+    CHECK(network_string(shorter) == "plain-8 (width 4)");
+    CHECK(parse_flags("--preset resnet20 --epochs 4 --schedule constant").schedule.text() ==
+          "constant");
+    // --model resnet over an MLP preset drops its hidden layers and takes ReLU.
+    const TrainConfig over_paper = parse_flags("--model resnet --depth 14");
+    CHECK(over_paper.hidden.empty());
+    CHECK(over_paper.activation == Activation::relu);
+    CHECK(config_from_json(to_json(shorter)).depth == 8);
+    CHECK(config_from_json(to_json(shorter)).width == 4);
 }
 
 TEST_CASE("Bad flags are errors naming the flag and what it expects") {
@@ -77,7 +101,8 @@ TEST_CASE("Bad flags are errors naming the flag and what it expects") {
     };
     CHECK(error_of("--bn maybe").find("--bn: maybe not in {on,off}") == 0);
     CHECK(error_of("--act softplus").find("--act: softplus not in {relu,sigmoid,tanh}") == 0);
-    CHECK(error_of("--preset huge").find("--preset: huge not in {paper,deep,relu,cnn}") == 0);
+    CHECK(error_of("--preset huge")
+              .find("--preset: huge not in {paper,deep,relu,cnn,resnet20,plain20}") == 0);
     CHECK(error_of("--optimizer rmsprop").find("--optimizer: rmsprop not in {sgd,adam}") == 0);
     CHECK(error_of("--data /no/such/folder") ==
           "--data: Directory does not exist: /no/such/folder");
@@ -95,6 +120,13 @@ TEST_CASE("Bad flags are errors naming the flag and what it expects") {
     CHECK(error_of("--momentum -0.5") == "--momentum: expected a finite number >= 0, got '-0.5'");
     CHECK(error_of("--weight-decay inf") ==
           "--weight-decay: expected a finite number >= 0, got 'inf'");
+    CHECK(error_of("--depth 10") == "--depth: expected 6n + 2 (8, 14, 20, 32, 44, 56, …), got 10");
+    CHECK(error_of("--depth 2") == "--depth: expected an integer of at least 8, got '2'");
+    CHECK(error_of("--width 0") == "--width: expected a positive integer, got '0'");
+    CHECK(error_of("--preset resnet20 --hidden 64") ==
+          "--model resnet: --hidden, --channels and --dropout do not apply (use --depth and "
+          "--width)");
+    CHECK(error_of("--preset plain20 --act tanh") == "--model plain: its blocks use ReLU");
     CHECK(error_of("--hidden 100,abc") == "--hidden: expected a positive integer, got 'abc'");
     CHECK(error_of("--hidden 100,0") == "--hidden: expected a positive integer, got '0'");
     CHECK(error_of("--hidden ,").find("--hidden: 1 required") == 0);

@@ -1,8 +1,6 @@
 // Residual blocks (layers/residual.hpp) and the ResNets built from them (models/resnet.hpp):
 // gradients by finite differences, shapes and their errors, nesting, checkpoints, folding,
 // summary(). Their numbers against torchvision are in test_pytorch_golden.cpp.
-#include <zlib.h>
-
 #include <fstream>
 
 #include "helpers.hpp"
@@ -24,16 +22,6 @@ BasicSequential<T> conv_body(const Shape& input, std::size_t out, std::size_t st
     body.template add<BasicConv2d>(Conv2dOptions(out, out, 3).padding(1).bias(!batchnorm), rng);
     if (batchnorm) body.template add<BasicBatchNorm>(out);
     return body;
-}
-
-template <typename T>
-std::vector<T> all_values(BasicLayer<T>& layer) {
-    std::vector<T> values;
-    for (const Parameter<T>& p : layer.parameters())
-        values.insert(values.end(), p.value, p.value + p.size);
-    for (const Buffer<T>& b : layer.buffers())
-        values.insert(values.end(), b.value, b.value + b.size);
-    return values;
 }
 
 }  // namespace
@@ -168,11 +156,12 @@ TEST_CASE("summary() shows a block's body and shortcut, and what in them is fuse
     Sequential model = resnet<float>({1, 8, 8}, ResNetOptions().depth(8).width(4).classes(3), rng);
     const std::string summary = model.summary();
     INFO(summary);
-    CHECK(summary.find("4      Residual(projection)") != std::string::npos);
-    CHECK(summary.find("4.body.0  Conv2d(4 -> 8, 3x3, stride 2, padding 1, no bias)") !=
-          std::string::npos);
-    CHECK(summary.find("4.shortcut.0  Conv2d(4 -> 8, 1x1, stride 2, no bias)") !=
-          std::string::npos);
+    CHECK(summary.find("\n4             Residual(projection)  ") != std::string::npos);
+    CHECK(summary.find("\n4.body        Sequential(5 layers)  ") != std::string::npos);
+    CHECK(summary.find("\n4.body.0      Conv2d(4 -> 8, 3x3, stride 2, padding 1, bias=false)      "
+                       "[8, 4, 4]           288  fused 4.body.0-4.body.2\n") != std::string::npos);
+    CHECK(summary.find("\n4.shortcut.0  Conv2d(4 -> 8, 1x1, stride 2, bias=false)                 "
+                       "[8, 4, 4]            32\n") != std::string::npos);
     CHECK(summary.find("Fused: layers 4.body.0-4.body.2 run as one pass (Conv2d + BatchNorm + "
                        "ReLU)") != std::string::npos);
     CHECK(summary.find("Trainable parameters: " + std::to_string(model.parameter_count())) !=
@@ -247,7 +236,7 @@ TEST_CASE("A ResNet saves and loads back bit for bit, and folds its BatchNorms")
           std::string::npos);
     Sequential loaded = load_model(dir / "resnet.bnlab");
     CHECK(loaded.summary() == model.summary());
-    CHECK(all_values(loaded) == all_values(model));
+    CHECK(values_of(loaded) == values_of(model));
     auto& block = dynamic_cast<Residual&>(loaded[4]);
     CHECK(dynamic_cast<BatchNorm&>((*block.shortcut())[1]).num_batches_tracked() == 2);
     model.eval();
@@ -268,21 +257,8 @@ TEST_CASE("Cut or inconsistent residual blocks in a checkpoint are errors naming
     const std::string path = dir / "bad.bnlab";
     const std::string tensors(4 * 4000, '\0');
     auto message_for = [&](const std::string& layers) {
-        std::string file = "BNLABCKP";
-        auto put = [&](auto value) {
-            file.append(reinterpret_cast<const char*>(&value), sizeof value);
-        };
-        put(std::uint32_t(1));
-        put(std::uint32_t(3));
-        for (const auto& [tag, payload] : std::map<std::string, std::string>{
-                 {"MODL", layers}, {"TENS", tensors}, {"CNTS", ""}}) {
-            file += tag;
-            put(std::uint64_t(payload.size()));
-            file += payload;
-            put(std::uint32_t(
-                crc32(0L, reinterpret_cast<const Bytef*>(payload.data()), uInt(payload.size()))));
-        }
-        std::ofstream(path, std::ios::binary) << file;
+        std::ofstream(path, std::ios::binary)
+            << checkpoint_bytes({{"MODL", layers}, {"TENS", tensors}, {"CNTS", ""}});
         return message_of([&] { load_model(path); });
     };
     const std::string body = "Sequential 2\nConv2d 2 2 3 1 1 1\nReLU\n";

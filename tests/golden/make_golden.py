@@ -112,9 +112,10 @@ def params(model):
             "3.weight": out(model[3].weight), "3.bias": out(model[3].bias)}
 
 
-def training_steps(model, params_of, batches, labels, optimizer):
+def training_steps(model, params_of, batches, labels, optimizer, batchnorm_at=1):
     """One cross-entropy step per batch: the losses, the parameters after each step, and the
-    running statistics of the BatchNorm at index 1 after the last."""
+    running statistics of the BatchNorm at index `batchnorm_at` after the last (None: none,
+    for a params_of that records the buffers itself)."""
     record = {"initial": params_of(model), "inputs": [out(b) for b in batches],
               "labels": labels.tolist(), "losses": [], "after": []}
     for batch in batches:
@@ -124,8 +125,9 @@ def training_steps(model, params_of, batches, labels, optimizer):
         optimizer.step()
         record["losses"].append(float(loss))
         record["after"].append(params_of(model))
-    record["running_mean"] = out(model[1].running_mean)
-    record["running_var"] = out(model[1].running_var)
+    if batchnorm_at is not None:
+        record["running_mean"] = out(model[batchnorm_at].running_mean)
+        record["running_var"] = out(model[batchnorm_at].running_var)
     return record
 
 
@@ -364,17 +366,10 @@ def resnet8_state(model):
 
 batches = [f32(torch.randn(8, 1, 8, 8)), f32(torch.randn(8, 1, 8, 8))]
 labels = torch.tensor([0, 2, 1, 1, 0, 2, 2, 1])
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
-record = {"initial": resnet8_state(model), "inputs": [out(b) for b in batches],
-          "labels": labels.tolist(), "losses": [], "after": []}
-for batch in batches:
-    optimizer.zero_grad()
-    loss = torch.nn.functional.cross_entropy(model(batch), labels)
-    loss.backward()
-    optimizer.step()
-    record["losses"].append(float(loss))
-    record["after"].append(resnet8_state(model))
-golden["resnet8_sgd"] = record
+golden["resnet8_sgd"] = training_steps(
+    model, resnet8_state, batches, labels,
+    torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3),
+    batchnorm_at=None)
 
 path = pathlib.Path(__file__).with_name("pytorch_golden.json")
 path.write_text(json.dumps(golden, indent=1) + "\n")
