@@ -391,6 +391,24 @@ TEST_CASE("Variants are told apart by the fields that differ, and summarized as 
     CHECK(parallel[0].label == "world_size=1");
     CHECK(parallel[1].label == "world_size=4 sync_bn=false");
     CHECK(parallel[2].label == "world_size=4 sync_bn=true");
+
+    // Named variants (compare_bn's "bn=on") keep their names, unless the logs of two
+    // comparisons share them: then the differing fields tell them apart.
+    auto named_log = [&](const std::string& bn, const std::string& model) {
+        RunLog log = log_of(bn, 1, {0.8});
+        log.header["config"]["variant"] = "bn=" + bn;
+        log.header["config"]["model"] = model;
+        return log;
+    };
+    const std::vector<Variant> one_comparison =
+        group_variants({named_log("on", "plain"), named_log("off", "plain")});
+    CHECK(one_comparison[0].label == "bn=on");
+    const std::vector<Variant> two_comparisons =
+        group_variants({named_log("on", "plain"), named_log("off", "plain"),
+                        named_log("on", "resnet"), named_log("off", "resnet")});
+    REQUIRE(two_comparisons.size() == 4);
+    CHECK(two_comparisons[0].label == "bn=on model=plain");
+    CHECK(two_comparisons[3].label == "bn=off model=resnet");
 }
 
 TEST_CASE("curves on two small logs writes an SVG and a PNG that show both variants") {

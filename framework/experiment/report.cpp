@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -287,9 +288,18 @@ std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
                         [&](const nlohmann::ordered_json& key) { return key.contains(field); }))
             shared.push_back(field);
     if (!shared.empty()) differing = shared;
+    // Runs that name their variant (fit's config "variant") are labelled by that name, unless
+    // two variants share it (the logs of several comparisons: "bn=on" of a plain network and of
+    // a residual one); then by the differing fields, as other runs.
+    std::set<std::string> names;
+    bool names_unique = true;
+    for (const nlohmann::ordered_json& key : keys)
+        if (key.contains("variant") && key.at("variant").is_string())
+            names_unique =
+                names.insert(key.at("variant").get<std::string>()).second && names_unique;
+    differing.erase(std::remove(differing.begin(), differing.end(), "variant"), differing.end());
     for (std::size_t v = 0; v < variants.size(); ++v) {
-        // A run that names its variant (fit's config "variant") is labelled by that name.
-        if (keys[v].contains("variant") && keys[v].at("variant").is_string()) {
+        if (names_unique && keys[v].contains("variant") && keys[v].at("variant").is_string()) {
             variants[v].label = keys[v].at("variant").get<std::string>();
             continue;
         }
