@@ -133,8 +133,8 @@ const Matrix<T>& BasicResidual<T>::forward(const Matrix<T>& input) {
                                     shape_string(shortcut_output));
     const std::size_t rows = input.shape(0), cols = body_output.shape(1);
     ensure_shape(sum_, rows, cols);
-    if (options_.relu()) ensure_shape(output_, rows, cols);
     const bool relu = options_.relu();
+    if (relu) ensure_shape(output_, rows, cols);
     for_chunks(rows * cols, [&](std::size_t first, std::size_t end) {
         const T* __restrict main = body_output.data();
         const T* __restrict skip = shortcut_output.data();
