@@ -15,6 +15,9 @@
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
+#include "layers/group_norm.hpp"
+#include "layers/instance_norm.hpp"
+#include "layers/layer_norm.hpp"
 #include "layers/max_pool2d.hpp"
 #include "layers/relu.hpp"
 #include "layers/residual.hpp"
@@ -95,10 +98,38 @@ void describe(Sequential& model, std::vector<std::string>& lines, bool top = tru
                             std::to_string(*dense->out_features()));
         } else if (auto* batchnorm = dynamic_cast<BatchNorm*>(&layer)) {
             const BatchNormOptions& options = batchnorm->options();
-            lines.push_back("BatchNorm " + std::to_string(options.num_features()) + " " +
-                            number_text(options.eps()) + " " +
-                            (options.momentum() ? number_text(*options.momentum()) : "cumulative") +
-                            " " + (options.affine() ? "1" : "0"));
+            // "BatchNorm <features> <eps> <momentum> <affine>", then, when not the defaults,
+            // "<track running stats> <freeze: 0 none, 1 statistics, 2 all>"
+            std::string line =
+                "BatchNorm " + std::to_string(options.num_features()) + " " +
+                number_text(options.eps()) + " " +
+                (options.momentum() ? number_text(*options.momentum()) : "cumulative") + " " +
+                (options.affine() ? "1" : "0");
+            if (!options.track_running_stats() || options.freeze() != BatchNormFreeze::none)
+                line += std::string(options.track_running_stats() ? " 1 " : " 0 ") +
+                        std::to_string(int(options.freeze()));
+            lines.push_back(line);
+        } else if (auto* group_norm = dynamic_cast<GroupNorm*>(&layer)) {
+            // "GroupNorm <groups> <channels> <eps> <affine>"
+            const GroupNormOptions& options = group_norm->options();
+            lines.push_back("GroupNorm " + std::to_string(options.num_groups()) + " " +
+                            std::to_string(options.num_channels()) + " " +
+                            number_text(options.eps()) + (options.affine() ? " 1" : " 0"));
+        } else if (auto* layer_norm = dynamic_cast<LayerNorm*>(&layer)) {
+            // "LayerNorm <eps> <elementwise affine> <normalized shape...>"
+            const LayerNormOptions& options = layer_norm->options();
+            std::string line = "LayerNorm " + number_text(options.eps()) +
+                               (options.elementwise_affine() ? " 1" : " 0");
+            for (std::size_t extent : options.normalized_shape())
+                line += " " + std::to_string(extent);
+            lines.push_back(line);
+        } else if (auto* instance_norm = dynamic_cast<InstanceNorm2d*>(&layer)) {
+            // "InstanceNorm2d <features> <eps> <momentum> <affine> <track running stats>"
+            const InstanceNormOptions& options = instance_norm->options();
+            lines.push_back("InstanceNorm2d " + std::to_string(options.num_features()) + " " +
+                            number_text(options.eps()) + " " + number_text(options.momentum()) +
+                            (options.affine() ? " 1" : " 0") +
+                            (options.track_running_stats() ? " 1" : " 0"));
         } else if (dynamic_cast<ReLU*>(&layer)) {
             lines.push_back("ReLU");
         } else if (dynamic_cast<Sigmoid*>(&layer)) {
@@ -305,13 +336,63 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
                 int affine = 0;
                 if (!(words >> features >> eps >> momentum >> affine))
                     throw std::runtime_error("expected features, eps, momentum and affine");
-                spend(values_left, features, affine != 0 ? 4 : 2);  // γ, β, running μ, σ²
+                int track = 1, freeze = 0;
+                if (!words.eof() && (!(words >> track >> freeze) || track < 0 || track > 1 ||
+                                     freeze < 0 || freeze > 2 || !words.eof()))
+                    throw std::runtime_error(
+                        "expected running statistics (0 or 1) and freeze (0, 1 or 2) after affine");
+                spend(values_left, features, (affine != 0 ? 2 : 0) + track * 2);  // γ, β, μ, σ²
                 BatchNormOptions options(features);
-                options.eps(eps).affine(affine != 0);
+                options.eps(eps).affine(affine != 0).track_running_stats(track == 1);
+                options.freeze(BatchNormFreeze(freeze));
                 options.momentum(momentum == "cumulative"
                                      ? std::optional<double>()
                                      : std::optional<double>(std::stod(momentum)));
                 model.add<BatchNorm>(options);
+            } else if (type == "GroupNorm") {
+                std::size_t groups = 0, channels = 0;
+                double eps = 0.0;
+                int affine = 0;
+                if (!(words >> groups >> channels >> eps >> affine) || affine < 0 || affine > 1)
+                    throw std::runtime_error("expected groups, channels, eps and affine (0 or 1)");
+                spend(values_left, channels, affine * 2);  // γ, β
+                model.add<GroupNorm>(GroupNormOptions(groups, channels).eps(eps).affine(affine));
+            } else if (type == "LayerNorm") {
+                double eps = 0.0;
+                int affine = 0;
+                if (!(words >> eps >> affine) || affine < 0 || affine > 1)
+                    throw std::runtime_error(
+                        "expected eps, elementwise affine (0 or 1) and a shape");
+                Shape normalized;
+                std::size_t values = 1;
+                for (std::size_t extent = 0; words >> extent;) {
+                    // Bounded, as the input shape is, so that sizes cannot overflow.
+                    if (extent == 0 || extent > (std::size_t(1) << 31) / values)
+                        throw std::runtime_error(
+                            "normalized shape must be positive and under 2^31 values");
+                    values *= extent;
+                    normalized.push_back(extent);
+                }
+                if (normalized.empty() || !words.eof())
+                    throw std::runtime_error(
+                        "expected eps, elementwise affine (0 or 1) and a shape");
+                spend(values_left, values, affine * 2);  // γ, β
+                model.add<LayerNorm>(
+                    LayerNormOptions(normalized).eps(eps).elementwise_affine(affine == 1));
+            } else if (type == "InstanceNorm2d") {
+                std::size_t features = 0;
+                double eps = 0.0, momentum = 0.0;
+                int affine = 0, track = 0;
+                if (!(words >> features >> eps >> momentum >> affine >> track) || affine < 0 ||
+                    affine > 1 || track < 0 || track > 1)
+                    throw std::runtime_error(
+                        "expected features, eps, momentum, affine and running statistics (0 or 1)");
+                spend(values_left, features, 2 * (affine + track));  // γ, β, running μ, σ²
+                model.add<InstanceNorm2d>(InstanceNormOptions(features)
+                                              .eps(eps)
+                                              .momentum(momentum)
+                                              .affine(affine == 1)
+                                              .track_running_stats(track == 1));
             } else if (type == "Conv2d") {
                 std::size_t in = 0, out = 0;
                 int bias = 0;

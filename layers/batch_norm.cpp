@@ -32,6 +32,18 @@ BasicBatchNorm<T>::BasicBatchNorm(const BatchNormOptions& options)
     if (options.momentum() && !(*options.momentum() >= 0.0 && *options.momentum() <= 1.0))
         throw std::invalid_argument("BatchNorm: momentum must be in [0, 1], got " +
                                     number_string(*options.momentum()));
+    options_.freeze(BatchNormFreeze::none);  // until freeze() has checked it
+    freeze(options.freeze());
+}
+
+template <typename T>
+void BasicBatchNorm<T>::freeze(BatchNormFreeze freeze) {
+    if (freeze != BatchNormFreeze::none && !options_.track_running_stats())
+        throw std::invalid_argument(
+            describe() +
+            ": cannot be frozen: without running statistics (track_running_stats) "
+            "it has none to normalize with");
+    options_.freeze(freeze);
 }
 
 template <typename T>
@@ -217,7 +229,7 @@ void BasicBatchNorm<T>::start_training_batch(std::size_t m, double count) {
             (shape_.size() == 1 ? "feature" : "channel") + " when training, got input of shape " +
             shape_string(batch_shape) + " (use eval() to run single samples)");
     }
-    ++num_batches_tracked_;
+    if (options_.track_running_stats()) ++num_batches_tracked_;
 }
 
 template <typename T>
@@ -226,6 +238,7 @@ void BasicBatchNorm<T>::use_batch_statistics(std::size_t c, T count) {
     const T factor = options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
     // 1 / sqrt(sigma2 + eps)
     inv_std_(c) = T(1) / std::sqrt(var_(c) + T(options_.eps()));
+    if (!options_.track_running_stats()) return;
     // running = (1 - f) running + f batch; the running variance takes the unbiased
     // sigma2 * M / (M - 1)
     const T unbias = count / (count - T(1));
@@ -243,7 +256,7 @@ void BasicBatchNorm<T>::use_running_statistics(std::size_t c) {
 template <typename T>
 const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
     const std::size_t m = x.shape(0), n = options_.num_features(), P = positions_;
-    normalized_with_batch_stats_ = this->is_training();
+    normalized_with_batch_stats_ = uses_batch_statistics();
     const bool synchronized = normalized_with_batch_stats_ && communicator_;
     // A process's share of a synchronized batch may be empty (its width is still checked).
     if (!(synchronized && m == 0) || x.shape(1) != n * P) this->check_input_width(x);
@@ -336,7 +349,7 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
                 sum_dy_xhat_(c) = T(sum_dy_xhat[c]);
             }
         }
-        if (options_.affine())
+        if (options_.affine() && options_.freeze() != BatchNormFreeze::all)
             for (std::size_t c = channels.first; c < channels.end; ++c) {
                 beta_grad_(c) += sum_dy_(c);
                 gamma_grad_(c) += sum_dy_xhat_(c);
@@ -371,15 +384,22 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
 
 template <typename T>
 std::vector<Parameter<T>> BasicBatchNorm<T>::parameters() {
-    if (!options_.affine()) return {};
+    if (!options_.affine() || options_.freeze() == BatchNormFreeze::all) return {};
     return {{"gamma", gamma_.data(), gamma_grad_.data(), gamma_.size()},
             {"beta", beta_.data(), beta_grad_.data(), beta_.size()}};
 }
 
 template <typename T>
 std::vector<Buffer<T>> BasicBatchNorm<T>::buffers() {
-    return {{"running_mean", running_mean_.data(), running_mean_.size()},
-            {"running_var", running_var_.data(), running_var_.size()}};
+    std::vector<Buffer<T>> buffers;
+    if (options_.track_running_stats())
+        buffers = {{"running_mean", running_mean_.data(), running_mean_.size()},
+                   {"running_var", running_var_.data(), running_var_.size()}};
+    if (options_.affine() && options_.freeze() == BatchNormFreeze::all) {
+        buffers.push_back({"gamma", gamma_.data(), gamma_.size()});
+        buffers.push_back({"beta", beta_.data(), beta_.size()});
+    }
+    return buffers;
 }
 
 template <typename T>
@@ -391,6 +411,9 @@ std::string BasicBatchNorm<T>::describe() const {
     else
         text << "cumulative";
     if (!options_.affine()) text << ", affine=false";
+    if (!options_.track_running_stats()) text << ", track_running_stats=false";
+    if (options_.freeze() == BatchNormFreeze::statistics) text << ", frozen statistics";
+    if (options_.freeze() == BatchNormFreeze::all) text << ", frozen";
     text << ")";
     return text.str();
 }

@@ -27,6 +27,15 @@
 
 namespace bnlab {
 
+// What a frozen BatchNorm keeps fixed, for fine-tuning (PyTorch users call eval() on the layer
+// and turn off requires_grad; torchvision's FrozenBatchNorm2d fixes everything):
+//   none        an ordinary BatchNorm;
+//   statistics  normalizes with the running statistics in training mode too and leaves them
+//               unchanged, whatever train()/eval() a parent calls; gamma and beta still train;
+//   all         the same, and gamma and beta are fixed too: they become buffers (saved with the
+//               model, never given to an optimizer), as in FrozenBatchNorm2d.
+enum class BatchNormFreeze { none, statistics, all };
+
 // Options with chained setters, as libtorch's BatchNorm1dOptions:
 // BatchNormOptions(256).eps(1e-5).momentum(0.1).affine(true).
 class BatchNormOptions {
@@ -49,16 +58,31 @@ class BatchNormOptions {
         return *this;
     }
 
+    // Off: no running statistics; training and eval mode both normalize with the batch's
+    // (PyTorch's track_running_stats=False).
+    BatchNormOptions& track_running_stats(bool value) {
+        track_running_stats_ = value;
+        return *this;
+    }
+    BatchNormOptions& freeze(BatchNormFreeze value) {
+        freeze_ = value;
+        return *this;
+    }
+
     std::size_t num_features() const { return num_features_; }
     double eps() const { return eps_; }
     std::optional<double> momentum() const { return momentum_; }
     bool affine() const { return affine_; }
+    bool track_running_stats() const { return track_running_stats_; }
+    BatchNormFreeze freeze() const { return freeze_; }
 
   private:
     std::size_t num_features_;
     double eps_ = 1e-5;
     std::optional<double> momentum_ = 0.1;
     bool affine_ = true;
+    bool track_running_stats_ = true;
+    BatchNormFreeze freeze_ = BatchNormFreeze::none;
 };
 
 // A channel's count, mean and sum of squared deviations (M2), in double, merged set by set with
@@ -89,9 +113,10 @@ class BasicBatchNorm : public BasicLayer<T> {
     const Matrix<T>& forward(const Matrix<T>& input) override;
     const Matrix<T>& backward(const Matrix<T>& grad_output) override;
 
-    // gamma and beta when affine, nothing otherwise.
+    // gamma and beta when affine and not frozen with BatchNormFreeze::all, nothing otherwise.
     std::vector<Parameter<T>> parameters() override;
-    // running_mean and running_var.
+    // running_mean and running_var (none without track_running_stats), then gamma and beta
+    // when they are frozen.
     std::vector<Buffer<T>> buffers() override;
     std::optional<std::size_t> in_features() const override { return shape_size(shape_); }
     std::optional<std::size_t> out_features() const override { return shape_size(shape_); }
@@ -115,6 +140,15 @@ class BasicBatchNorm : public BasicLayer<T> {
     Communicator* communicator() const { return communicator_; }
 
     const BatchNormOptions& options() const { return options_; }
+    // Freezes (or thaws) a layer, trained or not. What parameters() returns changes: give the
+    // optimizer the model's parameters after freezing. Throws without running statistics.
+    void freeze(BatchNormFreeze freeze);
+    // Whether the next forward normalizes with the batch's statistics: training mode and not
+    // frozen, or always without running statistics.
+    bool uses_batch_statistics() const {
+        return !options_.track_running_stats() ||
+               (this->is_training() && options_.freeze() == BatchNormFreeze::none);
+    }
     Vector<T>& gamma() { return gamma_; }
     Vector<T>& beta() { return beta_; }
     const Vector<T>& gamma_grad() const { return gamma_grad_; }
@@ -131,11 +165,12 @@ class BasicBatchNorm : public BasicLayer<T> {
 
     // The global batch's mean_ and var_ (and global_count_) from every process's statistics.
     void synchronized_statistics(const Matrix<T>& x);
-    // A training batch of `m` samples and `count` values per channel: throws naming the input
-    // shape unless count >= 2, and counts the batch.
+    // A batch of `m` samples and `count` values per channel to be normalized by its own
+    // statistics: throws naming the input shape unless count >= 2, and counts the batch when
+    // the layer keeps running statistics.
     void start_training_batch(std::size_t m, double count);
-    // Channel c's inv_std_ from var_, and its running statistics moved toward the batch's
-    // mean_ and var_ (over `count` values per channel).
+    // Channel c's inv_std_ from var_, and its running statistics (when it keeps them) moved
+    // toward the batch's mean_ and var_ (over `count` values per channel).
     void use_batch_statistics(std::size_t c, T count);
     // Channel c normalized with the running statistics: mean_ and inv_std_ from them.
     void use_running_statistics(std::size_t c);
@@ -175,6 +210,17 @@ class BasicBatchNorm : public BasicLayer<T> {
     // sum dy xhat in backward.
     std::vector<double> double_sums_;
 };
+
+// Freezes every BatchNorm in `model` (nested ones too), as fine-tuning does.
+template <typename T>
+void freeze_batchnorms(BasicLayer<T>& model, BatchNormFreeze freeze) {
+    for (const auto& [name, child] : model.children()) {
+        if (auto* batchnorm = dynamic_cast<BasicBatchNorm<T>*>(child))
+            batchnorm->freeze(freeze);
+        else
+            freeze_batchnorms(*child, freeze);
+    }
+}
 
 using BatchNorm = BasicBatchNorm<float>;
 // PyTorch's names for the two uses of the one layer; which it is follows from its input shape.

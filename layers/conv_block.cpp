@@ -85,7 +85,7 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
 template <typename T>
 const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
     const std::size_t batch = input.shape(0), O = channels(), P = positions();
-    batch_statistics_ = batchnorm_ && batchnorm_->is_training();
+    batch_statistics_ = batchnorm_ && batchnorm_->uses_batch_statistics();
     if (batchnorm_ && !batch_statistics_)
         for (std::size_t c = 0; c < O; ++c)
             batchnorm_->use_running_statistics(c);

@@ -1,5 +1,6 @@
 #include "models/fold_batchnorm.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -10,6 +11,9 @@
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
+#include "layers/group_norm.hpp"
+#include "layers/instance_norm.hpp"
+#include "layers/layer_norm.hpp"
 #include "layers/max_pool2d.hpp"
 #include "layers/relu.hpp"
 #include "layers/residual.hpp"
@@ -37,6 +41,20 @@ std::unique_ptr<BasicBatchNorm<T>> copy_batchnorm(BasicBatchNorm<T>& batchnorm) 
     copy->beta() = batchnorm.beta();
     copy->running_mean() = batchnorm.running_mean();
     copy->running_var() = batchnorm.running_var();
+    return copy;
+}
+
+// A normalization by each sample's own statistics (GroupNorm, LayerNorm, InstanceNorm2d), which
+// no weights can absorb: copied as it is, with its parameters and running statistics.
+template <typename Norm>
+std::unique_ptr<Norm> copy_sample_norm(Norm& norm) {
+    auto copy = std::make_unique<Norm>(norm.options());
+    copy->set_input_shape(*norm.input_shape());
+    copy->gamma() = norm.gamma();
+    copy->beta() = norm.beta();
+    const auto from = norm.buffers(), to = copy->buffers();
+    for (std::size_t i = 0; i < from.size(); ++i)
+        std::copy_n(from[i].value, from[i].size, to[i].value);
     return copy;
 }
 
@@ -78,6 +96,9 @@ std::unique_ptr<BasicLayer<T>> copy_layer(BasicLayer<T>& layer) {
     if (auto* batchnorm = dynamic_cast<BasicBatchNorm<T>*>(&layer))
         return copy_batchnorm(*batchnorm);
     if (auto* conv = dynamic_cast<BasicConv2d<T>*>(&layer)) return copy_conv(*conv);
+    if (auto* norm = dynamic_cast<BasicGroupNorm<T>*>(&layer)) return copy_sample_norm(*norm);
+    if (auto* norm = dynamic_cast<BasicLayerNorm<T>*>(&layer)) return copy_sample_norm(*norm);
+    if (auto* norm = dynamic_cast<BasicInstanceNorm2d<T>*>(&layer)) return copy_sample_norm(*norm);
     if (auto* pool = dynamic_cast<BasicMaxPool2d<T>*>(&layer))
         return std::make_unique<BasicMaxPool2d<T>>(pool->window().kernel, pool->window().stride,
                                                    pool->window().padding);
@@ -116,6 +137,8 @@ BasicSequential<T> fold_batchnorm(BasicSequential<T>& model) {
     for (std::size_t i = 0; i < model.size(); ++i) {
         auto* next =
             i + 1 < model.size() ? dynamic_cast<BasicBatchNorm<T>*>(&model[i + 1]) : nullptr;
+        // Without running statistics a BatchNorm normalizes by each batch's: nothing to fold.
+        if (next && !next->options().track_running_stats()) next = nullptr;
         auto* dense = dynamic_cast<BasicDense<T>*>(&model[i]);
         auto* conv = dynamic_cast<BasicConv2d<T>*>(&model[i]);
         if (dense && next) {

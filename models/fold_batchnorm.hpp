@@ -12,7 +12,9 @@ namespace bnlab {
 // s_j = gamma_j / sqrt(running_var_j + eps):
 //   W'_j = s_j W_j        b'_j = s_j (b_j - running_mean_j) + beta_j
 // (a Conv2d without a bias gets one, b = 0).
-// A BatchNorm anywhere else stays, with its statistics copied; other layers are copied; a nested
+// A BatchNorm anywhere else stays, with its statistics copied; other layers are copied (GroupNorm,
+// LayerNorm and InstanceNorm2d too: their statistics are each sample's, which no weight can
+// hold, so they stay as layers); a nested
 // Sequential is folded in turn, and so are a residual block's body and shortcut. `model` is not
 // changed. The result is for inference: training it would train the merged layers, not the original
 // ones. Throws std::invalid_argument for a layer type it does not know how to copy.

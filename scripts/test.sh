@@ -17,7 +17,12 @@ ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
 if [[ ${BNLAB_SANITIZERS:-1} != 0 ]]; then
   sanitized=${BNLAB_SANITIZE_BUILD_DIR:-$root/build-asan}
   echo "== the tests again under AddressSanitizer and UndefinedBehaviorSanitizer ($sanitized)"
-  cmake -S "$root" -B "$sanitized" -DCMAKE_BUILD_TYPE=Debug -DBNLAB_SANITIZE=ON >/dev/null
+  # A unity build: UndefinedBehaviorSanitizer makes GCC spend most of its time on the templates
+  # every file instantiates again (xtensor's); compiled 8 files at a time, it spends it once per
+  # batch. Measured on layers/conv2d.cpp at -O1 -g: 4.5 s without sanitizers, 6.7 s with ASan,
+  # 20.6 s with UBSan; four files took 90.6 s alone and 43.6 s as one.
+  cmake -S "$root" -B "$sanitized" -DCMAKE_BUILD_TYPE=Debug -DBNLAB_SANITIZE=ON \
+    -DCMAKE_UNITY_BUILD=ON >/dev/null
   cmake --build "$sanitized" -j "$(nproc)"
   # The consumer projects build bnlab again, without sanitizers: nothing more to learn there.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -150,4 +150,12 @@ std::string checkpoint_bytes(const std::map<std::string, std::string>& sections)
     return file;
 }
 
+std::string load_model_error(const std::string& path, const std::string& layers,
+                             std::size_t tensor_values) {
+    const std::string tensors(4 * tensor_values, '\0');
+    std::ofstream(path, std::ios::binary)
+        << checkpoint_bytes({{"MODL", layers}, {"TENS", tensors}, {"CNTS", ""}});
+    return message_of([&] { load_model(path); });
+}
+
 }  // namespace bnlab::testing

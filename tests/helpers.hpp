@@ -75,6 +75,17 @@ std::vector<float> values_of(BasicLayer<float>& model);
 // A checkpoint file made by hand, with correct checksums: the layout save_checkpoint writes.
 std::string checkpoint_bytes(const std::map<std::string, std::string>& sections);
 
+// The error load_model gives for a checkpoint written to `path` with these architecture lines
+// (section MODL) and `tensor_values` floats of zeros (section TENS).
+std::string load_model_error(const std::string& path, const std::string& layers,
+                             std::size_t tensor_values);
+
+// Restores, when it goes out of scope, the thread count a test changed.
+struct ThreadsGuard {
+    int saved = thread_count();
+    ~ThreadsGuard() { set_threads(saved); }
+};
+
 // A fresh folder under the system's temporary folder, removed at the end of the test.
 struct TempDir {
     std::filesystem::path path;

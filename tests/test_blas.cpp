@@ -34,12 +34,6 @@ Matrix<float> reference_product(const Matrix<float>& a, bool transpose_a, const 
     return result;
 }
 
-// Restores the thread count a test changed.
-struct ThreadsGuard {
-    int saved = thread_count();
-    ~ThreadsGuard() { set_threads(saved); }
-};
-
 }  // namespace
 
 TEST_CASE("gemm gives the exact product on 1, 2, 3 and 8 threads, split by columns or by rows") {

@@ -159,12 +159,6 @@ void check_fused_like_separate(const Pattern& pattern, std::size_t batch) {
     check_same("eval output", fused_out.data(), separate_out.data(), fused_out.size());
 }
 
-// Restores the thread count a test changed.
-struct ThreadsGuard {
-    int saved = thread_count();
-    ~ThreadsGuard() { set_threads(saved); }
-};
-
 }  // namespace
 
 TEST_CASE("A fused convolution block gives the separate layers' numbers, every pattern") {

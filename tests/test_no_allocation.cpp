@@ -175,6 +175,19 @@ TEST_CASE("Training steps of a CNN allocate nothing after the first, on 1 and 3 
             SGD resnet_sgd(resnet8.parameters(), SGDOptions(0.05).momentum(0.9));
             CHECK(allocations_in_steps(resnet_sgd, resnet8, batches, 5) == 0);
         }
+        // The normalizations by each sample's statistics, InstanceNorm2d with running ones.
+        Sequential normalized(Shape{2, 8, 8});
+        normalized.add<Conv2d>(Conv2dOptions(2, 8, 3).padding(1), rng);
+        normalized.add<GroupNorm>(4, 8);
+        normalized.add<ReLU>();
+        normalized.add<InstanceNorm2d>(
+            InstanceNormOptions(8).affine(true).track_running_stats(true));
+        normalized.add<LayerNorm>(LayerNormOptions({8, 8, 8}));
+        normalized.add<Dense>(512, 16, rng);
+        normalized.add<LayerNorm>(16);
+        normalized.add<Dense>(16, 10, rng);
+        SGD normalized_sgd(normalized.parameters(), SGDOptions(0.05).momentum(0.9));
+        CHECK(allocations_in_steps(normalized_sgd, normalized, batches, 5) == 0);
         set_threads(saved);
     }
 }

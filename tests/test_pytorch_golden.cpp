@@ -229,6 +229,67 @@ TEST_CASE("BatchNorm2d with momentum unset and no affine parameters matches PyTo
     check_vector("bn2d_cumulative running_var", bn.running_var(), g["running_var"]);
 }
 
+TEST_CASE("GroupNorm matches PyTorch: 2 groups, G = 1, G = C, features, no affine") {
+    GroupNorm two_groups(2, 6);
+    check_layer("groupnorm_g2", two_groups);
+    GroupNorm one_group(1, 4);
+    check_layer("groupnorm_g1", one_group);
+    GroupNorm per_channel(4, 4);
+    check_layer("groupnorm_gc", per_channel);
+    GroupNorm features(2, 6);
+    check_layer("groupnorm_features", features);
+    // An offset of 100 against a spread of 2: statistics that cancel would lose digits here.
+    GroupNorm plain(GroupNormOptions(2, 4).affine(false));
+    CHECK(plain.parameters().empty());
+    check_layer("groupnorm_no_affine", plain);
+}
+
+TEST_CASE("LayerNorm matches PyTorch: features, [C, H, W], the last two dimensions, no affine") {
+    LayerNorm features(7);
+    check_layer("layernorm_features", features);
+    LayerNorm image(LayerNormOptions({3, 4, 5}));
+    check_layer("layernorm_chw", image);
+    LayerNorm rows(LayerNormOptions({4, 5}));
+    check_layer("layernorm_hw", rows);
+    LayerNorm plain(LayerNormOptions({7}).elementwise_affine(false));
+    CHECK(plain.parameters().empty());
+    check_layer("layernorm_no_affine", plain);
+}
+
+TEST_CASE("InstanceNorm2d matches PyTorch: defaults, affine, running statistics then eval") {
+    InstanceNorm2d plain(3);
+    CHECK(plain.parameters().empty());
+    CHECK(plain.buffers().empty());
+    check_layer("instancenorm", plain);
+    InstanceNorm2d affine(InstanceNormOptions(3).affine(true));
+    check_layer("instancenorm_affine", affine);
+
+    const json& g = golden().at("instancenorm_running_eval");
+    InstanceNorm2d tracked(
+        InstanceNormOptions(3).affine(true).track_running_stats(true).momentum(0.2));
+    tracked.set_input_shape({3, 4, 4});
+    for (const json& step : g["steps"])
+        tracked.forward(matrix_from<float>(step));
+    check_vector("instancenorm running_mean", tracked.running_mean(), g["running_mean"]);
+    check_vector("instancenorm running_var", tracked.running_var(), g["running_var"]);
+    tracked.eval();
+    check_layer("instancenorm_running_eval", tracked);
+}
+
+TEST_CASE("BatchNorm without running statistics matches PyTorch, in training and eval mode") {
+    BatchNorm features(BatchNormOptions(5).track_running_stats(false));
+    CHECK(features.buffers().empty());
+    check_layer("bn_no_tracking", features);
+    CHECK(features.num_batches_tracked() == 0);
+    CHECK(features.running_mean() == Vector<float>(xt::zeros<float>({5})));
+    BatchNorm2d images(BatchNormOptions(3).track_running_stats(false));
+    images.eval();
+    check_layer("bn2d_no_tracking_eval", images);
+    CHECK(images.describe() == "BatchNorm(3, eps=1e-05, momentum=0.1, track_running_stats=false)");
+    // Eval mode still needs a batch to take statistics from.
+    CHECK(message_of([&] { images.forward(Matrix<float>(xt::zeros<float>({1, 3}))); }) != "");
+}
+
 namespace {
 
 // One training-mode forward and backward of a residual block against torchvision's

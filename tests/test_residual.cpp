@@ -1,8 +1,6 @@
 // Residual blocks (layers/residual.hpp) and the ResNets built from them (models/resnet.hpp):
 // gradients by finite differences, shapes and their errors, nesting, checkpoints, folding,
 // summary(). Their numbers against torchvision are in test_pytorch_golden.cpp.
-#include <fstream>
-
 #include "helpers.hpp"
 
 using namespace bnlab;
@@ -255,11 +253,8 @@ TEST_CASE("A ResNet saves and loads back bit for bit, and folds its BatchNorms")
 TEST_CASE("Cut or inconsistent residual blocks in a checkpoint are errors naming the line") {
     TempDir dir;
     const std::string path = dir / "bad.bnlab";
-    const std::string tensors(4 * 4000, '\0');
     auto message_for = [&](const std::string& layers) {
-        std::ofstream(path, std::ios::binary)
-            << checkpoint_bytes({{"MODL", layers}, {"TENS", tensors}, {"CNTS", ""}});
-        return message_of([&] { load_model(path); });
+        return load_model_error(path, layers, 4000);
     };
     const std::string body = "Sequential 2\nConv2d 2 2 3 1 1 1\nReLU\n";
     CHECK(message_for("Input 2 4 4\nResidual 1\n" + body) ==

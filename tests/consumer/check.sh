@@ -8,7 +8,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work" && mkdir -p "$work"
 case "$mode" in
   add_subdirectory)
-    cmake -S "$here" -B "$work/build" -DBNLAB_MODE=add_subdirectory -DBNLAB_SOURCE_DIR="$bnlab" ;;
+    # bnlab's library is compiled again here: as a unity build, which takes half the time (and
+    # shows that bnlab's sources compile together as well as one by one).
+    cmake -S "$here" -B "$work/build" -DBNLAB_MODE=add_subdirectory -DBNLAB_SOURCE_DIR="$bnlab" \
+      -DCMAKE_UNITY_BUILD=ON ;;
   find_package)
     cmake --install "$bnlab" --prefix "$work/prefix"
     cmake -S "$here" -B "$work/build" -DBNLAB_MODE=find_package -DCMAKE_PREFIX_PATH="$work/prefix" ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Generates tests/golden/pytorch_golden.json: reference values from PyTorch's BatchNorm1d,
 Linear, CrossEntropyLoss, SGD, Adam, StepLR and CosineAnnealingLR, and for convolutional
-networks Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) and BatchNorm2d, for bnlab's tests.
+networks Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) and BatchNorm2d, and the
+normalizations GroupNorm, LayerNorm and InstanceNorm2d, for bnlab's tests.
 
 Residual blocks are torchvision's own BasicBlock (resnet.py).
 
@@ -13,6 +14,7 @@ Inputs are drawn in float32 and written exactly, so bnlab (float32) starts from 
 numbers; references are computed in float64, so they are the exact answers bnlab approximates.
 """
 import json
+import os
 import pathlib
 
 import torch
@@ -371,6 +373,65 @@ golden["resnet8_sgd"] = training_steps(
     torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3),
     batchnorm_at=None)
 
+# 9. Normalizations by each sample's own statistics: GroupNorm, LayerNorm, InstanceNorm2d.
+def norm_record(layer, x, dy):
+    """layer_record with the affine parameters, when there are, drawn away from 1 and 0."""
+    layer = layer.double()
+    with torch.no_grad():
+        if getattr(layer, "weight", None) is not None:
+            layer.weight.copy_(f32(torch.rand(layer.weight.shape) + 0.5))
+            layer.bias.copy_(f32(torch.randn(layer.bias.shape)))
+    return layer_record(layer, x, dy)
+
+
+def norm_case(layer, x_shape, scale=2.0, offset=1.0):
+    return norm_record(layer, f32(torch.randn(*x_shape) * scale + offset),
+                       f32(torch.randn(*x_shape)))
+
+
+golden["groupnorm_g2"] = norm_case(torch.nn.GroupNorm(2, 6), (3, 6, 4, 5))
+golden["groupnorm_g1"] = norm_case(torch.nn.GroupNorm(1, 4), (2, 4, 3, 3))
+golden["groupnorm_gc"] = norm_case(torch.nn.GroupNorm(4, 4), (2, 4, 3, 3))
+golden["groupnorm_features"] = norm_case(torch.nn.GroupNorm(2, 6), (5, 6))
+golden["groupnorm_no_affine"] = norm_case(torch.nn.GroupNorm(2, 4, affine=False), (2, 4, 3, 3),
+                                          offset=100.0)
+golden["layernorm_features"] = norm_case(torch.nn.LayerNorm(7), (4, 7))
+golden["layernorm_chw"] = norm_case(torch.nn.LayerNorm([3, 4, 5]), (2, 3, 4, 5))
+golden["layernorm_hw"] = norm_case(torch.nn.LayerNorm([4, 5]), (2, 3, 4, 5))
+golden["layernorm_no_affine"] = norm_case(torch.nn.LayerNorm(7, elementwise_affine=False), (4, 7))
+golden["instancenorm"] = norm_case(torch.nn.InstanceNorm2d(3), (2, 3, 4, 5))
+golden["instancenorm_affine"] = norm_case(torch.nn.InstanceNorm2d(3, affine=True), (2, 3, 4, 5))
+
+# InstanceNorm2d with running statistics: three training steps move them (the batch's average
+# of the instances' means and unbiased variances), then eval mode normalizes with them.
+layer = torch.nn.InstanceNorm2d(3, affine=True, track_running_stats=True, momentum=0.2).double()
+with torch.no_grad():
+    layer.weight.copy_(f32(torch.rand(3) + 0.5))
+    layer.bias.copy_(f32(torch.randn(3)))
+steps = [f32(torch.randn(2, 3, 4, 4) * 2 - 1) for _ in range(3)]
+for batch in steps:
+    layer(batch)
+layer.eval()
+record = layer_record(layer, f32(torch.randn(2, 3, 4, 4)), f32(torch.randn(2, 3, 4, 4)))
+record.update({"steps": [out(s) for s in steps], "running_mean": out(layer.running_mean),
+               "running_var": out(layer.running_var)})
+golden["instancenorm_running_eval"] = record
+
+# BatchNorm without running statistics: the batch's statistics in training and in eval mode.
+golden["bn_no_tracking"] = norm_case(torch.nn.BatchNorm1d(5, track_running_stats=False), (6, 5))
+layer = torch.nn.BatchNorm2d(3, track_running_stats=False)
+layer.eval()
+golden["bn2d_no_tracking_eval"] = norm_case(layer, (2, 3, 4, 4), offset=-3.0)
+
 path = pathlib.Path(__file__).with_name("pytorch_golden.json")
+# Records already in the file are kept as they are: PyTorch's float64 results move in their last
+# digits from one run to the next, and the tests were measured against the committed ones.
+# BNLAB_GOLDEN_REWRITE=1 writes every record anew.
+if path.exists() and os.environ.get("BNLAB_GOLDEN_REWRITE") != "1":
+    kept = json.loads(path.read_text())
+    added = [key for key in golden if key not in kept]
+    kept.update({key: golden[key] for key in added})
+    golden = kept
+    print("added", ", ".join(added) or "nothing")
 path.write_text(json.dumps(golden, indent=1) + "\n")
 print("wrote", path)
