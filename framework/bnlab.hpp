@@ -20,6 +20,7 @@
 #include "framework/window.hpp"
 #include "layers/avg_pool2d.hpp"
 #include "layers/batch_norm.hpp"
+#include "layers/batch_renorm.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/conv_block.hpp"
 #include "layers/dense.hpp"

@@ -12,6 +12,7 @@
 #include "framework/random.hpp"
 #include "layers/avg_pool2d.hpp"
 #include "layers/batch_norm.hpp"
+#include "layers/batch_renorm.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
@@ -96,6 +97,17 @@ void describe(Sequential& model, std::vector<std::string>& lines, bool top = tru
         if (auto* dense = dynamic_cast<Dense*>(&layer)) {
             lines.push_back("Dense " + std::to_string(*dense->in_features()) + " " +
                             std::to_string(*dense->out_features()));
+        } else if (auto* renorm = dynamic_cast<BatchRenorm*>(&layer)) {
+            // "BatchRenorm <features> <eps> <momentum> <affine> <rmax> <dmax> <warmup steps>
+            // <rmax steps> <dmax steps>" (before BatchNorm, which it is too)
+            const BatchRenormOptions& options = renorm->renorm_options();
+            lines.push_back(
+                "BatchRenorm " + std::to_string(options.batchnorm().num_features()) + " " +
+                number_text(options.batchnorm().eps()) + " " +
+                number_text(options.batchnorm().momentum().value_or(0.1)) +
+                (options.batchnorm().affine() ? " 1 " : " 0 ") + number_text(options.rmax()) + " " +
+                number_text(options.dmax()) + " " + std::to_string(options.warmup_steps()) + " " +
+                std::to_string(options.rmax_steps()) + " " + std::to_string(options.dmax_steps()));
         } else if (auto* batchnorm = dynamic_cast<BatchNorm*>(&layer)) {
             const BatchNormOptions& options = batchnorm->options();
             // "BatchNorm <features> <eps> <momentum> <affine>", then, when not the defaults,
@@ -349,6 +361,27 @@ void build(Sequential& model, const std::vector<std::string>& lines, std::size_t
                                      ? std::optional<double>()
                                      : std::optional<double>(std::stod(momentum)));
                 model.add<BatchNorm>(options);
+            } else if (type == "BatchRenorm") {
+                std::size_t features = 0;
+                double eps = 0.0, momentum = 0.0, rmax = 0.0, dmax = 0.0;
+                int affine = 0;
+                std::int64_t warmup = 0, rmax_steps = 0, dmax_steps = 0;
+                if (!(words >> features >> eps >> momentum >> affine >> rmax >> dmax >> warmup >>
+                      rmax_steps >> dmax_steps) ||
+                    affine < 0 || affine > 1)
+                    throw std::runtime_error(
+                        "expected features, eps, momentum, affine (0 or 1), rmax, dmax and the "
+                        "warmup, rmax and dmax steps");
+                spend(values_left, features, affine * 2 + 2);  // γ, β, running μ, σ²
+                model.add<BatchRenorm>(BatchRenormOptions(features)
+                                           .eps(eps)
+                                           .momentum(momentum)
+                                           .affine(affine == 1)
+                                           .rmax(rmax)
+                                           .dmax(dmax)
+                                           .warmup_steps(warmup)
+                                           .rmax_steps(rmax_steps)
+                                           .dmax_steps(dmax_steps));
             } else if (type == "GroupNorm") {
                 std::size_t groups = 0, channels = 0;
                 double eps = 0.0;

@@ -238,12 +238,15 @@ void BasicBatchNorm<T>::use_batch_statistics(std::size_t c, T count) {
     const T factor = options_.momentum() ? T(*options_.momentum()) : T(1) / T(num_batches_tracked_);
     // 1 / sqrt(sigma2 + eps)
     inv_std_(c) = T(1) / std::sqrt(var_(c) + T(options_.eps()));
-    if (!options_.track_running_stats()) return;
-    // running = (1 - f) running + f batch; the running variance takes the unbiased
-    // sigma2 * M / (M - 1)
-    const T unbias = count / (count - T(1));
-    running_mean_(c) = (T(1) - factor) * running_mean_(c) + factor * mean_(c);
-    running_var_(c) = (T(1) - factor) * running_var_(c) + factor * var_(c) * unbias;
+    before_running_update(c);
+    if (options_.track_running_stats()) {
+        // running = (1 - f) running + f batch; the running variance takes the unbiased
+        // sigma2 * M / (M - 1)
+        const T unbias = count / (count - T(1));
+        running_mean_(c) = (T(1) - factor) * running_mean_(c) + factor * mean_(c);
+        running_var_(c) = (T(1) - factor) * running_var_(c) + factor * var_(c) * unbias;
+    }
+    after_running_update(c);
 }
 
 template <typename T>
@@ -357,8 +360,8 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
     });
     // Synchronized, the means in dx are over the global batch: the sums of every process
     // (which every process takes part in, whether it needs dx or not).
-    const T* sum_dy = sum_dy_.data();
-    const T* sum_dy_xhat = sum_dy_xhat_.data();
+    T* sum_dy = sum_dy_.data();
+    T* sum_dy_xhat = sum_dy_xhat_.data();
     if (synchronized) {
         if (global_sums_.size() != 2 * n) global_sums_.resize({2 * n});
         std::copy_n(sum_dy_.data(), n, global_sums_.data());
@@ -368,6 +371,7 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
         sum_dy_xhat = global_sums_.data() + n;
     }
     if (!input_grad) return this->no_input_grad();
+    if (normalized_with_batch_stats_) adjust_input_gradient_sums(sum_dy, sum_dy_xhat);
     const T inv_count = !normalized_with_batch_stats_ ? T(0)
                         : synchronized                ? T(1) / T(global_count_)
                                                       : T(1) / T(m * P);

@@ -138,6 +138,10 @@ class BasicBatchNorm : public BasicLayer<T> {
     // for the trainer to sum with the others. Eval mode communicates nothing.
     void synchronize(Communicator* communicator) override { communicator_ = communicator; }
     Communicator* communicator() const { return communicator_; }
+    // Whether a fused convolution block may run this layer's arithmetic (layers/conv_block.hpp):
+    // not when synchronized (the processes' exchange runs between the layer's own passes), nor
+    // for a layer that normalizes otherwise (Batch Renormalization).
+    virtual bool fusable() const { return communicator_ == nullptr; }
 
     const BatchNormOptions& options() const { return options_; }
     // Freezes (or thaws) a layer, trained or not. What parameters() returns changes: give the
@@ -157,6 +161,21 @@ class BasicBatchNorm : public BasicLayer<T> {
     Vector<T>& running_var() { return running_var_; }
     std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
     void set_num_batches_tracked(std::int64_t count) { num_batches_tracked_ = count; }
+
+  protected:
+    // What Batch Renormalization (layers/batch_renorm.hpp) changes, in training mode with the
+    // batch's statistics. Channel c's batch mean_ and var_ and 1 / sqrt(var + eps) in inv_std_
+    // are known before its running statistics move toward them; after, forward normalizes
+    // with mean_ and inv_std_, which may be changed: xhat = (x - mean_) inv_std_.
+    virtual void before_running_update(std::size_t /*c*/) {}
+    virtual void after_running_update(std::size_t /*c*/) {}
+    // Backward's per-channel sums [sum dy] and [sum dy xhat], after gamma's and beta's gradients
+    // took them and before dx = gamma inv_std (dy - sum_dy / M - xhat sum_dy_xhat / M).
+    virtual void adjust_input_gradient_sums(T* /*sum_dy*/, T* /*sum_dy_xhat*/) {}
+    const Vector<T>& batch_mean() const { return mean_; }
+    const Vector<T>& batch_var() const { return var_; }
+    Vector<T>& normalizing_mean() { return mean_; }
+    Vector<T>& normalizing_inv_std() { return inv_std_; }
 
   private:
     // A fused group runs this layer's arithmetic on its members (layers/conv_block.hpp).

@@ -25,9 +25,7 @@ std::unique_ptr<BasicConvBlock<T>> BasicConvBlock<T>::after(
     std::size_t i = 0;
     auto* batchnorm = i < next.size() ? dynamic_cast<BasicBatchNorm<T>*>(next[i]) : nullptr;
     if (batchnorm) {
-        // Synchronized statistics take the processes' exchange, which runs between the passes
-        // of the layer itself.
-        if (batchnorm->communicator()) return nullptr;
+        if (!batchnorm->fusable()) return nullptr;
         ++i;
     }
     if (i >= next.size() || !dynamic_cast<BasicReLU<T>*>(next[i])) return nullptr;
