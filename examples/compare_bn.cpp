@@ -15,12 +15,12 @@ int main(int argc, char** argv) {
     bnlab::select_blas_kernels(argv);  // first: it may start the program again
     using namespace bnlab;
     CLI::App app{
-        "Trains the same MLP on Fashion-MNIST with and without BatchNorm for several "
-        "seeds and compares how many epochs each needs to reach the target test "
-        "accuracy. Takes train's flags (except --bn and --log).",
+        "Trains the same network on Fashion-MNIST with and without BatchNorm (or with each "
+        "normalization --norm lists) for several seeds and compares how many epochs each "
+        "needs to reach the target test accuracy. Takes train's flags (except --bn and --log).",
         "compare_bn"};
     app.get_formatter()->column_width(28);
-    TrainFlags flags(app, /*lr_list=*/true);
+    TrainFlags flags(app, /*lists=*/true);
     int seeds = 3;
     std::string out_dir;
     app.add_option("--seeds", seeds, "Runs per variant, with seeds --seed, --seed + 1, …")
@@ -41,21 +41,29 @@ int main(int argc, char** argv) {
         const PreparedData data = load_data(base);
         const std::string command = command_line(argc, argv);
 
-        // One variant per learning rate and BatchNorm on or off; one rate keeps the names short.
+        // One variant per learning rate and normalization: BatchNorm on and off unless --norm
+        // lists others. One rate keeps the names short.
         const std::vector<double> rates = flags.learning_rates();
+        const bool on_off = app.get_option("--norm")->count() == 0;
+        const std::vector<NormChoice> norms =
+            on_off ? std::vector<NormChoice>{NormChoice(true), NormChoice(false)} : flags.norms();
         std::vector<VariantSpec> variants;
         for (double lr : rates)
-            for (bool batchnorm : {true, false}) {
+            for (const NormChoice& norm : norms) {
                 TrainConfig config = base;
                 config.lr = lr;
-                config.batchnorm = batchnorm;
-                const std::string on_off = batchnorm ? "on" : "off";
-                variants.push_back(
-                    {"bn=" + on_off + (rates.size() > 1 ? " lr=" + number_string(lr) : ""),
-                     [config, &data](Rng& rng) {
-                         return build_model(config, data.sets.train, data.sets.test, rng);
-                     },
-                     {{"bn", on_off}}});
+                config.norm = norm;
+                if (config.model == "mlp") check_norm_without_images(norm, config.model);
+                const std::string bn = norm.kind() == NormKind::batch ? "on" : "off";
+                nlohmann::ordered_json fields = {{"bn", bn}};
+                if (!on_off) fields["norm"] = norm.text();
+                variants.push_back({(on_off ? "bn=" + bn : "norm=" + norm.text()) +
+                                        (rates.size() > 1 ? " lr=" + number_string(lr) : ""),
+                                    [config, &data](Rng& rng) {
+                                        return build_model(config, data.sets.train, data.sets.test,
+                                                           rng);
+                                    },
+                                    fields});
             }
         std::string rates_text;
         for (double lr : rates)
@@ -65,10 +73,14 @@ int main(int argc, char** argv) {
                      base.epochs, number_string(base.target), out_dir);
         const RunContext context{
             "", {{"command", command}, {"data", data.description}}, isatty(STDOUT_FILENO) != 0};
+        std::string norms_text;
+        for (const NormChoice& norm : norms)
+            norms_text += (norms_text.empty() ? "" : ", ") + norm.text();
         const std::string title =
-            "BatchNorm on and off, Fashion-MNIST, preset " + base.preset + ": " +
-            network_string(base) + ", batch " + std::to_string(base.batch) + ", " + base.optimizer +
-            " lr " + rates_text + ", " + std::to_string(seeds) + (seeds == 1 ? " seed" : " seeds");
+            (on_off ? "BatchNorm on and off" : "Normalizations " + norms_text) +
+            ", Fashion-MNIST, preset " + base.preset + ": " + network_string(base) + ", batch " +
+            std::to_string(base.batch) + ", " + base.optimizer + " lr " + rates_text + ", " +
+            std::to_string(seeds) + (seeds == 1 ? " seed" : " seeds");
         compare_variants(variants, data.sets.train, data.sets.test,
                          ComparisonOptions()
                              .seeds(seeds)

@@ -37,6 +37,15 @@ int main(int argc, char** argv) {
                     markdown_table(comparison_rows(variants)).c_str());
         write_curves(variants, prefix, title);
         spdlog::info("wrote {0}.svg, {0}.png and {0}.gp", prefix);
+        // A sweep over learning rates or batch sizes (logs of compare_bn --lr or small_batch,
+        // several folders' worth together): its table and plot, as compare_variants draws them.
+        const std::vector<SweepSeries> sweep = sweep_series(variants);
+        if (!sweep.empty()) {
+            std::printf("%s\n", markdown_table(stability_rows(sweep)).c_str());
+            write_sweep_plot(sweep, prefix + "-" + sweep.front().field, title);
+            spdlog::info("wrote {0}-{1}.svg, {0}-{1}.png and {0}-{1}.gp", prefix,
+                         sweep.front().field);
+        }
         if (has_probes(variants)) {
             write_probe_plots(variants, prefix, title);
             spdlog::info("wrote {0}-probe.svg/.png/.gp and {0}-gradients.svg/.png/.gp", prefix);

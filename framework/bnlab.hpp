@@ -36,4 +36,5 @@
 #include "models/cnn.hpp"
 #include "models/fold_batchnorm.hpp"
 #include "models/mlp.hpp"
+#include "models/norm_choice.hpp"
 #include "models/resnet.hpp"

@@ -250,7 +250,9 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
             }
             batchnorm_->sum_dy_(c) = T(sum_dy);
             batchnorm_->sum_dy_xhat_(c) = T(sum_dy_xhat);
-            if (batchnorm_->options().affine()) {
+            // A BatchNorm frozen entirely trains no gamma and beta (they are buffers).
+            if (batchnorm_->options().affine() &&
+                batchnorm_->options().freeze() != BatchNormFreeze::all) {
                 batchnorm_->beta_grad_(c) += T(sum_dy);
                 batchnorm_->gamma_grad_(c) += T(sum_dy_xhat);
             }

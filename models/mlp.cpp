@@ -2,7 +2,6 @@
 
 #include <stdexcept>
 
-#include "layers/batch_norm.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
 #include "layers/relu.hpp"
@@ -49,11 +48,11 @@ void add_activation(BasicSequential<T>& model, Activation activation) {
 template <typename T>
 void add_dense_head(BasicSequential<T>& model, std::size_t inputs,
                     const std::vector<std::size_t>& hidden, std::size_t classes,
-                    Activation activation, bool batchnorm, Rng& rng, double dropout) {
+                    Activation activation, const NormChoice& norm, Rng& rng, double dropout) {
     std::size_t width = inputs;
     for (const std::size_t units : hidden) {
         model.template add<BasicDense>(width, units, rng);
-        if (batchnorm) model.template add<BasicBatchNorm>(units);
+        add_norm(model, norm);
         add_activation(model, activation);
         if (dropout > 0.0) model.template add<BasicDropout>(dropout, rng);
         width = units;
@@ -63,21 +62,23 @@ void add_dense_head(BasicSequential<T>& model, std::size_t inputs,
 
 template <typename T>
 BasicSequential<T> mlp(std::size_t inputs, const std::vector<std::size_t>& hidden,
-                       std::size_t classes, Activation activation, bool batchnorm, Rng& rng) {
+                       std::size_t classes, Activation activation, const NormChoice& norm,
+                       Rng& rng) {
+    check_norm_without_images(norm, "mlp");
     BasicSequential<T> model;
-    add_dense_head(model, inputs, hidden, classes, activation, batchnorm, rng);
+    add_dense_head(model, inputs, hidden, classes, activation, norm, rng);
     return model;
 }
 
 template void add_activation(BasicSequential<float>&, Activation);
 template void add_activation(BasicSequential<double>&, Activation);
 template void add_dense_head(BasicSequential<float>&, std::size_t, const std::vector<std::size_t>&,
-                             std::size_t, Activation, bool, Rng&, double);
+                             std::size_t, Activation, const NormChoice&, Rng&, double);
 template void add_dense_head(BasicSequential<double>&, std::size_t, const std::vector<std::size_t>&,
-                             std::size_t, Activation, bool, Rng&, double);
+                             std::size_t, Activation, const NormChoice&, Rng&, double);
 template BasicSequential<float> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,
-                                    Activation, bool, Rng&);
+                                    Activation, const NormChoice&, Rng&);
 template BasicSequential<double> mlp(std::size_t, const std::vector<std::size_t>&, std::size_t,
-                                     Activation, bool, Rng&);
+                                     Activation, const NormChoice&, Rng&);
 
 }  // namespace bnlab

@@ -4,7 +4,6 @@
 #include <stdexcept>
 
 #include "layers/avg_pool2d.hpp"
-#include "layers/batch_norm.hpp"
 #include "layers/dense.hpp"
 #include "layers/relu.hpp"
 #include "layers/residual.hpp"
@@ -31,14 +30,40 @@ void kaiming_normal_fan_out(BasicConv2d<T>& conv, Rng& rng) {
 
 namespace {
 
-// Conv2d 3x3 (padding 1) [-> BatchNorm2d], appended to `model`.
+// Conv2d k x k (padding k / 2) [-> normalization], appended to `model`; without a
+// normalization, the convolution has a bias.
 template <typename T>
 void add_conv(BasicSequential<T>& model, std::size_t in, std::size_t out, std::size_t stride,
-              const ResNetOptions& options, Rng& rng) {
-    auto& conv = model.template add<BasicConv2d>(
-        Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(!options.batchnorm()), rng);
+              const ResNetOptions& options, Rng& rng, std::size_t kernel = 3) {
+    auto& conv = model.template add<BasicConv2d>(Conv2dOptions(in, out, kernel)
+                                                     .stride(stride)
+                                                     .padding(kernel / 2)
+                                                     .bias(!options.norm().any()),
+                                                 rng);
     if (options.kaiming_init()) kaiming_normal_fan_out(conv, rng);
-    if (options.batchnorm()) model.template add<BasicBatchNorm>(out);
+    add_norm(model, options.norm());
+}
+
+// The block around `body`: BasicResidual's own shortcut (identity, or a projection with a
+// BatchNorm when the body has one) for BatchNorm and none; for the other normalizations the
+// projection a 1x1 convolution and the same normalization (torchvision's downsample with its
+// norm_layer).
+template <typename T>
+BasicResidual<T>& add_residual(BasicSequential<T>& model, BasicSequential<T> body,
+                               std::size_t stride, const ResNetOptions& options, Rng& rng) {
+    const NormKind kind = options.norm().kind();
+    const Shape in = *body.input_shape(), out = *body.output_shape();
+    if (kind == NormKind::batch || kind == NormKind::none || in == out) {
+        auto& residual = model.template add<BasicResidual<T>>(std::move(body), rng);
+        // The projection's 1x1 convolution is drawn as every other convolution.
+        BasicSequential<T>* shortcut = residual.shortcut();
+        if (shortcut && options.kaiming_init())
+            kaiming_normal_fan_out(dynamic_cast<BasicConv2d<T>&>((*shortcut)[0]), rng);
+        return residual;
+    }
+    BasicSequential<T> shortcut(in);
+    add_conv(shortcut, in[0], out[0], stride, options, rng, 1);
+    return model.template add<BasicResidual<T>>(std::move(body), std::move(shortcut));
 }
 
 // The BasicBlock's body, appended to `model`: Conv3x3 (stride) -> [BN] -> ReLU -> Conv3x3 ->
@@ -74,13 +99,9 @@ BasicSequential<T> resnet(const Shape& input, const ResNetOptions& options, Rng&
             }
             BasicSequential<T> body(*model.output_shape());
             add_block_body(body, channels, stride, options, rng);
-            if (options.batchnorm() && options.zero_init_residual())
-                dynamic_cast<BasicBatchNorm<T>&>(body[body.size() - 1]).gamma().fill(T(0));
-            auto& residual = model.template add<BasicResidual<T>>(std::move(body), rng);
-            // The projection's 1x1 convolution is drawn as every other convolution.
-            BasicSequential<T>* shortcut = residual.shortcut();
-            if (shortcut && options.kaiming_init())
-                kaiming_normal_fan_out(dynamic_cast<BasicConv2d<T>&>((*shortcut)[0]), rng);
+            if (options.norm().any() && options.zero_init_residual())
+                fill_norm_gamma(body[body.size() - 1], T(0));
+            add_residual(model, std::move(body), stride, options, rng);
         }
     }
     model.template add<BasicGlobalAvgPool2d>();

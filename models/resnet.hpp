@@ -12,6 +12,7 @@
 #include "framework/random.hpp"
 #include "framework/sequential.hpp"
 #include "layers/conv2d.hpp"
+#include "models/norm_choice.hpp"
 
 namespace bnlab {
 
@@ -25,20 +26,23 @@ class ResNetOptions {
     ResNetOptions& classes(std::size_t value) { return classes_ = value, *this; }
     // BatchNorm after every convolution (and in the projections), convolutions without bias;
     // without it, convolutions have a bias.
-    ResNetOptions& batchnorm(bool value) { return batchnorm_ = value, *this; }
+    ResNetOptions& batchnorm(bool value) { return norm_ = NormChoice(value), *this; }
+    // Any normalization in BatchNorm's places (models/norm_choice.hpp): batch by default.
+    ResNetOptions& norm(const NormChoice& value) { return norm_ = value, *this; }
     // Shortcuts (a residual network), or none (the plain twin).
     ResNetOptions& residual(bool value) { return residual_ = value, *this; }
     // Convolution weights drawn Kaiming-normal with fan-out, as torchvision's ResNet does
     // (on by default); off keeps Conv2d's own initialization.
     ResNetOptions& kaiming_init(bool value) { return kaiming_init_ = value, *this; }
-    // gamma = 0 in each block's last BatchNorm (torchvision's zero_init_residual, Goyal et al.
+    // gamma = 0 in each block's last normalization (torchvision's zero_init_residual, Goyal et al.
     // 2017): every block starts as its shortcut.
     ResNetOptions& zero_init_residual(bool value) { return zero_init_residual_ = value, *this; }
 
     std::size_t depth() const { return depth_; }
     std::size_t width() const { return width_; }
     std::size_t classes() const { return classes_; }
-    bool batchnorm() const { return batchnorm_; }
+    bool batchnorm() const { return norm_.kind() == NormKind::batch; }
+    const NormChoice& norm() const { return norm_; }
     bool residual() const { return residual_; }
     bool kaiming_init() const { return kaiming_init_; }
     bool zero_init_residual() const { return zero_init_residual_; }
@@ -47,7 +51,8 @@ class ResNetOptions {
 
   private:
     std::size_t depth_ = 20, width_ = 16, classes_ = 10;
-    bool batchnorm_ = true, residual_ = true, kaiming_init_ = true, zero_init_residual_ = false;
+    NormChoice norm_;
+    bool residual_ = true, kaiming_init_ = true, zero_init_residual_ = false;
 };
 
 // Draws `conv`'s weights from N(0, 2 / fan_out), fan_out = out k k (PyTorch's

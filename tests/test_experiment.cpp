@@ -58,7 +58,7 @@ TEST_CASE("Presets, and flags given over them") {
     CHECK(custom.preset == "relu");
     CHECK(custom.batch == 128);  // from the preset
     CHECK(custom.lr == 0.05);
-    CHECK(!custom.batchnorm);
+    CHECK(custom.norm == NormChoice(false));
     CHECK(custom.hidden == std::vector<std::size_t>{64, 32});
     CHECK(custom.activation == Activation::tanh);
     CHECK(custom.seed == 7);
@@ -93,6 +93,67 @@ TEST_CASE("Presets, and flags given over them") {
     CHECK(over_paper.activation == Activation::relu);
     CHECK(config_from_json(to_json(shorter)).depth == 8);
     CHECK(config_from_json(to_json(shorter)).width == 4);
+}
+
+TEST_CASE("--norm chooses the normalization; --bn on and off keep their meaning") {
+    CHECK(parse_flags("").norm.kind() == NormKind::batch);
+    CHECK(parse_flags("--bn on").norm.kind() == NormKind::batch);
+    CHECK(parse_flags("--bn off").norm.kind() == NormKind::none);
+    CHECK(parse_flags("--preset cnn --norm group:4").norm == NormChoice(NormKind::group, 4));
+    CHECK(parse_flags("--preset cnn --norm group").norm == NormChoice(NormKind::group));
+    CHECK(parse_flags("--preset cnn --norm instance").norm.kind() == NormKind::instance);
+    CHECK(parse_flags("--norm layer").norm.kind() == NormKind::layer);
+    CHECK(parse_flags("--norm renorm").norm.kind() == NormKind::renorm);
+    CHECK(parse_flags("--norm none").norm.kind() == NormKind::none);
+
+    // The log: "bn" as before, and "norm" only for the normalizations that are not BatchNorm
+    // or none; both read back.
+    TrainConfig config = preset_config("cnn");
+    CHECK(to_json(config).at("bn") == "on");
+    CHECK(!to_json(config).contains("norm"));
+    config.norm = NormChoice(false);
+    CHECK(to_json(config).at("bn") == "off");
+    CHECK(!to_json(config).contains("norm"));
+    CHECK(config_from_json(to_json(config)).norm == NormChoice(false));
+    for (const char* text : {"group:4", "group", "layer", "instance", "renorm"}) {
+        CAPTURE(text);
+        config.norm = NormChoice::parse(text);
+        CHECK(to_json(config).at("bn") == "off");
+        CHECK(to_json(config).at("norm") == text);
+        CHECK(config_from_json(to_json(config)).norm == config.norm);
+    }
+    Json json = to_json(config);
+    json["norm"] = "batch-renorm";
+    CHECK(message_of([&] { config_from_json(json); }) ==
+          "configuration: unknown normalization 'batch-renorm' (expected batch, renorm, group, "
+          "group:G, layer, instance or none)");
+
+    auto error_of = [](const std::string& command_line) {
+        return message_of([&] { parse_flags(command_line); });
+    };
+    CHECK(error_of("--norm weight") ==
+          "--norm: unknown normalization 'weight' (expected batch, renorm, group, group:G, layer, "
+          "instance or none)");
+    CHECK(error_of("--norm group:0") ==
+          "--norm: normalization 'group:0': the group count must be a positive integer");
+    CHECK(error_of("--norm group:x") ==
+          "--norm: normalization 'group:x': the group count must be a positive integer");
+    CHECK(error_of("--norm layer --bn off") == "--norm excludes --bn");
+    CHECK(error_of("--norm instance") ==
+          "instance normalization normalizes each channel of an image over its positions, and "
+          "the mlp model's features have none: use batch, renorm, group, layer or none");
+    // compare_bn's lists.
+    CLI::App app;
+    TrainFlags flags(app, /*lists=*/true);
+    app.parse("--preset cnn --norm batch,group:8,none");
+    CHECK(flags.norms() == std::vector<NormChoice>{NormChoice(true), NormChoice(NormKind::group, 8),
+                                                   NormChoice(false)});
+    CHECK(flags.resolve().norm == NormChoice(true));
+    CLI::App bad_app;
+    TrainFlags bad_flags(bad_app, /*lists=*/true);
+    CHECK(message_of([&] { bad_app.parse("--norm batch,,none"); }) ==
+          "--norm: unknown normalization '' (expected batch, renorm, group, group:G, layer, "
+          "instance or none)");
 }
 
 TEST_CASE("Bad flags are errors naming the flag and what it expects") {
@@ -277,7 +338,7 @@ TEST_CASE("A run whose loss stops being finite stops cleanly and is logged as di
     long poisoned_step = 0;
     {
         Rng rng(config.seed);
-        mlp(12, config.hidden, 4, config.activation, config.batchnorm, rng);
+        mlp(12, config.hidden, 4, config.activation, config.norm, rng);
         BatchLoader batches(data.train, config.batch, &rng, true);
         batches.start_epoch();  // as the trainer does at every epoch
         for (long step = 1; poisoned_step == 0 && batches.next(); ++step)
@@ -302,7 +363,7 @@ TEST_CASE("A run whose loss stops being finite stops cleanly and is logged as di
 
     // A learning rate that blows the weights up diverges later, after whole epochs are logged.
     TrainConfig blowing_up = small_config(dir / "lr.jsonl");
-    blowing_up.batchnorm = false;
+    blowing_up.norm = NormChoice(false);
     blowing_up.activation = Activation::relu;
     blowing_up.lr = 1e30;
     blowing_up.epochs = 3;
@@ -417,7 +478,7 @@ TEST_CASE("curves on two small logs writes an SVG and a PNG that show both varia
     const SmallProblem data = small_problem();
     for (bool batchnorm : {true, false}) {
         TrainConfig config = small_config(dir / (batchnorm ? "on.jsonl" : "off.jsonl"));
-        config.batchnorm = batchnorm;
+        config.norm = NormChoice(batchnorm);
         train_model(config, data.train, data.test);
     }
     const std::vector<RunLog> logs{read_run_log(dir / "on.jsonl"), read_run_log(dir / "off.jsonl")};
@@ -514,45 +575,50 @@ TEST_CASE("quantile interpolates between order statistics as numpy.percentile do
 TEST_CASE("The probe reads each hidden layer's activation input in eval mode") {
     Rng rng(12);
     const Dataset data = make_blobs(40, 4, 2, 1.0, rng);
-    Sequential model = mlp(4, {3, 5}, 2, Activation::sigmoid, true, rng);
-    SoftmaxCrossEntropy loss;
-    SGD optimizer(model.parameters(), SGDOptions(0.5));
-    train_step(model, loss, optimizer, slice(data, 0, 20).inputs, slice(data, 0, 20).labels);
-    Probe probe(model, data, 10);
-    REQUIRE(probe.hidden_layers() == 2);
-    const std::vector<ProbePoint> points = probe.record(1, 1);
-    REQUIRE(points.size() == 2);
-    CHECK(model.is_training());  // restored
+    // After BatchNorm and after each of its successors.
+    for (const NormChoice& norm : {NormChoice(true), NormChoice(NormKind::renorm),
+                                   NormChoice(NormKind::group, 1), NormChoice(NormKind::layer)}) {
+        CAPTURE(norm.text());
+        Sequential model = mlp(4, {3, 5}, 2, Activation::sigmoid, norm, rng);
+        SoftmaxCrossEntropy loss;
+        SGD optimizer(model.parameters(), SGDOptions(0.5));
+        train_step(model, loss, optimizer, slice(data, 0, 20).inputs, slice(data, 0, 20).labels);
+        Probe probe(model, data, 10);
+        REQUIRE(probe.hidden_layers() == 2);
+        const std::vector<ProbePoint> points = probe.record(1, 1);
+        REQUIRE(points.size() == 2);
+        CHECK(model.is_training());  // restored
 
-    // By hand: the outputs of the BatchNorm layers (indices 1 and 4) in eval mode.
-    model.eval();
-    const Matrix<float> batch = slice(data, 0, 10).inputs;
-    const Matrix<float> first = model[1].forward(model[0].forward(batch));
-    const Matrix<float> second = model[4].forward(model[3].forward(model[2].forward(first)));
-    for (const auto& [point, inputs] :
-         {std::pair{points[0], first}, std::pair{points[1], second}}) {
-        std::vector<float> sorted(inputs.begin(), inputs.end());
-        std::sort(sorted.begin(), sorted.end());
-        auto at = [&](double q) {  // numpy's linear interpolation on the sorted values
-            const double position = q * double(sorted.size() - 1);
-            const std::size_t i = std::size_t(position);
-            return sorted[i] + (position - double(i)) * (sorted[i + 1] - sorted[i]);
-        };
-        CHECK(point.epoch == 1);
-        CHECK(point.step == 1);
-        CHECK(point.p15 == doctest::Approx(at(0.15)));
-        CHECK(point.p50 == doctest::Approx(at(0.50)));
-        CHECK(point.p85 == doctest::Approx(at(0.85)));
+        // By hand: the outputs of the normalization layers (indices 1 and 4) in eval mode.
+        model.eval();
+        const Matrix<float> batch = slice(data, 0, 10).inputs;
+        const Matrix<float> first = model[1].forward(model[0].forward(batch));
+        const Matrix<float> second = model[4].forward(model[3].forward(model[2].forward(first)));
+        for (const auto& [point, inputs] :
+             {std::pair{points[0], first}, std::pair{points[1], second}}) {
+            std::vector<float> sorted(inputs.begin(), inputs.end());
+            std::sort(sorted.begin(), sorted.end());
+            auto at = [&](double q) {  // numpy's linear interpolation on the sorted values
+                const double position = q * double(sorted.size() - 1);
+                const std::size_t i = std::size_t(position);
+                return sorted[i] + (position - double(i)) * (sorted[i + 1] - sorted[i]);
+            };
+            CHECK(point.epoch == 1);
+            CHECK(point.step == 1);
+            CHECK(point.p15 == doctest::Approx(at(0.15)));
+            CHECK(point.p50 == doctest::Approx(at(0.50)));
+            CHECK(point.p85 == doctest::Approx(at(0.85)));
+        }
+        // The gradient norms are those of the Dense weights before each hidden layer.
+        for (auto [point, dense] : {std::pair{points[0], 0}, std::pair{points[1], 3}}) {
+            double squares = 0.0;
+            for (float g : dynamic_cast<Dense&>(model[std::size_t(dense)]).weight_grad())
+                squares += double(g) * double(g);
+            CHECK(point.grad_norm == doctest::Approx(std::sqrt(squares)));
+            CHECK(point.grad_norm > 0.0);
+        }
+        model.train();
     }
-    // The gradient norms are those of the Dense weights before each hidden layer.
-    for (auto [point, dense] : {std::pair{points[0], 0}, std::pair{points[1], 3}}) {
-        double squares = 0.0;
-        for (float g : dynamic_cast<Dense&>(model[std::size_t(dense)]).weight_grad())
-            squares += double(g) * double(g);
-        CHECK(point.grad_norm == doctest::Approx(std::sqrt(squares)));
-        CHECK(point.grad_norm > 0.0);
-    }
-    model.train();
     Sequential no_hidden;
     no_hidden.add<Dense>(4, 2, rng);
     CHECK(message_of([&] { Probe(no_hidden, data); }) ==
@@ -648,7 +714,7 @@ TEST_CASE("Probe plots: percentile bands and gradient norms, with and without Ba
     const SmallProblem data = small_problem();
     for (bool batchnorm : {true, false}) {
         TrainConfig config = small_config(dir / (batchnorm ? "on.jsonl" : "off.jsonl"));
-        config.batchnorm = batchnorm;
+        config.norm = NormChoice(batchnorm);
         config.probe = true;
         config.probe_points = 5;
         train_model(config, data.train, data.test);

@@ -46,6 +46,7 @@ struct Pattern {
     bool batchnorm;
     std::string pool;  // "", "max" or "avg"
     Window pool_window;
+    BatchNormFreeze freeze = BatchNormFreeze::none;
 };
 
 // The pattern, then a Dense head, so that the loss reads every output.
@@ -63,6 +64,15 @@ Sequential model_of(const Pattern& pattern, bool fusion) {
         model.add<AvgPool2d>(pattern.pool_window.kernel, pattern.pool_window.stride,
                              pattern.pool_window.padding);
     model.add<Dense>(*model.out_features(), 3, rng);
+    if (pattern.freeze != BatchNormFreeze::none) {
+        // Running statistics of their own, as a trained layer has.
+        auto& batchnorm = dynamic_cast<BatchNorm2d&>(model[1]);
+        for (std::size_t c = 0; c < batchnorm.running_mean().size(); ++c) {
+            batchnorm.running_mean()(c) = float(0.1 * double(c));
+            batchnorm.running_var()(c) = float(0.5 + 0.2 * double(c));
+        }
+        freeze_batchnorms(model, pattern.freeze);
+    }
     return model;
 }
 
@@ -86,6 +96,15 @@ const std::vector<Pattern>& patterns() {
                                 Conv2dOptions(3, 5, 3).stride(2).padding(1), batchnorm, pool,
                                 window});
             }
+        // BatchNorm frozen for fine-tuning: the running statistics in training mode too.
+        for (BatchNormFreeze freeze : {BatchNormFreeze::statistics, BatchNormFreeze::all})
+            for (const std::string pool : {"max", ""})
+                list.push_back({std::string("BN frozen ") +
+                                    (freeze == BatchNormFreeze::all ? "all" : "statistics") +
+                                    ", pool " + (pool.empty() ? "none" : pool) +
+                                    ", conv 3x3 stride 2 padding 1 on 3x11x13",
+                                Shape{3, 11, 13}, Conv2dOptions(3, 5, 3).stride(2).padding(1), true,
+                                pool, Window{2, 2, 0}, freeze});
         return list;
     }();
     return all;
@@ -128,7 +147,8 @@ void check_fused_like_separate(const Pattern& pattern, std::size_t batch) {
         const auto separate_parameters = separate.parameters();
         for (std::size_t i = 0; i < fused_parameters.size(); ++i) {
             const Parameter<float>& parameter = fused_parameters[i];
-            if (pattern.batchnorm && parameter.name == "0.bias") {
+            if (pattern.batchnorm && pattern.freeze == BatchNormFreeze::none &&
+                parameter.name == "0.bias") {
                 // BatchNorm subtracts the channel's mean: the bias before it has no effect, and
                 // its gradient is 0 but for rounding, in both. Both must be rounding next to the
                 // weights' gradient.

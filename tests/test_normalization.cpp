@@ -407,3 +407,92 @@ TEST_CASE("BatchNormFreeze::all makes gamma and beta buffers: an optimizer leave
           "frozen: without running statistics (track_running_stats) it has none to "
           "normalize with");
 }
+
+TEST_CASE("The models put the chosen normalization in BatchNorm's places") {
+    Rng rng(61);
+    // An MLP: LayerNorm over each hidden layer's features, GroupNorm over groups of them.
+    Sequential layer_mlp = mlp(20, {8, 6}, 3, Activation::relu, NormChoice(NormKind::layer), rng);
+    REQUIRE(layer_mlp.size() == 7);
+    CHECK(dynamic_cast<LayerNorm&>(layer_mlp[1]).options().normalized_shape() == Shape{8});
+    CHECK(dynamic_cast<LayerNorm&>(layer_mlp[4]).options().normalized_shape() == Shape{6});
+    Sequential group_mlp =
+        mlp(20, {8, 6}, 3, Activation::relu, NormChoice(NormKind::group, 2), rng);
+    CHECK(dynamic_cast<GroupNorm&>(group_mlp[1]).options().num_groups() == 2);
+    CHECK(dynamic_cast<GroupNorm&>(group_mlp[4]).options().num_channels() == 6);
+    Sequential renorm_mlp = mlp(20, {8}, 3, Activation::relu, NormChoice(NormKind::renorm), rng);
+    CHECK(dynamic_cast<BatchRenorm*>(&renorm_mlp[1]) != nullptr);
+    CHECK(message_of(
+              [&] { mlp(20, {8}, 3, Activation::relu, NormChoice(NormKind::instance), rng); }) ==
+          "instance normalization normalizes each channel of an image over its positions, "
+          "and the mlp model's features have none: use batch, renorm, group, layer or none");
+    CHECK(mlp(20, {8}, 3, Activation::relu, false, rng).size() == 3);
+
+    // A CNN: without a group count, the paper's 32 groups where they divide the channels and
+    // gcd(32, C) where not; instance normalization after the convolutions only; LayerNorm over
+    // [C, H, W].
+    Sequential group_cnn =
+        cnn(Shape{1, 8, 8}, {16, 48}, {64}, 10, Activation::relu, NormChoice(NormKind::group), rng);
+    CHECK(dynamic_cast<GroupNorm&>(group_cnn[1]).options().num_groups() == 16);
+    CHECK(dynamic_cast<GroupNorm&>(group_cnn[5]).options().num_groups() == 16);
+    CHECK(dynamic_cast<GroupNorm&>(group_cnn[5]).options().num_channels() == 48);
+    CHECK(dynamic_cast<GroupNorm&>(group_cnn[9]).options().num_groups() == 32);
+    CHECK(
+        message_of([&] {
+            cnn(Shape{1, 8, 8}, {6}, {}, 10, Activation::relu, NormChoice(NormKind::group, 4), rng);
+        }) == "GroupNorm: num_channels (6) must be divisible by num_groups (4)");
+    Sequential instance_cnn =
+        cnn(Shape{1, 8, 8}, {4}, {16}, 10, Activation::relu, NormChoice(NormKind::instance), rng);
+    REQUIRE(instance_cnn.size() == 7);  // Conv, IN, ReLU, pool, Dense, ReLU, Dense
+    auto& instance = dynamic_cast<InstanceNorm2d&>(instance_cnn[1]);
+    CHECK(instance.affine());
+    CHECK(!instance.options().track_running_stats());
+    CHECK(dynamic_cast<Dense*>(&instance_cnn[4]) != nullptr);
+    CHECK(dynamic_cast<ReLU*>(&instance_cnn[5]) != nullptr);
+    Sequential layer_cnn =
+        cnn(Shape{1, 8, 8}, {4}, {}, 10, Activation::relu, NormChoice(NormKind::layer), rng);
+    CHECK(dynamic_cast<LayerNorm&>(layer_cnn[1]).options().normalized_shape() == Shape{4, 8, 8});
+
+    // A ResNet: the projections take the same normalization; zero_init_residual zeroes the last
+    // one's gamma in each block; convolutions have no bias before a normalization.
+    Sequential net = resnet<float>(Shape{1, 8, 8},
+                                   ResNetOptions()
+                                       .depth(8)
+                                       .width(4)
+                                       .norm(NormChoice(NormKind::group, 2))
+                                       .zero_init_residual(true),
+                                   rng);
+    auto& stem = dynamic_cast<Conv2d&>(net[0]);
+    CHECK(!stem.options().bias());
+    CHECK(dynamic_cast<GroupNorm&>(net[1]).options().num_channels() == 4);
+    auto& second_stage = dynamic_cast<Residual&>(net[4]);
+    BasicSequential<float>* shortcut = second_stage.shortcut();
+    REQUIRE(shortcut != nullptr);
+    REQUIRE(shortcut->size() == 2);
+    auto& projection = dynamic_cast<Conv2d&>((*shortcut)[0]);
+    CHECK(projection.options().window().kernel == 1);
+    CHECK(projection.options().window().stride == 2);
+    CHECK(!projection.options().bias());
+    CHECK(dynamic_cast<GroupNorm&>((*shortcut)[1]).options().num_channels() == 8);
+    Sequential& body = second_stage.body();
+    auto& last = dynamic_cast<GroupNorm&>(body[body.size() - 1]);
+    CHECK(xt::all(xt::equal(last.gamma(), 0.0f)));
+    CHECK(dynamic_cast<Residual&>(net[3]).shortcut() == nullptr);  // identity in stage 1
+
+    // Every one of them trains a step in each model with finite numbers.
+    const Matrix<float> images = random_matrix<float>(4, 64, rng);
+    for (const char* text : {"batch", "renorm", "group:2", "layer", "instance", "none"}) {
+        CAPTURE(text);
+        const NormChoice norm = NormChoice::parse(text);
+        Sequential models[] = {
+            cnn(Shape{1, 8, 8}, {4}, {8}, 3, Activation::relu, norm, rng),
+            resnet<float>(Shape{1, 8, 8}, ResNetOptions().depth(8).width(2).classes(3).norm(norm),
+                          rng)};
+        for (Sequential& model : models) {
+            const Matrix<float>& logits = model.forward(images);
+            REQUIRE(logits.shape(1) == 3);
+            CHECK(xt::all(xt::isfinite(logits)));
+            const Matrix<float> grad = xt::ones_like(logits);
+            CHECK(xt::all(xt::isfinite(model.backward(grad))));
+        }
+    }
+}

@@ -60,6 +60,10 @@ ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, cons
                  (file_name_of(variant.name) + "-seed" + std::to_string(seed) + ".jsonl"))
                     .string();
             FitOptions run = options.fit();
+            if (variant.batch_size) {
+                run.batch_size(*variant.batch_size);
+                config["batch"] = *variant.batch_size;
+            }
             run.name(variant.name + " seed=" + std::to_string(seed)).log(log).config(config);
             fit(built.model, *built.optimizer, train, test, rng, run);
             result.log_paths.push_back(log);
@@ -74,12 +78,13 @@ ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, cons
     const std::string prefix = (fs::path(options.out()) / "curves").string();
     write_curves(grouped, prefix, options.title());
     std::vector<std::string> plots{prefix + ".svg"};
-    // Variants that differ in learning rate: the stability table and final accuracy against it.
+    // Variants that differ in learning rate or batch size: the stability table, and final
+    // accuracy against the rate or error against the batch size (curves-lr, curves-batch).
     const std::vector<SweepSeries> sweep = sweep_series(grouped);
     if (!sweep.empty()) {
         result.stability_table = markdown_table(stability_rows(sweep));
-        write_lr_sweep_plot(sweep, prefix + "-lr", options.title());
-        plots.push_back(prefix + "-lr.svg");
+        write_sweep_plot(sweep, prefix + "-" + sweep.front().field, options.title());
+        plots.push_back(prefix + "-" + sweep.front().field + ".svg");
     }
     if (has_probes(grouped)) {
         write_probe_plots(grouped, prefix, options.title());
@@ -91,8 +96,10 @@ ComparisonResult compare_variants(const std::vector<VariantSpec>& variants, cons
     const std::string stability =
         result.stability_table.empty()
             ? ""
-            : "\nStability over learning rates (diverged: the loss stopped being finite, in the "
-              "epoch given; stuck: no epoch reached 1.5 times chance):\n\n" +
+            : std::string(sweep.front().field == "batch" ? "\nOver batch sizes"
+                                                         : "\nStability over learning rates") +
+                  " (diverged: the loss stopped being finite, in the epoch given; stuck: no "
+                  "epoch reached 1.5 times chance):\n\n" +
                   result.stability_table;
     write_file_atomically((fs::path(options.out()) / "table.md").string(),
                           "# " + options.title() + "\n\n" +

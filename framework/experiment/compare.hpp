@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct VariantSpec {
     std::function<ModelAndOptimizer(Rng&)> build;
     // Fields merged into the run's configuration record (e.g. {"bn": "on"}).
     nlohmann::ordered_json config = nlohmann::ordered_json::object();
+    // The variant's own batch size (recorded as "batch"), or the comparison's.
+    std::optional<std::size_t> batch_size = std::nullopt;
 };
 
 class ComparisonOptions {
@@ -67,8 +70,9 @@ class ComparisonOptions {
 struct ComparisonResult {
     std::vector<std::string> log_paths;  // seed by seed, the variants in order within each
     std::string table;                   // the comparison table, Markdown
-    // When the variants differ in learning rate: the stability table (report.hpp's
-    // stability_rows), Markdown; curves-lr.svg/png draw final accuracy against the rate.
+    // When the variants differ in learning rate or batch size: the stability table (report.hpp's
+    // stability_rows), Markdown; curves-lr.svg/png draw final accuracy against the rate, or
+    // curves-batch.svg/png final error against the batch size.
     std::string stability_table;
 };
 

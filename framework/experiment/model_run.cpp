@@ -78,15 +78,16 @@ ModelAndOptimizer build_model(const TrainConfig& config, const Dataset& train, c
                                         .depth(config.depth)
                                         .width(config.width)
                                         .classes(classes)
-                                        .batchnorm(config.batchnorm)
+                                        .norm(config.norm)
                                         .residual(config.model == "resnet"),
                                     rng);
     } else if (config.model == "cnn") {
         built.model = cnn(train.sample_shape, config.channels, config.hidden, classes,
-                          config.activation, config.batchnorm, rng, config.dropout);
+                          config.activation, config.norm, rng, config.dropout);
     } else {
+        check_norm_without_images(config.norm, config.model);
         add_dense_head(built.model, train.inputs.shape(1), config.hidden, classes,
-                       config.activation, config.batchnorm, rng, config.dropout);
+                       config.activation, config.norm, rng, config.dropout);
     }
     built.optimizer = make_optimizer(config, built.model);
     return built;

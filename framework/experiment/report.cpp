@@ -275,9 +275,16 @@ std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
                     break;
                 }
         }
+    // One variant: labelled by its network (a residual network by its depth, as it has no
+    // hidden layers) and its normalization.
     if (differing.empty())
-        for (const char* field : {"hidden", "act", "bn"})
-            if (keys.front().contains(field)) differing.push_back(field);
+        for (const char* field : {"model", "depth", "hidden", "act", "bn", "norm"}) {
+            const bool resnet = keys.front().contains("depth");
+            if (!keys.front().contains(field) || (resnet && std::string(field) == "hidden") ||
+                (!resnet && std::string(field) == "model"))
+                continue;
+            differing.push_back(field);
+        }
     // Logs of different programs differ in which fields they have: label by the differing
     // fields every log has, where there are any.
     // (sync_bn only data-parallel runs have: one process's run is labelled without it.)
@@ -288,6 +295,9 @@ std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
                         [&](const nlohmann::ordered_json& key) { return key.contains(field); }))
             shared.push_back(field);
     if (!shared.empty()) differing = shared;
+    // "norm" names the normalization that "bn" only says is BatchNorm or not.
+    if (std::find(differing.begin(), differing.end(), "norm") != differing.end())
+        differing.erase(std::remove(differing.begin(), differing.end(), "bn"), differing.end());
     // Runs that name their variant (fit's config "variant") are labelled by that name, unless
     // two variants share it (the logs of several comparisons: "bn=on" of a plain network and of
     // a residual one); then by the differing fields, as other runs.
@@ -339,35 +349,58 @@ std::vector<std::vector<std::string>> comparison_rows(const std::vector<Variant>
     return rows;
 }
 
+namespace {
+
+// The distinct values of the number `field` in the runs' configurations, rising; empty when a
+// run has none.
+std::vector<double> distinct_values(const std::vector<const RunLog*>& runs,
+                                    const std::string& field) {
+    std::vector<double> values;
+    for (const RunLog* run : runs) {
+        if (!run->config().contains(field) || !run->config().at(field).is_number()) return {};
+        values.push_back(run->config().at(field).get<double>());
+    }
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
+    return values;
+}
+
+}  // namespace
+
 std::vector<SweepSeries> sweep_series(const std::vector<Variant>& variants) {
-    // The runs again with their learning rate and variant name left out of the configuration:
-    // grouped, they fall into the series.
     std::vector<const RunLog*> runs;
-    std::vector<RunLog> without_lr;
-    std::vector<double> rates;
     for (const Variant& variant : variants)
-        for (const RunLog* run : variant.runs) {
-            if (!run->config().contains("lr") || !run->config().at("lr").is_number()) return {};
-            runs.push_back(run);
-            rates.push_back(run->config().at("lr").get<double>());
-            without_lr.push_back(*run);
-            without_lr.back().header["config"].erase("lr");
-            without_lr.back().header["config"].erase("variant");
-        }
-    std::vector<double> distinct = rates;
-    std::sort(distinct.begin(), distinct.end());
-    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+        runs.insert(runs.end(), variant.runs.begin(), variant.runs.end());
+    // A batch-size sweep may scale the learning rate with the batch: both leave the grouping.
+    std::string field = "batch";
+    std::vector<double> distinct = distinct_values(runs, field);
+    if (distinct.size() < 2) {
+        field = "lr";
+        distinct = distinct_values(runs, field);
+    }
     if (distinct.size() < 2) return {};
+    // The runs again with the swept fields and the variant name left out of the configuration:
+    // grouped, they fall into the series.
+    std::vector<RunLog> without_swept;
+    std::vector<double> values;
+    for (const RunLog* run : runs) {
+        values.push_back(run->config().at(field).get<double>());
+        without_swept.push_back(*run);
+        nlohmann::ordered_json& config = without_swept.back().header["config"];
+        config.erase(field);
+        if (field == "batch") config.erase("lr");
+        config.erase("variant");
+    }
     std::vector<SweepSeries> series;
-    for (const Variant& grouped : group_variants(without_lr)) {
-        SweepSeries one{grouped.label, {}};
-        for (double lr : distinct) {
-            std::vector<const RunLog*> at_lr;
+    for (const Variant& grouped : group_variants(without_swept)) {
+        SweepSeries one{field, grouped.label, {}};
+        for (double value : distinct) {
+            std::vector<const RunLog*> at_value;
             for (const RunLog* run : grouped.runs) {
-                const std::size_t index = std::size_t(run - without_lr.data());
-                if (rates[index] == lr) at_lr.push_back(runs[index]);
+                const std::size_t index = std::size_t(run - without_swept.data());
+                if (values[index] == value) at_value.push_back(runs[index]);
             }
-            if (!at_lr.empty()) one.runs_by_lr.emplace_back(lr, at_lr);
+            if (!at_value.empty()) one.runs_by_value.emplace_back(value, at_value);
         }
         series.push_back(one);
     }
@@ -375,11 +408,11 @@ std::vector<SweepSeries> sweep_series(const std::vector<Variant>& variants) {
 }
 
 std::vector<std::vector<std::string>> stability_rows(const std::vector<SweepSeries>& series) {
-    std::vector<std::vector<std::string>> rows{{"lr", "variant", "runs", "best test acc",
-                                                "final test acc", "epochs to target", "diverged",
-                                                "stuck at chance"}};
+    std::vector<std::vector<std::string>> rows{
+        {series.empty() ? "lr" : series.front().field, "variant", "runs", "best test acc",
+         "final test acc", "epochs to target", "diverged", "stuck at chance"}};
     for (const SweepSeries& one : series)
-        for (const auto& [lr, runs] : one.runs_by_lr) {
+        for (const auto& [value, runs] : one.runs_by_value) {
             std::vector<double> best, final, epochs;
             std::string diverged_epochs;
             std::size_t diverged = 0, stuck = 0;
@@ -397,7 +430,7 @@ std::vector<std::vector<std::string>> stability_rows(const std::vector<SweepSeri
                 final.push_back(outcome.final_test_acc);
             }
             const std::string of = " of " + std::to_string(runs.size());
-            rows.push_back({number_string(lr), one.label, std::to_string(runs.size()),
+            rows.push_back({number_string(value), one.label, std::to_string(runs.size()),
                             best.empty() ? "-" : mean_sd(best, 4),
                             final.empty() ? "-" : mean_sd(final, 4),
                             epochs.empty() ? "never" : mean_sd(epochs, 1),
@@ -539,9 +572,11 @@ void write_curves(const std::vector<Variant>& variants, const std::string& prefi
     draw(gnuplot_script(variants, title), prefix, 1200, 480);
 }
 
-void write_lr_sweep_plot(const std::vector<SweepSeries>& series, const std::string& prefix,
-                         const std::string& title) {
-    if (series.empty()) throw std::invalid_argument("write_lr_sweep_plot: no learning rates");
+void write_sweep_plot(const std::vector<SweepSeries>& series, const std::string& prefix,
+                      const std::string& title) {
+    if (series.empty()) throw std::invalid_argument("write_sweep_plot: nothing swept");
+    // Error against batch size, as Wu & He's Figure 1; accuracy against learning rate.
+    const bool error = series.front().field == "batch";
     std::ostringstream data, plots;
     data.precision(9);
     data << "# Drawn by bnlab's compare_variants; run `gnuplot THIS_FILE` to draw it again.\n";
@@ -552,20 +587,21 @@ void write_lr_sweep_plot(const std::vector<SweepSeries>& series, const std::stri
         means.precision(9);
         points.precision(9);
         crosses.precision(9);
-        for (const auto& [lr, runs] : series[s].runs_by_lr) {
+        for (const auto& [value, runs] : series[s].runs_by_value) {
             double sum = 0.0;
             std::size_t counted = 0;
             for (const RunLog* run : runs) {
                 const RunOutcome outcome = run->outcome();
                 if (outcome.divergence) {
-                    crosses << lr << " 0\n";
+                    crosses << value << (error ? " 1\n" : " 0\n");
                     continue;
                 }
-                points << lr << ' ' << outcome.final_test_acc << '\n';
-                sum += outcome.final_test_acc;
+                const double y = error ? 1.0 - outcome.final_test_acc : outcome.final_test_acc;
+                points << value << ' ' << y << '\n';
+                sum += y;
                 ++counted;
             }
-            if (counted > 0) means << lr << ' ' << sum / double(counted) << '\n';
+            if (counted > 0) means << value << ' ' << sum / double(counted) << '\n';
         }
         data << "$mean_" << id << " << EOD\n"
              << means.str() << "EOD\n$runs_" << id << " << EOD\n"
@@ -578,15 +614,19 @@ void write_lr_sweep_plot(const std::vector<SweepSeries>& series, const std::stri
             data << "$diverged_" << id << " << EOD\n" << crosses.str() << "EOD\n";
             plots << "$diverged_" << id << " using 1:2 with points pt 2 ps 2 lw 2 lc rgb '#"
                   << colour << "' title "
-                  << gnuplot_quoted(series[s].label + " (diverged, drawn at 0)") << ", ";
+                  << gnuplot_quoted(series[s].label + " (diverged, drawn at " +
+                                    (error ? "1" : "0") + ")")
+                  << ", ";
         }
     }
     const std::string plot_list = plots.str();
     std::ostringstream panels;
     panels << "set termoption noenhanced\nset title " << gnuplot_quoted(title) << "\n"
-           << "set grid\nset logscale x\nset key below\nset offsets graph 0.05, graph 0.05, "
-              "graph 0.05, graph 0.02\n"
-           << "set xlabel 'learning rate'\nset ylabel 'final test accuracy'\nset yrange [0:1]\n"
+           << "set grid\nset logscale x" << (error ? " 2" : "")
+           << "\nset key below\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.02\n"
+           << (error ? "set xlabel 'batch size'\nset ylabel 'final test error'\n"
+                     : "set xlabel 'learning rate'\nset ylabel 'final test accuracy'\n"
+                       "set yrange [0:1]\n")
            << "plot " << plot_list.substr(0, plot_list.size() - 2) << "\n";
     draw({data.str(), panels.str()}, prefix, 900, 560);
 }
@@ -708,11 +748,14 @@ std::string html_table(const std::vector<std::vector<std::string>>& rows) {
     return html + "</table>\n";
 }
 
-// The stability table of a learning-rate sweep, or nothing.
+// The stability table of a sweep, or nothing.
 std::string stability_html(const std::vector<Variant>& variants) {
     const std::vector<SweepSeries> series = sweep_series(variants);
     if (series.empty()) return "";
-    return "<h2>Stability over learning rates</h2>\n" + html_table(stability_rows(series)) +
+    return std::string(series.front().field == "batch"
+                           ? "<h2>Over batch sizes</h2>\n"
+                           : "<h2>Stability over learning rates</h2>\n") +
+           html_table(stability_rows(series)) +
            "<p>Diverged: the loss stopped being a finite number (the epoch it happened in). Stuck "
            "at chance: no epoch's test accuracy reached 1.5 times chance.</p>\n";
 }

@@ -49,25 +49,30 @@ bool has_probes(const std::vector<Variant>& variants);
 void write_probe_plots(const std::vector<Variant>& variants, const std::string& prefix,
                        const std::string& title);
 
-// A learning-rate sweep (the stabilization effect): the runs of `variants` by what sets them
-// apart but the learning rate (`label`, as group_variants labels), then by learning rate.
+// A sweep: the runs of `variants` by what sets them apart but the swept field (`label`, as
+// group_variants labels), then by the field's value. Two kinds: a learning-rate sweep (the
+// stabilization effect), and a batch-size sweep (the small-batch experiment), whose learning
+// rate may change with the batch.
 struct SweepSeries {
+    std::string field;  // "lr" or "batch"
     std::string label;
-    std::vector<std::pair<double, std::vector<const RunLog*>>> runs_by_lr;  // rising lr
+    std::vector<std::pair<double, std::vector<const RunLog*>>> runs_by_value;  // rising
 };
-// Empty unless the runs have at least two learning rates ("lr" in their configurations).
+// Empty unless the runs have at least two batch sizes ("batch" in their configurations, then a
+// batch-size sweep) or two learning rates ("lr").
 std::vector<SweepSeries> sweep_series(const std::vector<Variant>& variants);
 
-// One row per learning rate and series: lr, variant, runs, best and final test accuracy
+// One row per swept value and series: lr (or batch), variant, runs, best and final test accuracy
 // (mean ± sd over the runs with an epoch), epochs to target (mean ± sd over the runs that
 // reached it), how many diverged (with their epochs) and how many were stuck at chance. The first
 // row holds the headers.
 std::vector<std::vector<std::string>> stability_rows(const std::vector<SweepSeries>& series);
 
-// PREFIX.svg/.png/.gp: final test accuracy against learning rate (log axis), a line per series
-// through the mean of its runs that did not diverge, each run a point, diverged runs crosses at 0.
-void write_lr_sweep_plot(const std::vector<SweepSeries>& series, const std::string& prefix,
-                         const std::string& title);
+// PREFIX.svg/.png/.gp: a line per series through the mean of its runs that did not diverge, each
+// run a point, diverged runs crosses: final test accuracy against learning rate (log axis), or
+// final test error against batch size (log axis, the Group Normalization paper's Figure 1).
+void write_sweep_plot(const std::vector<SweepSeries>& series, const std::string& prefix,
+                      const std::string& title);
 
 // A single HTML file a browser opens from disk: title, the comparison table, the SVG plots
 // inline, the per-epoch table, and each variant's configuration, model and library versions;

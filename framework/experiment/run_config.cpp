@@ -100,7 +100,7 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
     json.update(nlohmann::ordered_json{
         {"hidden", config.hidden},
         {"act", to_string(config.activation)},
-        {"bn", config.batchnorm ? "on" : "off"},
+        {"bn", config.norm.kind() == NormKind::batch ? "on" : "off"},
         {"optimizer", config.optimizer},
         {"lr", config.lr},
         {"schedule", config.schedule.text()},
@@ -117,6 +117,8 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
         {"probe_points", config.probe_points}});
     // Only when used, so that the logs of runs without it read as before.
     if (config.dropout > 0.0) json["dropout"] = config.dropout;
+    if (config.norm.kind() != NormKind::batch && config.norm.any())
+        json["norm"] = config.norm.text();
     return json;
 }
 
@@ -144,7 +146,9 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
         for (const auto& width : json.at("hidden").get<std::vector<nlohmann::ordered_json>>())
             config.hidden.push_back(as_integer<std::size_t>(width, "hidden"));
         config.activation = parse_activation(json.at("act").get<std::string>());
-        config.batchnorm = json.at("bn").get<std::string>() == "on";
+        config.norm = NormChoice(json.at("bn").get<std::string>() == "on");
+        if (json.contains("norm"))
+            config.norm = NormChoice::parse(json.at("norm").get<std::string>());
         config.optimizer = json.at("optimizer").get<std::string>();
         config.lr = json.at("lr").get<double>();
         // Logs and checkpoints from before schedules existed have none: constant.
@@ -199,6 +203,18 @@ CLI::Validator integer_at_least(long long least) {
 
 namespace {
 
+// The comma-separated parts of `text`, empty ones too ("a,,b" has three).
+std::vector<std::string> comma_parts(const std::string& text) {
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t comma = text.find(',', start);
+        parts.push_back(text.substr(start, comma - start));
+        if (comma == std::string::npos) return parts;
+        start = comma + 1;
+    }
+}
+
 CLI::Validator number_check(std::function<bool(double)> accept, const std::string& expected,
                             const std::string& description) {
     return CLI::Validator(
@@ -232,17 +248,27 @@ CLI::Validator learning_rate_list() {
             if (text.empty()) return "expected a comma-separated list of learning rates, got ''";
             const CLI::Validator positive = finite_number(false);
             // Each part, empty ones too ("0.1,,1" and a trailing comma are errors).
-            std::size_t start = 0;
-            while (true) {
-                const std::size_t comma = text.find(',', start);
-                std::string part = text.substr(start, comma - start);
+            for (std::string part : comma_parts(text)) {
                 const std::string error = positive(part);
                 if (!error.empty()) return error;
-                if (comma == std::string::npos) return "";
-                start = comma + 1;
             }
+            return std::string();
         },
         "LR[,LR…]");
+}
+
+CLI::Validator norm_check(bool list) {
+    return CLI::Validator(
+        [list](std::string& text) {
+            try {
+                for (const std::string& part : list ? comma_parts(text) : std::vector{text})
+                    NormChoice::parse(part);
+                return std::string();
+            } catch (const std::invalid_argument& error) {
+                return std::string(error.what());
+            }
+        },
+        list ? "NORM[,NORM…]" : "NORM");
 }
 
 CLI::Validator schedule_check() {
@@ -258,7 +284,7 @@ CLI::Validator schedule_check() {
         "SCHEDULE");
 }
 
-TrainFlags::TrainFlags(CLI::App& app, bool lr_list) {
+TrainFlags::TrainFlags(CLI::App& app, bool lists) {
     app.add_option("--preset", preset_,
                    "Starting configuration, which the flags below override:\n"
                    "paper: 3 x 100 sigmoid, batch 60, lr 0.5, target 0.85 (the BN paper's MNIST "
@@ -330,15 +356,28 @@ TrainFlags::TrainFlags(CLI::App& app, bool lr_list) {
     overrides(app.add_option("--act", activation_, "Hidden activation: relu, sigmoid or tanh")
                   ->check(CLI::IsMember({"relu", "sigmoid", "tanh"})),
               [this](TrainConfig& c) { c.activation = parse_activation(activation_); });
-    overrides(app.add_option(
-                     "--bn", batchnorm_,
-                     "BatchNorm after every Conv2d and hidden Dense layer: on or off [default: on]")
-                  ->check(CLI::IsMember({"on", "off"})),
-              [this](TrainConfig& c) { c.batchnorm = batchnorm_ == "on"; });
+    CLI::Option* batchnorm = app.add_option(
+        "--bn", batchnorm_,
+        "BatchNorm after every Conv2d and hidden Dense layer: on or off [default: on]");
+    overrides(batchnorm->check(CLI::IsMember({"on", "off"})),
+              [this](TrainConfig& c) { c.norm = NormChoice(batchnorm_ == "on"); });
+    overrides(app.add_option("--norm", norm_,
+                             std::string(lists ? "Normalizations to compare, comma-separated, "
+                                                 "each run for every seed [default: batch,none]"
+                                               : "The normalization in BatchNorm's places "
+                                                 "[default: batch]") +
+                                 ": batch (BatchNorm), renorm (Batch Renormalization), group[:G] "
+                                 "(GroupNorm, 32 groups or as many as divide the channels), "
+                                 "layer (LayerNorm over the whole sample), instance "
+                                 "(InstanceNorm2d with gamma and beta; after convolutions only) "
+                                 "or none")
+                  ->check(norm_check(lists))
+                  ->excludes(batchnorm),
+              [this](TrainConfig& c) { c.norm = norms().front(); });
     overrides(app.add_option("--optimizer", given_.optimizer, "sgd or adam [default: sgd]")
                   ->check(CLI::IsMember({"sgd", "adam"})),
               [this](TrainConfig& c) { c.optimizer = given_.optimizer; });
-    if (lr_list)
+    if (lists)
         overrides(app.add_option("--lr", learning_rates_text_,
                                  "Learning rates, comma-separated: every rate is run for each "
                                  "variant and seed, and a stability table and a plot of final "
@@ -408,6 +447,14 @@ std::vector<double> TrainFlags::learning_rates() const {
     return rates;
 }
 
+std::vector<NormChoice> TrainFlags::norms() const {
+    if (norm_.empty()) return {resolve().norm};
+    std::vector<NormChoice> norms;
+    for (const std::string& part : comma_parts(norm_))
+        norms.push_back(NormChoice::parse(part));  // checked by norm_check()
+    return norms;
+}
+
 TrainConfig TrainFlags::resolve() const {
     TrainConfig config = preset_config(preset_);
     const TrainConfig preset = config;
@@ -432,6 +479,7 @@ TrainConfig TrainFlags::resolve() const {
         config.hidden.clear();
         config.activation = Activation::relu;
     }
+    if (config.model == "mlp") check_norm_without_images(config.norm, config.model);
     return config;
 }
 

