@@ -426,6 +426,8 @@ TEST_CASE("The models put the chosen normalization in BatchNorm's places") {
           "instance normalization normalizes each channel of an image over its positions, "
           "and the mlp model's features have none: use batch, renorm, group, layer or none");
     CHECK(mlp(20, {8}, 3, Activation::relu, false, rng).size() == 3);
+    CHECK(message_of([] { NormChoice(NormKind::layer, 2); }) ==
+          "normalization layer takes no group count");
 
     // A CNN: without a group count, the paper's 32 groups where they divide the channels and
     // gcd(32, C) where not; instance normalization after the convolutions only; LayerNorm over

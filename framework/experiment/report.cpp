@@ -277,14 +277,12 @@ std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
         }
     // One variant: labelled by its network (a residual network by its depth, as it has no
     // hidden layers) and its normalization.
-    if (differing.empty())
-        for (const char* field : {"model", "depth", "hidden", "act", "bn", "norm"}) {
-            const bool resnet = keys.front().contains("depth");
-            if (!keys.front().contains(field) || (resnet && std::string(field) == "hidden") ||
-                (!resnet && std::string(field) == "model"))
-                continue;
-            differing.push_back(field);
-        }
+    if (differing.empty()) {
+        const bool resnet = keys.front().contains("depth");
+        for (const std::string field : {"model", "depth", "hidden", "act", "bn", "norm"})
+            if (keys.front().contains(field) && field != (resnet ? "hidden" : "model"))
+                differing.push_back(field);
+    }
     // Logs of different programs differ in which fields they have: label by the differing
     // fields every log has, where there are any.
     // (sync_bn only data-parallel runs have: one process's run is labelled without it.)

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <stdexcept>
 
 #include <CLI/CLI.hpp>
@@ -441,8 +440,7 @@ void TrainFlags::overrides(CLI::Option* option, std::function<void(TrainConfig&)
 std::vector<double> TrainFlags::learning_rates() const {
     if (learning_rates_text_.empty()) return {resolve().lr};
     std::vector<double> rates;
-    std::istringstream parts(learning_rates_text_);
-    for (std::string part; std::getline(parts, part, ',');)
+    for (const std::string& part : comma_parts(learning_rates_text_))
         rates.push_back(std::stod(part));  // checked by learning_rate_list()
     return rates;
 }

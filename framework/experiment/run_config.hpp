@@ -128,7 +128,7 @@ class TrainFlags {
     TrainFlags& operator=(const TrainFlags&) = delete;
 
     TrainConfig resolve() const;
-    // The learning rates given (a list with lr_list), or the resolved configuration's one.
+    // The learning rates given (a list with `lists`), or the resolved configuration's one.
     std::vector<double> learning_rates() const;
     // The normalizations given (a list with `lists`), or the resolved configuration's one.
     std::vector<NormChoice> norms() const;
