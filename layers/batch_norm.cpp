@@ -75,9 +75,9 @@ struct Channels {
     std::size_t first, end;
 };
 
-// Sums over a channel's P positions keep 8 running partial sums (sum_in_lanes, tensor.hpp), in
-// Sum: double for the spatial layer (as PyTorch's CPU BatchNorm; over m H W values float loses
-// digits), the layer's own type for the 1-D one (m values).
+// Sums are in Sum, double (as PyTorch's CPU BatchNorm; over m H W values float loses digits, and
+// over m values a large offset does); over a channel's P positions they keep 8 running partial
+// sums (sum_in_lanes, tensor.hpp).
 
 // sum_c += sum_{i,p} x_icp
 template <bool kOnePosition, typename T, typename Sum>
@@ -104,7 +104,7 @@ void squared_deviations_per_channel(const T* __restrict x, const Sum* __restrict
         for (std::size_t c = channels.first; c < channels.end; ++c) {
             const T* __restrict values = x + (i * C + c) * P;
             if constexpr (kOnePosition) {
-                const T centered = values[0] - mean[c];
+                const Sum centered = Sum(values[0]) - mean[c];
                 sum[c] += centered * centered;
             } else {
                 sum[c] += sum_in_lanes<Sum>(P, [&](std::size_t p) {
@@ -142,8 +142,8 @@ void gradient_sums(const T* __restrict dy, const T* __restrict x_hat, std::size_
         for (std::size_t c = channels.first; c < channels.end; ++c) {
             const std::size_t row = (i * C + c) * P;
             if constexpr (kOnePosition) {
-                sum_dy[c] += dy[row];
-                sum_dy_xhat[c] += dy[row] * x_hat[row];
+                sum_dy[c] += Sum(dy[row]);
+                sum_dy_xhat[c] += Sum(dy[row]) * Sum(x_hat[row]);
             } else {
                 sum_dy[c] += sum_in_lanes<Sum>(P, [&](std::size_t p) { return Sum(dy[row + p]); });
                 sum_dy_xhat[c] += sum_in_lanes<Sum>(
@@ -281,33 +281,29 @@ const Matrix<T>& BasicBatchNorm<T>::forward(const Matrix<T>& x) {
         T* __restrict mean = mean_.data();
         T* __restrict var = var_.data();
         if (normalized_with_batch_stats_ && !synchronized) {
-            if (one_position) {
-                // mu_c = (1/M) sum_{i,p} x_icp
-                std::fill(mean + channels.first, mean + channels.end, T(0));
-                sum_per_channel<true>(x.data(), m, n, P, channels, mean);
-                for (std::size_t c = channels.first; c < channels.end; ++c)
-                    mean[c] /= count;
-                // sigma2_c = (1/M) sum_{i,p} (x_icp - mu_c)^2   (biased)
-                std::fill(var + channels.first, var + channels.end, T(0));
-                squared_deviations_per_channel<true>(x.data(), mean, m, n, P, channels, var);
-                for (std::size_t c = channels.first; c < channels.end; ++c)
-                    var[c] /= count;
-            } else {
-                // The same in double.
-                double* __restrict sum_mean = double_sums_.data();
-                double* __restrict sum_var = double_sums_.data() + n;
-                std::fill(sum_mean + channels.first, sum_mean + channels.end, 0.0);
+            // In double, then rounded once.
+            double* __restrict sum_mean = double_sums_.data();
+            double* __restrict sum_var = double_sums_.data() + n;
+            // mu_c = (1/M) sum_{i,p} x_icp
+            std::fill(sum_mean + channels.first, sum_mean + channels.end, 0.0);
+            if (one_position)
+                sum_per_channel<true>(x.data(), m, n, P, channels, sum_mean);
+            else
                 sum_per_channel<false>(x.data(), m, n, P, channels, sum_mean);
-                for (std::size_t c = channels.first; c < channels.end; ++c) {
-                    sum_mean[c] /= batch_count;
-                    mean[c] = T(sum_mean[c]);
-                }
-                std::fill(sum_var + channels.first, sum_var + channels.end, 0.0);
+            for (std::size_t c = channels.first; c < channels.end; ++c) {
+                sum_mean[c] /= batch_count;
+                mean[c] = T(sum_mean[c]);
+            }
+            // sigma2_c = (1/M) sum_{i,p} (x_icp - mu_c)^2   (biased)
+            std::fill(sum_var + channels.first, sum_var + channels.end, 0.0);
+            if (one_position)
+                squared_deviations_per_channel<true>(x.data(), sum_mean, m, n, P, channels,
+                                                     sum_var);
+            else
                 squared_deviations_per_channel<false>(x.data(), sum_mean, m, n, P, channels,
                                                       sum_var);
-                for (std::size_t c = channels.first; c < channels.end; ++c)
-                    var[c] = T(sum_var[c] / batch_count);
-            }
+            for (std::size_t c = channels.first; c < channels.end; ++c)
+                var[c] = T(sum_var[c] / batch_count);
         }
         for (std::size_t c = channels.first; c < channels.end; ++c)
             if (normalized_with_batch_stats_)
@@ -335,22 +331,18 @@ const Matrix<T>& BasicBatchNorm<T>::backward(const Matrix<T>& dy) {
 
     // dbeta = sum_{i,p} dy        dgamma = sum_{i,p} dy xhat
     for_channel_parts(n, P, [&](Channels channels) {
-        std::fill(sum_dy_.data() + channels.first, sum_dy_.data() + channels.end, T(0));
-        std::fill(sum_dy_xhat_.data() + channels.first, sum_dy_xhat_.data() + channels.end, T(0));
-        if (one_position) {
-            gradient_sums<true>(dy.data(), x_hat_.data(), m, n, P, channels, sum_dy_.data(),
-                                sum_dy_xhat_.data());
-        } else {
-            // In double, then rounded once.
-            double* __restrict sum_dy = double_sums_.data();
-            double* __restrict sum_dy_xhat = double_sums_.data() + n;
-            std::fill(sum_dy + channels.first, sum_dy + channels.end, 0.0);
-            std::fill(sum_dy_xhat + channels.first, sum_dy_xhat + channels.end, 0.0);
+        // In double, then rounded once.
+        double* __restrict sum_dy = double_sums_.data();
+        double* __restrict sum_dy_xhat = double_sums_.data() + n;
+        std::fill(sum_dy + channels.first, sum_dy + channels.end, 0.0);
+        std::fill(sum_dy_xhat + channels.first, sum_dy_xhat + channels.end, 0.0);
+        if (one_position)
+            gradient_sums<true>(dy.data(), x_hat_.data(), m, n, P, channels, sum_dy, sum_dy_xhat);
+        else
             gradient_sums<false>(dy.data(), x_hat_.data(), m, n, P, channels, sum_dy, sum_dy_xhat);
-            for (std::size_t c = channels.first; c < channels.end; ++c) {
-                sum_dy_(c) = T(sum_dy[c]);
-                sum_dy_xhat_(c) = T(sum_dy_xhat[c]);
-            }
+        for (std::size_t c = channels.first; c < channels.end; ++c) {
+            sum_dy_(c) = T(sum_dy[c]);
+            sum_dy_xhat_(c) = T(sum_dy_xhat[c]);
         }
         if (options_.affine() && options_.freeze() != BatchNormFreeze::all)
             for (std::size_t c = channels.first; c < channels.end; ++c) {

@@ -1,7 +1,9 @@
 #include "layers/normalization.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <type_traits>
 
 #include "framework/blas_threads.hpp"
 
@@ -36,6 +38,28 @@ void for_samples(std::size_t m, std::size_t sample_size, Body body) {
     constexpr std::size_t parallel_above = std::size_t(1) << 16;
     const int parts = m * sample_size > parallel_above ? parts_for(m) : 1;
     run_parts(parts, m, [&](int, std::size_t first, std::size_t end) { body(first, end); });
+}
+
+// Runs body(begin, end, a, per_element) over the K values of a block whose first value is value
+// `first` of its sample, cut where the affine index changes its rule: a channel's positions share
+// index a (stride > 1: per_element is std::false_type), while per element (stride 1: LayerNorm,
+// or one position per channel) value p of [begin, end) has index a + p - begin, up to where the
+// indices wrap around. The flag is a type, so that each body compiles two plain loops over a run,
+// which vectorize.
+template <typename Body>
+void for_affine_runs(std::size_t first, std::size_t K, std::size_t stride, std::size_t affine_count,
+                     Body body) {
+    if (stride == 1) {
+        for (std::size_t k = 0; k < K;) {
+            const std::size_t a = (first + k) % affine_count;
+            const std::size_t end = std::min(K, k + affine_count - a);
+            body(k, end, a, std::true_type{});
+            k = end;
+        }
+    } else {
+        for (std::size_t k = 0; k < K; k += stride)
+            body(k, k + stride, (first + k) / stride % affine_count, std::false_type{});
+    }
 }
 
 }  // namespace
@@ -83,17 +107,17 @@ const Matrix<T>& BasicSampleNorm<T>::forward(const Matrix<T>& x) {
             const T mean = mean_[block], inv_std = inv_std_[block];
             T* __restrict x_hat = x_hat_.data() + block * K;
             T* __restrict y = output_.data() + block * K;
-            // The block's values run in segments of `stride` that share an affine index.
-            const std::size_t first_segment = (block % blocks) * K / stride;
-            for (std::size_t k = 0; k < K; k += stride) {
-                const std::size_t a = (first_segment + k / stride) % affine_count;
-                for (std::size_t p = k; p < k + stride; ++p) {
-                    // xhat = (x - mu_b) / sqrt(sigma2_b + eps)
-                    x_hat[p] = (values[p] - mean) * inv_std;
-                    // y = gamma_a xhat + beta_a
-                    y[p] = gamma[a] * x_hat[p] + beta[a];
-                }
-            }
+            for_affine_runs(
+                (block % blocks) * K, K, stride, affine_count,
+                [&](std::size_t begin, std::size_t end, std::size_t a, auto per_element) {
+                    for (std::size_t p = begin; p < end; ++p) {
+                        const std::size_t j = per_element ? a + p - begin : a;
+                        // xhat = (x - mu_b) / sqrt(sigma2_b + eps)
+                        x_hat[p] = (values[p] - mean) * inv_std;
+                        // y = gamma_a xhat + beta_a
+                        y[p] = gamma[j] * x_hat[p] + beta[j];
+                    }
+                });
         }
     });
     if (!kept_ && this->is_training()) after_block_statistics(m, blocks);
@@ -113,14 +137,25 @@ const Matrix<T>& BasicSampleNorm<T>::backward(const Matrix<T>& dy) {
         double* sum_dy = sums_.data();
         double* sum_dy_xhat = sums_.data() + affine_count;
         std::fill(sums_.begin(), sums_.end(), 0.0);
-        for (std::size_t segment = 0; segment < m * S / stride; ++segment) {
-            const std::size_t a = segment % (S / stride) % affine_count;
-            const T* __restrict grad = dy.data() + segment * stride;
-            const T* __restrict x_hat = x_hat_.data() + segment * stride;
-            sum_dy[a] +=
-                sum_in_lanes<double>(stride, [&](std::size_t p) { return double(grad[p]); });
-            sum_dy_xhat[a] += sum_in_lanes<double>(
-                stride, [&](std::size_t p) { return double(grad[p]) * double(x_hat[p]); });
+        for (std::size_t i = 0; i < m; ++i) {
+            const T* __restrict grad = dy.data() + i * S;
+            const T* __restrict x_hat = x_hat_.data() + i * S;
+            for_affine_runs(
+                0, S, stride, affine_count,
+                [&](std::size_t begin, std::size_t end, std::size_t a, auto per_element) {
+                    if constexpr (decltype(per_element)::value) {
+                        for (std::size_t p = begin; p < end; ++p) {
+                            sum_dy[a + p - begin] += double(grad[p]);
+                            sum_dy_xhat[a + p - begin] += double(grad[p]) * double(x_hat[p]);
+                        }
+                    } else {
+                        sum_dy[a] += sum_in_lanes<double>(
+                            end - begin, [&](std::size_t p) { return double(grad[begin + p]); });
+                        sum_dy_xhat[a] += sum_in_lanes<double>(end - begin, [&](std::size_t p) {
+                            return double(grad[begin + p]) * double(x_hat[begin + p]);
+                        });
+                    }
+                });
         }
         for (std::size_t a = 0; a < affine_count; ++a) {
             beta_grad_(a) += T(sum_dy[a]);
@@ -136,30 +171,48 @@ const Matrix<T>& BasicSampleNorm<T>::backward(const Matrix<T>& dy) {
             const T* __restrict grad = dy.data() + block * K;
             const T* __restrict x_hat = x_hat_.data() + block * K;
             T* __restrict dx = grad_input_.data() + block * K;
-            const std::size_t first_segment = (block % blocks) * K / stride;
+            const std::size_t first = (block % blocks) * K;
             const T inv_std = inv_std_[block];
             // g = dy gamma_a; with kept statistics dx = g / sqrt(var + eps)
             double mean_g = 0.0, mean_g_xhat = 0.0;
             if (!kept_) {
                 // mean(g), mean(g xhat) over the block's K values
-                for (std::size_t k = 0; k < K; k += stride) {
-                    const double g = gamma[(first_segment + k / stride) % affine_count];
-                    mean_g += g * sum_in_lanes<double>(
-                                      stride, [&](std::size_t p) { return double(grad[k + p]); });
-                    mean_g_xhat += g * sum_in_lanes<double>(stride, [&](std::size_t p) {
-                                       return double(grad[k + p]) * double(x_hat[k + p]);
-                                   });
-                }
+                for_affine_runs(
+                    first, K, stride, affine_count,
+                    [&](std::size_t begin, std::size_t end, std::size_t a, auto per_element) {
+                        const std::size_t length = end - begin;
+                        if constexpr (decltype(per_element)::value) {
+                            mean_g += sum_in_lanes<double>(length, [&](std::size_t p) {
+                                return double(gamma[a + p]) * double(grad[begin + p]);
+                            });
+                            mean_g_xhat += sum_in_lanes<double>(length, [&](std::size_t p) {
+                                return double(gamma[a + p]) * double(grad[begin + p]) *
+                                       double(x_hat[begin + p]);
+                            });
+                        } else {
+                            const double g = gamma[a];
+                            mean_g += g * sum_in_lanes<double>(length, [&](std::size_t p) {
+                                          return double(grad[begin + p]);
+                                      });
+                            mean_g_xhat +=
+                                g * sum_in_lanes<double>(length, [&](std::size_t p) {
+                                    return double(grad[begin + p]) * double(x_hat[begin + p]);
+                                });
+                        }
+                    });
                 mean_g /= double(K);
                 mean_g_xhat /= double(K);
             }
             const T shift = T(mean_g), slope = T(mean_g_xhat);
-            for (std::size_t k = 0; k < K; k += stride) {
-                const T g = gamma[(first_segment + k / stride) % affine_count];
-                for (std::size_t p = k; p < k + stride; ++p)
-                    // dx = 1 / sqrt(sigma2_b + eps) (g - mean(g) - xhat mean(g xhat))
-                    dx[p] = inv_std * (g * grad[p] - shift - x_hat[p] * slope);
-            }
+            for_affine_runs(
+                first, K, stride, affine_count,
+                [&](std::size_t begin, std::size_t end, std::size_t a, auto per_element) {
+                    for (std::size_t p = begin; p < end; ++p) {
+                        const T g = gamma[per_element ? a + p - begin : a];
+                        // dx = 1 / sqrt(sigma2_b + eps) (g - mean(g) - xhat mean(g xhat))
+                        dx[p] = inv_std * (g * grad[p] - shift - x_hat[p] * slope);
+                    }
+                });
         }
     });
     return grad_input_;

@@ -16,6 +16,8 @@ packages=(
   zlib1g-dev dataset-fashion-mnist                    # reading Fashion-MNIST, and the data
   doctest-dev nlohmann-json3-dev                      # tests and their golden data
   libopenmpi-dev openmpi-bin                          # data-parallel training and its tests
+  libonnx-dev libprotobuf-dev                         # ONNX export (protobuf: not a Depends)
+  libopencv-dnn-dev                                   # the export's tests run graphs in OpenCV
 )
 
 if [[ ${1:-} == --list ]]; then

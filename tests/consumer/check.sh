@@ -19,6 +19,9 @@ case "$mode" in
 esac
 cmake --build "$work/build" -j 2
 "$work/build/consumer"
+if [[ -x "$work/build/consumer_onnx" ]]; then
+  "$work/build/consumer_onnx"
+fi
 if [[ -x "$work/build/consumer_mpi" ]]; then
   OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     mpiexec -n 2 --oversubscribe "$work/build/consumer_mpi"
