@@ -27,6 +27,16 @@ DeviationReport report;
 
 }  // namespace
 
+double relative_difference(const Matrix<float>& a, const Matrix<float>& b) {
+    REQUIRE(a.shape() == b.shape());
+    double worst = 0.0, scale = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        worst = std::max(worst, std::abs(double(a.data()[i]) - double(b.data()[i])));
+        scale = std::max(scale, std::abs(double(b.data()[i])));
+    }
+    return worst / scale;
+}
+
 double relative_deviation(const float* actual, std::size_t size, const nlohmann::json& expected) {
     const auto& data = expected.at("data");
     REQUIRE(data.size() == size);

@@ -43,6 +43,9 @@ void assign_from(T* destination, std::size_t size, const nlohmann::json& tensor)
 // relative to the tensor's scale, which stays meaningful for entries near zero.
 double relative_deviation(const float* actual, std::size_t size, const nlohmann::json& expected);
 
+// Largest |a - b| over the largest |b| (the measure of relative_deviation), for two batches.
+double relative_difference(const Matrix<float>& a, const Matrix<float>& b);
+
 // Checks `actual` against a golden tensor to `tolerance` relative (see relative_deviation) and
 // records the deviation for the summary printed at the end of the run.
 void check_close(const std::string& what, const float* actual, std::size_t size,

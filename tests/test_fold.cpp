@@ -15,17 +15,6 @@ std::vector<std::string> layer_names(Sequential& model) {
     return names;
 }
 
-// Largest |a - b| over the largest |b|, as the golden checks measure.
-double relative_difference(const Matrix<float>& a, const Matrix<float>& b) {
-    REQUIRE(a.shape() == b.shape());
-    double worst = 0.0, scale = 0.0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        worst = std::max(worst, std::abs(double(a.data()[i]) - double(b.data()[i])));
-        scale = std::max(scale, std::abs(double(b.data()[i])));
-    }
-    return worst / scale;
-}
-
 // A few SGD steps, so that gamma, beta and the running statistics are far from their start.
 void train_briefly(Sequential& model, const Dataset& data, int steps, Rng& rng) {
     SoftmaxCrossEntropy loss;

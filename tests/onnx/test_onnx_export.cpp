@@ -74,17 +74,6 @@ Matrix<float> run_in_opencv(const std::string& path, const Matrix<float>& x, con
     return result;
 }
 
-// Largest |actual - expected| over the largest |expected|.
-double relative_deviation(const Matrix<float>& actual, const Matrix<float>& expected) {
-    REQUIRE(actual.shape() == expected.shape());
-    double worst = 0.0, scale = 0.0;
-    for (std::size_t i = 0; i < expected.size(); ++i) {
-        worst = std::max(worst, std::abs(double(actual.data()[i]) - double(expected.data()[i])));
-        scale = std::max(scale, std::abs(double(expected.data()[i])));
-    }
-    return worst / scale;
-}
-
 // Exports `model` (settled), runs it in OpenCV on 5 samples and returns the deviation from
 // bnlab's eval forward.
 double opencv_deviation(Sequential& model, const Shape& input, Rng& rng,
@@ -95,7 +84,7 @@ double opencv_deviation(Sequential& model, const Shape& input, Rng& rng,
     export_onnx(model, path, options);
     const Matrix<float> x = random_matrix<float>(5, shape_size(input), rng, 1.0, 0.2);
     const Matrix<float> expected = model.forward(x);
-    return relative_deviation(run_in_opencv(path, x, input), expected);
+    return relative_difference(run_in_opencv(path, x, input), expected);
 }
 
 Sequential preset_model(const std::string& preset, Rng& rng) {
