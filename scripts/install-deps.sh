@@ -18,6 +18,7 @@ packages=(
   libopenmpi-dev openmpi-bin                          # data-parallel training and its tests
   libonnx-dev libprotobuf-dev                         # ONNX export (protobuf: not a Depends)
   libopencv-dnn-dev                                   # the export's tests run graphs in OpenCV
+  doxygen                                             # the API reference (scripts/api-docs.sh)
 )
 
 if [[ ${1:-} == --list ]]; then

@@ -13,6 +13,8 @@ bash "$root/scripts/check-build-packages.sh" "$build"
 # The worst deviation from PyTorch's golden values, for the record (CTest checks them again).
 "$build/bin/bnlab_tests" --test-case='*PyTorch*' --minimal | tail -n 1
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)"
+# The API reference from the headers' comments: any Doxygen warning fails the tests.
+bash "$root/scripts/api-docs.sh" "$build/api"
 
 if [[ ${BNLAB_SANITIZERS:-1} != 0 ]]; then
   sanitized=${BNLAB_SANITIZE_BUILD_DIR:-$root/build-asan}
