@@ -7,7 +7,7 @@
 
 int main(int, char** argv) {
     using namespace bnlab;
-    select_blas_kernels(argv);  // first: OpenBLAS's fast kernels for this CPU
+    select_blas_kernels(argv);                       // first: OpenBLAS's fast kernels for this CPU
     const FashionMnist data = load_fashion_mnist();  // Debian's dataset-fashion-mnist
     Rng rng(42);  // the one source of randomness: the same seed, the same run
 
