@@ -148,7 +148,7 @@ class Exporter {
   private:
     Value layer(BasicLayer<float>& layer, Value x, const std::string& prefix) {
         if (const std::optional<Shape> input = layer.input_shape(); input && !input->empty())
-            x = conform(x, *input, prefix);
+            x = conform(x, *input, prefix + "input.");  // its own names: a layer may reshape again
         if (auto* dense = dynamic_cast<Dense*>(&layer)) return this->dense(*dense, x, prefix);
         if (auto* conv = dynamic_cast<Conv2d*>(&layer)) return this->conv(*conv, x, prefix);
         if (auto* batchnorm = dynamic_cast<BatchNorm*>(&layer))
