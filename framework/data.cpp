@@ -1,5 +1,6 @@
 #include "framework/data.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -36,6 +37,48 @@ BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_
     std::copy(data.labels.begin() + begin, data.labels.begin() + end, part.labels.begin());
     part.sample_shape = data.sample_shape;
     return part;
+}
+
+template <typename T>
+BasicDataset<T> rows_of(const BasicDataset<T>& data, const std::vector<std::size_t>& indices) {
+    const std::size_t features = data.inputs.shape(1);
+    BasicDataset<T> part{xt::empty<T>({indices.size(), features}),
+                         xt::empty<int>({indices.size()})};
+    for (std::size_t i = 0; i < indices.size(); ++i) {
+        if (indices[i] >= data.size())
+            throw std::invalid_argument("rows_of: row " + std::to_string(indices[i]) +
+                                        " outside a dataset of " + std::to_string(data.size()) +
+                                        " samples");
+        std::copy_n(data.inputs.begin() + indices[i] * features, features,
+                    part.inputs.begin() + i * features);
+        part.labels(i) = data.labels(indices[i]);
+    }
+    part.sample_shape = data.sample_shape;
+    return part;
+}
+
+template <typename T>
+ValidationSplit<T> split_validation(const BasicDataset<T>& data, double fraction,
+                                    std::uint64_t seed) {
+    if (!(fraction > 0.0 && fraction < 1.0))
+        throw std::invalid_argument("the validation fraction must be in (0, 1), got " +
+                                    number_string(fraction));
+    const std::size_t held_out = std::size_t(std::llround(fraction * double(data.size())));
+    if (held_out == 0 || held_out == data.size())
+        throw std::invalid_argument("a validation fraction of " + number_string(fraction) + " of " +
+                                    std::to_string(data.size()) + " samples leaves " +
+                                    (held_out == 0 ? "the validation set" : "the training set") +
+                                    " empty");
+    std::vector<std::size_t> order(data.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+        order[i] = i;
+    Rng rng(seed);
+    rng.shuffle(order);
+    std::vector<std::size_t> validation(order.begin(), order.begin() + std::ptrdiff_t(held_out));
+    std::vector<std::size_t> train(order.begin() + std::ptrdiff_t(held_out), order.end());
+    std::sort(validation.begin(), validation.end());
+    std::sort(train.begin(), train.end());
+    return {rows_of(data, train), rows_of(data, validation)};
 }
 
 template <typename T>
@@ -142,6 +185,11 @@ std::size_t BasicBatchLoader<T>::batches_per_epoch() const {
 
 template BasicDataset<float> slice(const BasicDataset<float>&, std::size_t, std::size_t);
 template BasicDataset<double> slice(const BasicDataset<double>&, std::size_t, std::size_t);
+template BasicDataset<float> rows_of(const BasicDataset<float>&, const std::vector<std::size_t>&);
+template BasicDataset<double> rows_of(const BasicDataset<double>&, const std::vector<std::size_t>&);
+template ValidationSplit<float> split_validation(const BasicDataset<float>&, double, std::uint64_t);
+template ValidationSplit<double> split_validation(const BasicDataset<double>&, double,
+                                                  std::uint64_t);
 template Standardization standardize(BasicDataset<float>&, BasicDataset<float>&);
 template Standardization standardize(BasicDataset<double>&, BasicDataset<double>&);
 template class BasicBatchLoader<float>;

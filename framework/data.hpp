@@ -1,6 +1,7 @@
 #pragma once
 // In-memory classification data and a mini-batch loader that fills preallocated buffers.
 
+#include <cstdint>
 #include <vector>
 
 #include "framework/layer.hpp"
@@ -28,6 +29,24 @@ Dataset make_blobs(std::size_t samples, std::size_t features, std::size_t classe
 // Rows [begin, end) of `data`, e.g. to split one set into training and test parts.
 template <typename T>
 BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_t end);
+
+// The rows `indices` of `data`, in that order.
+template <typename T>
+BasicDataset<T> rows_of(const BasicDataset<T>& data, const std::vector<std::size_t>& indices);
+
+// A training set and the validation set held out of it.
+template <typename T>
+struct ValidationSplit {
+    BasicDataset<T> train;
+    BasicDataset<T> validation;
+};
+
+// Holds out round(fraction * samples) rows of `data`, drawn with a generator seeded by `seed`;
+// both parts keep the rows' order. Throws std::invalid_argument for a fraction outside (0, 1)
+// or one that leaves either part empty.
+template <typename T>
+ValidationSplit<T> split_validation(const BasicDataset<T>& data, double fraction,
+                                    std::uint64_t seed);
 
 // The shift and scale that standardization applied: x' = (x - mean) / std.
 struct Standardization {

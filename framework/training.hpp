@@ -47,6 +47,13 @@ struct StepResult {
     std::size_t correct = 0;
 };
 
+// zero_grad, forward, loss, backward (and, with `parallel`, the sum of the gradients over the
+// processes): train_step without the optimizer's step, for loops that act between the two.
+template <typename T>
+StepResult compute_gradients(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
+                             BasicOptimizer<T>& optimizer, const Matrix<T>& inputs,
+                             const Labels& labels, BasicDataParallel<T>* parallel = nullptr);
+
 // zero_grad, forward, loss, backward, optimizer step. The model's input gradient is not
 // computed (train_step turns it off, as PyTorch does for inputs that do not require grad).
 // With `parallel` (data_parallel.hpp), `inputs` and `labels` are this process's share of the

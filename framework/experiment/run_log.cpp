@@ -3,6 +3,7 @@
 #include "framework/experiment/json_fields.hpp"
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -15,16 +16,17 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
     outcome.chance = chance;
     double seconds = 0.0;
     for (const EpochStats& epoch : epochs) {
-        if (!outcome.epochs_to_target && epoch.test_acc >= target)
+        if (!outcome.epochs_to_target && judged_acc(epoch) >= target)
             outcome.epochs_to_target = epoch.epoch;
-        if (epoch.test_acc > outcome.best_test_acc) {
-            outcome.best_test_acc = epoch.test_acc;
+        if (judged_acc(epoch) > outcome.best_test_acc) {
+            outcome.best_test_acc = judged_acc(epoch);
             outcome.best_epoch = epoch.epoch;
         }
         seconds += epoch.seconds;
     }
     if (!epochs.empty()) {
-        outcome.final_test_acc = epochs.back().test_acc;
+        outcome.judged_on_validation = epochs.back().val_acc.has_value();
+        outcome.final_test_acc = judged_acc(epochs.back());
         outcome.seconds_per_epoch = seconds / double(epochs.size());
     }
     outcome.stuck =
@@ -33,17 +35,23 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
 }
 
 nlohmann::ordered_json to_json(const EpochStats& epoch) {
-    return {{"type", "epoch"},
-            {"epoch", epoch.epoch},
-            {"step", epoch.step},
-            {"train_loss", epoch.train_loss},
-            {"train_acc", epoch.train_acc},
-            {"test_loss", epoch.test_loss},
-            {"test_acc", epoch.test_acc},
-            {"lr", epoch.lr},
-            {"seconds", epoch.seconds},
-            {"samples_per_s", epoch.samples_per_s},
-            {"eval_seconds", epoch.eval_seconds}};
+    nlohmann::ordered_json line = {{"type", "epoch"},
+                                   {"epoch", epoch.epoch},
+                                   {"step", epoch.step},
+                                   {"train_loss", epoch.train_loss},
+                                   {"train_acc", epoch.train_acc}};
+    if (epoch.val_acc) {
+        line["val_loss"] = epoch.val_loss.value_or(0.0);
+        line["val_acc"] = *epoch.val_acc;
+    } else {
+        line["test_loss"] = epoch.test_loss;
+        line["test_acc"] = epoch.test_acc;
+    }
+    line["lr"] = epoch.lr;
+    line["seconds"] = epoch.seconds;
+    line["samples_per_s"] = epoch.samples_per_s;
+    line["eval_seconds"] = epoch.eval_seconds;
+    return line;
 }
 
 nlohmann::ordered_json to_json(const ProbePoint& point) {
@@ -57,21 +65,37 @@ nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, doub
     nlohmann::ordered_json diverged_at;  // null unless diverged
     if (outcome.divergence)
         diverged_at = {{"epoch", outcome.divergence->epoch}, {"step", outcome.divergence->step}};
-    return {{"type", "final"},
-            {"status", outcome.divergence ? "diverged" : "completed"},
-            {"target", target},
-            {"epochs_to_target", outcome.epochs_to_target
-                                     ? nlohmann::ordered_json(*outcome.epochs_to_target)
-                                     : nlohmann::ordered_json()},
-            {"best_test_acc", outcome.best_test_acc},
-            {"best_epoch", outcome.best_epoch},
-            {"final_test_acc", outcome.final_test_acc},
-            {"seconds_per_epoch", outcome.seconds_per_epoch},
-            {"seconds", total_seconds},
-            {"diverged_at", diverged_at},
-            {"stuck", outcome.stuck},
-            {"chance", outcome.chance > 0.0 ? nlohmann::ordered_json(outcome.chance)
-                                            : nlohmann::ordered_json()}};
+    const char* status = outcome.error        ? "failed"
+                         : outcome.divergence ? "diverged"
+                         : outcome.stopped    ? "stopped"
+                                              : "completed";
+    // The judged set names the accuracies: a validation accuracy is never called a test one.
+    const std::string judged = outcome.judged_on_validation ? "val" : "test";
+    nlohmann::ordered_json line = {
+        {"type", "final"},
+        {"status", status},
+        {"target", target},
+        {"epochs_to_target", outcome.epochs_to_target
+                                 ? nlohmann::ordered_json(*outcome.epochs_to_target)
+                                 : nlohmann::ordered_json()},
+        {"best_" + judged + "_acc", outcome.best_test_acc},
+        {"best_epoch", outcome.best_epoch},
+        {"final_" + judged + "_acc", outcome.final_test_acc},
+        {"seconds_per_epoch", outcome.seconds_per_epoch},
+        {"seconds", total_seconds},
+        {"diverged_at", diverged_at},
+        {"stuck", outcome.stuck},
+        {"chance",
+         outcome.chance > 0.0 ? nlohmann::ordered_json(outcome.chance) : nlohmann::ordered_json()}};
+    if (outcome.test)
+        line["test"] = {{"epoch", outcome.test->epoch},
+                        {"test_loss", outcome.test->loss},
+                        {"test_acc", outcome.test->acc}};
+    if (outcome.stopped)
+        line["stopped_by"] = {{"callback", outcome.stopped->callback},
+                              {"reason", outcome.stopped->reason}};
+    if (outcome.error) line["error"] = *outcome.error;
+    return line;
 }
 
 RunLogWriter::RunLogWriter(const std::string& path) : path_(path), file_(path) {
@@ -102,8 +126,14 @@ EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
     epoch.step = integer_at<long>(line, "step");
     epoch.train_loss = line.at("train_loss").get<double>();
     epoch.train_acc = line.at("train_acc").get<double>();
-    epoch.test_loss = line.at("test_loss").get<double>();
-    epoch.test_acc = line.at("test_acc").get<double>();
+    if (line.contains("val_acc")) {
+        epoch.val_loss = line.at("val_loss").get<double>();
+        epoch.val_acc = line.at("val_acc").get<double>();
+        epoch.test_loss = epoch.test_acc = std::nan("");
+    } else {
+        epoch.test_loss = line.at("test_loss").get<double>();
+        epoch.test_acc = line.at("test_acc").get<double>();
+    }
     epoch.lr = line.at("lr").get<double>();
     epoch.seconds = line.at("seconds").get<double>();
     epoch.samples_per_s = line.at("samples_per_s").get<double>();
@@ -146,7 +176,7 @@ RunLog read_run_log(const std::string& path) {
                     const nlohmann::ordered_json& at = line.at("diverged_at");
                     log.divergence =
                         Divergence{integer_at<int>(at, "epoch"), integer_at<long>(at, "step")};
-                } else if (status != "completed") {
+                } else if (status != "completed" && status != "stopped" && status != "failed") {
                     throw std::runtime_error("unknown final status '" + status + "'");
                 }
                 log.final = line;

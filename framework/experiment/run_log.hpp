@@ -2,7 +2,9 @@
 // The JSONL log of a training run, one JSON object per line:
 //   {"type":"config", "config":{every flag}, "model":{…}, "versions":{…}, "threads":{…}, …}
 //   {"type":"epoch", "epoch":1, "step":1000, "train_loss":…, "train_acc":…, "test_loss":…,
-//    "test_acc":…, "lr":…, "seconds":…, "samples_per_s":…, "eval_seconds":…}   (one per epoch)
+//    "test_acc":…, "lr":…, "seconds":…, "samples_per_s":…, "eval_seconds":…}   (one per epoch;
+//    with a validation set "val_loss" and "val_acc" instead of the test fields, and one
+//    {"type":"test", "epoch":…, "test_loss":…, "test_acc":…} line at the end)
 //   {"type":"final", "status":"completed"|"diverged", "epochs_to_target":4|null,
 //    "best_test_acc":…, "best_epoch":…, "final_test_acc":…, "diverged_at":null|{…},
 //    "stuck":false, "chance":0.1, …}
@@ -25,8 +27,11 @@ struct EpochStats {
     long step = 0;  // optimizer steps since the start of training, at the end of this epoch
     double train_loss = 0.0;
     double train_acc = 0.0;
-    double test_loss = 0.0;
+    double test_loss = 0.0;  // NaN when the epoch is judged on a validation set instead
     double test_acc = 0.0;
+    // With a validation set (FitOptions::validation_fraction): the held-out rows, in eval mode.
+    std::optional<double> val_loss;
+    std::optional<double> val_acc;
     double lr = 0.0;
     double seconds = 0.0;
     double samples_per_s = 0.0;
@@ -52,12 +57,31 @@ struct Divergence {
     long step = 0;  // the step whose loss was not finite, counted from the start of training
 };
 
-// How a run went, from its epochs: what the final line records.
+// Why a run ended before its last epoch at a callback's request (callback.hpp).
+struct StopRequest {
+    std::string callback;  // the name() of the callback that asked
+    std::string reason;
+};
+
+// The test set measured once at the end of a run judged on a validation set.
+struct FinalTest {
+    int epoch = 0;  // the epoch whose weights were measured (the best one's when restored)
+    double loss = 0.0;
+    double acc = 0.0;
+};
+
+// How a run went, from its epochs: what the final line records. With a validation set the
+// epochs are judged on it: best_test_acc, final_test_acc and epochs_to_target then hold the
+// validation accuracy (the final line names them best_val_acc, …) and `test` the one test.
 struct RunOutcome {
     std::optional<int> epochs_to_target;  // first epoch with test_acc >= target
     double best_test_acc = 0.0;
     int best_epoch = 0;
     double final_test_acc = 0.0;
+    bool judged_on_validation = false;
+    std::optional<FinalTest> test;
+    std::optional<StopRequest> stopped;  // a callback ended the run
+    std::optional<std::string> error;    // a callback (or the log) threw this
     double seconds_per_epoch = 0.0;  // mean training time of an epoch
     std::optional<Divergence> divergence;
     double chance = 0.0;  // the accuracy of guessing, 1 / classes; 0 when not known
@@ -65,6 +89,11 @@ struct RunOutcome {
     // chance (the deep sigmoid network without BatchNorm stays at 0.1000 on 10 classes).
     bool stuck = false;
 };
+
+// The accuracy an epoch is judged by: on the validation set when it has one, else the test set.
+inline double judged_acc(const EpochStats& epoch) {
+    return epoch.val_acc ? *epoch.val_acc : epoch.test_acc;
+}
 
 RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
                       std::optional<Divergence> divergence, double chance = 0.0);

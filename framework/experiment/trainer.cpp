@@ -1,6 +1,6 @@
-// The training loop. Read top to bottom: checks, the log's first lines (or the resumed state),
-// then per epoch the steps (with the probe and the progress bar), the evaluation, the epoch's log
-// line and checkpoint, and at the end the final line.
+// The training loop. fit() at the bottom is the loop itself: epochs, steps, callbacks,
+// evaluation. FitLoop above it sets a run up (checks, the validation split, data-parallel shares,
+// fit's own callbacks, a resumed state) and ends it (the final test, the final line).
 #include "framework/experiment/trainer.hpp"
 
 #include <algorithm>
@@ -14,6 +14,7 @@
 #include "framework/atomic_file.hpp"
 #include "framework/blas_threads.hpp"
 #include "framework/data_parallel.hpp"
+#include "framework/experiment/callbacks.hpp"
 #include "framework/experiment/probe.hpp"
 #include "framework/experiment/run_record.hpp"
 #include "framework/experiment/training_state.hpp"
@@ -36,6 +37,12 @@ void check_options(const FitOptions& options, const Dataset& train, const Datase
     if (options.save_every() <= 0)
         throw std::invalid_argument("save_every must be positive, got " +
                                     std::to_string(options.save_every()));
+    if (options.validation_fraction() != 0.0 &&
+        !(options.validation_fraction() > 0.0 && options.validation_fraction() < 1.0))
+        throw std::invalid_argument("the validation fraction must be in (0, 1), got " +
+                                    number_string(options.validation_fraction()));
+    for (const std::shared_ptr<Callback>& callback : options.callbacks())
+        if (!callback) throw std::invalid_argument("a callback given to fit is null");
     if (options.probe() && options.probe_points() <= 0)
         throw std::invalid_argument("probe_points must be positive, got " +
                                     std::to_string(options.probe_points()));
@@ -77,6 +84,9 @@ nlohmann::ordered_json run_config(const FitOptions& options, const Rng& rng, dou
         options.log().empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(options.log());
     config["probe"] = options.probe();
     config["probe_points"] = options.probe_points();
+    // Only when used: the configurations (and resumable checkpoints) of runs without it stay.
+    if (options.validation_fraction() > 0.0)
+        config["validation_fraction"] = options.validation_fraction();
     if (const Communicator* communicator = options.communicator()) {
         config["world_size"] = communicator->size();
         config["sync_bn"] = options.sync_batchnorm();
@@ -84,202 +94,352 @@ nlohmann::ordered_json run_config(const FitOptions& options, const Rng& rng, dou
     return config;
 }
 
+// A run's seed gives its validation split, without drawing from the run's generator.
+constexpr std::uint64_t kValidationSeedSalt = 0x76616c5f73706c74;  // "val_splt"
+
+// The test set (or validation set) a process measures: its share in data-parallel runs.
+Evaluation measure(Sequential& model, const Dataset& share, DataParallel* parallel) {
+    return parallel ? parallel->reduce_evaluation(evaluate(model, share, 1000), share.size())
+                    : evaluate(model, share, 1000);
+}
+
 }  // namespace
 
-RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset& train,
-              const Dataset& test, Rng& rng, const FitOptions& options) {
-    Communicator* const communicator = options.communicator();
-    // Rank 0 of a data-parallel run (or the one process) prints, logs and saves.
-    const bool speaks = !communicator || communicator->rank() == 0;
-    const std::string prefix = options.name().empty() ? "" : options.name() + ": ";
-    const double base_lr = optimizer.learning_rate();
-    const nlohmann::ordered_json config = run_config(options, rng, base_lr);
-    SoftmaxCrossEntropy loss;
+// Sets up and ends a run; fit() below runs its epochs.
+class FitLoop {
+  public:
+    FitLoop(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset& train,
+            const Dataset& test, Rng& rng, const FitOptions& options, RunResult& result)
+        : options_(options),
+          communicator_(options.communicator()),
+          context(model, optimizer, options, rng,
+                  run_config(options, rng, optimizer.learning_rate()), result),
+          prefix_(options.name().empty() ? "" : options.name() + ": "),
+          test_(&test) {
+        context.speaks = !communicator_ || communicator_->rank() == 0;
+        // Everything before the first step may fail on one process alone (a file it cannot
+        // read): then every process throws that process's error rather than wait for it.
+        on_every_process(communicator_, [&] { set_up(train); });
+        // Every replica starts as rank 0's (a resumed one too: the processes read the same file).
+        if (parallel) parallel->broadcast_state();
+    }
+
+    // on_fit_start (the log opens only once every process is ready: nothing is written for a
+    // run that does not start), then the resumed callbacks' states.
+    void start() {
+        everywhere([&] {
+            each([&](Callback& callback) { callback.on_fit_start(context); });
+            for (std::size_t i = 0; i < context.callbacks_.size(); ++i)
+                if (resumed_states_.contains(context.keys_[i]))
+                    context.callbacks_[i]->restore_state(resumed_states_.at(context.keys_[i]));
+        });
+        run_start_ = Clock::now();
+    }
+
+    // Calls `hook` on every callback, fit's own first. In a data-parallel run an exception on one
+    // process becomes one on every process (everywhere).
+    // A user's callback's exception is named after it.
+    template <typename Hook>
+    void each(Hook&& hook) {
+        for (std::size_t i = 0; i < context.callbacks_.size(); ++i) {
+            Callback& callback = *context.callbacks_[i];
+            if (i < own_.size()) {
+                hook(callback);
+                continue;
+            }
+            try {
+                hook(callback);
+            } catch (const std::invalid_argument& error) {
+                throw std::invalid_argument("callback " + callback.name() + ": " + error.what());
+            } catch (const std::exception& error) {
+                throw std::runtime_error("callback " + callback.name() + ": " + error.what());
+            }
+        }
+    }
+    template <typename Body>
+    void everywhere(Body&& body) {
+        on_every_process(communicator_, body);
+    }
+
+    // The epoch's statistics from its steps and an evaluation of the judged set.
+    EpochStats evaluate_epoch(double loss_sum, std::size_t correct, std::size_t samples,
+                              std::size_t steps, double train_seconds) {
+        const Clock::time_point eval_start = Clock::now();
+        // Without synchronized BatchNorm each replica's running statistics followed its own
+        // rows; rank 0's are kept, as PyTorch's DDP does (broadcast_buffers).
+        if (parallel && !options_.sync_batchnorm()) parallel->broadcast_buffers();
+        const Evaluation judged = measure(context.model, judged_share_, parallel.get());
+        EpochStats stats;
+        stats.epoch = context.epoch;
+        stats.step = context.step;
+        stats.train_loss = loss_sum / double(steps);
+        stats.train_acc = double(correct) / double(samples);
+        if (context.has_validation) {
+            stats.val_loss = judged.loss;
+            stats.val_acc = judged.accuracy;
+            stats.test_loss = stats.test_acc = std::nan("");
+        } else {
+            stats.test_loss = judged.loss;
+            stats.test_acc = judged.accuracy;
+        }
+        stats.lr = context.optimizer.learning_rate();
+        stats.seconds = train_seconds;
+        stats.samples_per_s = double(samples) / train_seconds;
+        stats.eval_seconds = seconds_since(eval_start);
+        return stats;
+    }
+
+    void diverge(const std::string& what) {
+        divergence_ = Divergence{context.epoch, context.step};
+        if (context.speaks)
+            spdlog::error(
+                "{}diverged: the {} is not a finite number at epoch {}, step {} (lr {}); "
+                "the run stops here",
+                prefix_, what, context.epoch, context.step,
+                number_string(context.optimizer.learning_rate()));
+    }
+    bool diverged() const { return divergence_.has_value(); }
+    bool stopped() const { return diverged() || context.stop_request(); }
+
+    // on_fit_end, the test of a validated run, the final line and the console's summary.
+    void finish() {
+        everywhere([&] { each([&](Callback& callback) { callback.on_fit_end(context); }); });
+        RunOutcome outcome = outcome_now();
+        if (context.has_validation && !context.result.epochs.empty() && !diverged()) {
+            if (parallel && !options_.sync_batchnorm()) parallel->broadcast_buffers();
+            const Evaluation tested = measure(context.model, test_share_, parallel.get());
+            outcome.test = FinalTest{context.weights_epoch, tested.loss, tested.accuracy};
+            everywhere([&] {
+                context.emit(nlohmann::ordered_json{{"type", "test"},
+                                                    {"epoch", context.weights_epoch},
+                                                    {"test_loss", tested.loss},
+                                                    {"test_acc", tested.accuracy}});
+            });
+        }
+        context.result.outcome = outcome;
+        everywhere([&] { context.emit(final_line(outcome, options_.target(), run_seconds())); });
+        if (context.speaks) print_summary(outcome);
+    }
+
+    // A callback (or the log) threw: the final line says so, as far as it can still be written.
+    void fail(const std::string& error) {
+        RunOutcome outcome = outcome_now();
+        outcome.error = error;
+        context.result.outcome = outcome;
+        try {
+            context.emit(final_line(outcome, options_.target(), run_seconds()));
+        } catch (const std::exception&) {
+            // The log itself failed; the exception being rethrown says why.
+        }
+        if (context.speaks) spdlog::error("{}the run failed: {}", prefix_, error);
+    }
+
+    const FitOptions& options_;
+    Communicator* const communicator_;
+    FitContext context;
     std::unique_ptr<BatchLoader> batches;
     std::unique_ptr<DataParallel> parallel;
-    Dataset test_share;  // a data-parallel run's rows of the test set
-    std::unique_ptr<Probe> probe;
-    std::size_t probe_every = 0;  // steps between probe points
-    RunResult result;
-    long step = 0;
-    int first_epoch = 1;
-    // Every log line so far, which a checkpoint keeps so that a resumed run's log is whole.
-    std::vector<std::string> lines;
-    std::unique_ptr<RunLogWriter> log;
-    // Everything before the first step may fail on one process alone (a file it cannot read):
-    // then every process throws that process's error rather than wait for it.
-    on_every_process(communicator, [&] {
-        check_options(options, train, test);
-        set_threads(options.threads());
+    SoftmaxCrossEntropy loss;
+
+  private:
+    void set_up(const Dataset& train) {
+        check_options(options_, train, *test_);
+        set_threads(options_.threads());
+        Sequential& model = context.model;
         // Layers that draw while training (Dropout) draw from the run's generator, which the
         // checkpoint keeps: a resumed run draws what the uninterrupted one would.
-        model.set_generator(rng);
-        batches = std::make_unique<BatchLoader>(train, options.batch_size(), &rng,
+        model.set_generator(context.rng);
+        const Dataset* train_rows = &train;
+        const Dataset* judged = test_;
+        if (options_.validation_fraction() > 0.0) {
+            split_ = split_validation(train, options_.validation_fraction(),
+                                      context.rng.seed() ^ kValidationSeedSalt);
+            train_rows = &split_.train;
+            judged = &split_.validation;
+            context.has_validation = true;
+        }
+        batches = std::make_unique<BatchLoader>(*train_rows, options_.batch_size(), &context.rng,
                                                 /*drop_last=*/true);
-        if (communicator) {
-            parallel = std::make_unique<DataParallel>(*communicator, model, options.batch_size());
+        context.batches = batches.get();
+        if (communicator_) {
+            parallel = std::make_unique<DataParallel>(*communicator_, model, options_.batch_size());
             batches->take_share(parallel->share());
-            model.synchronize(options.sync_batchnorm() ? communicator : nullptr);
-            const BatchShare rows =
-                batch_share(test.size(), communicator->rank(), communicator->size());
-            test_share = slice(test, rows.begin, rows.end);
+            model.synchronize(options_.sync_batchnorm() ? communicator_ : nullptr);
+            judged_share_ = share_of(*judged, "the validation set");
+            test_share_ = share_of(*test_, "the test set");
         } else {
             // A model trained data-parallel before is one process's again.
             model.set_batch_share(BatchShare{});
             model.synchronize(nullptr);
+            judged_share_ = *judged;
+            if (context.has_validation) test_share_ = *test_;
         }
-        // Before the log: a model the probe cannot watch is an error with nothing written.
-        if (options.probe()) {
-            probe = std::make_unique<Probe>(model, test);
-            probe_every = std::max<std::size_t>(
-                1, batches->batches_per_epoch() / std::size_t(options.probe_points()));
-        }
-        if (!options.resume().empty()) {
-            ResumedState resumed =
-                resume_training_state(options.resume(), config, model, optimizer, rng, *batches);
-            step = resumed.step;
-            first_epoch = resumed.epoch + 1;
-            lines = std::move(resumed.log_lines);
-            result.epochs = std::move(resumed.epochs);
-            lines.push_back(nlohmann::ordered_json{{"type", "resumed"},
-                                                   {"from", options.resume()},
-                                                   {"epoch", resumed.epoch},
-                                                   {"step", resumed.step},
-                                                   {"at", time_now("%Y-%m-%dT%H:%M:%SZ", true)}}
-                                .dump());
-            if (speaks)
-                spdlog::info("{}resumed from {} after epoch {} (step {})", prefix, options.resume(),
-                             resumed.epoch, resumed.step);
-        } else {
-            lines.push_back(config_line(config, model, options.threads(), options.record()).dump());
-        }
-    });
-    // Only once every process is ready: nothing is written for a run that does not start.
-    on_every_process(communicator, [&] {
-        if (speaks && !options.log().empty()) {
-            log = std::make_unique<RunLogWriter>(options.log());
-            for (const std::string& line : lines)
-                log->write(line);
-        }
-    });
-    // Every replica starts as rank 0's (a resumed one too: the processes read the same file).
-    if (parallel) parallel->broadcast_state();
-    auto emit = [&](const nlohmann::ordered_json& line) {
-        lines.push_back(line.dump());
-        if (log) log->write(lines.back());
-    };
-
-    std::optional<Divergence> divergence;
-    const Clock::time_point run_start = Clock::now();
-    for (int epoch = first_epoch; epoch <= options.epochs() && !divergence; ++epoch) {
-        const Clock::time_point epoch_start = Clock::now();
-        optimizer.set_learning_rate(options.schedule().lr(base_lr, epoch));
-        model.train();
-        batches->start_epoch();
-        double loss_sum = 0.0, probe_seconds = 0.0;
-        std::size_t correct = 0, samples = 0, steps = 0;
-        {
-            ProgressBar bar(speaks && options.progress_bar(), epoch, options.epochs(),
-                            batches->batches_per_epoch());
-            while (batches->next()) {
-                ++step;
-                const StepResult outcome = train_step(model, loss, optimizer, batches->inputs(),
-                                                      batches->labels(), parallel.get());
-                if (!std::isfinite(outcome.loss)) {
-                    divergence = Divergence{epoch, step};
-                    break;
-                }
-                loss_sum += outcome.loss;
-                correct += outcome.correct;
-                samples += parallel ? parallel->share().global_rows : batches->labels().size();
-                ++steps;
-                bar.update(steps, loss_sum / double(steps));
-                if (probe && steps % probe_every == 0) {
-                    const Clock::time_point probe_start = Clock::now();
-                    for (const ProbePoint& point : probe->record(epoch, step)) {
-                        result.probes.push_back(point);
-                        emit(to_json(point));
-                    }
-                    probe_seconds += seconds_since(probe_start);
-                }
+        // fit's own callbacks, then the user's. Built before anything is written: a model the
+        // probe cannot watch is an error with no log.
+        own_.push_back(std::make_shared<LearningRateSchedule>(options_.schedule()));
+        if (!options_.log().empty()) own_.push_back(std::make_shared<JsonlLog>(options_.log()));
+        if (!options_.save().empty())
+            own_.push_back(
+                std::make_shared<CheckpointSaver>(options_.save(), options_.save_every()));
+        if (options_.probe())
+            own_.push_back(std::make_shared<ProbeRecorder>(model, *test_, options_.probe_points()));
+        if (options_.progress_bar()) own_.push_back(std::make_shared<ProgressBarDisplay>());
+        own_.push_back(std::make_shared<ConsoleReport>());
+        for (const Callbacks* list : {static_cast<const Callbacks*>(&own_), &options_.callbacks()})
+            for (const std::shared_ptr<Callback>& callback : *list) {
+                context.callbacks_.push_back(callback.get());
+                context.keys_.push_back(std::to_string(context.keys_.size()) + "." +
+                                        callback->name());
             }
+        if (!options_.resume().empty()) {
+            ResumedState resumed = resume_training_state(options_.resume(), context.config, model,
+                                                         context.optimizer, context.rng, *batches);
+            context.step = resumed.step;
+            context.first_epoch = resumed.epoch + 1;
+            context.weights_epoch = resumed.epoch;
+            context.log_lines_ = std::move(resumed.log_lines);
+            context.result.epochs = std::move(resumed.epochs);
+            resumed_states_ = std::move(resumed.callback_states);
+            context.log_lines_.push_back(nlohmann::ordered_json{
+                {"type", "resumed"},
+                {"from", options_.resume()},
+                {"epoch", resumed.epoch},
+                {"step", resumed.step},
+                {"at", time_now("%Y-%m-%dT%H:%M:%SZ",
+                                true)}}.dump());
+            if (context.speaks)
+                spdlog::info("{}resumed from {} after epoch {} (step {})", prefix_,
+                             options_.resume(), resumed.epoch, resumed.step);
+        } else {
+            context.log_lines_.push_back(
+                config_line(context.config, model, options_.threads(), options_.record()).dump());
         }
-        if (divergence) {
-            if (speaks)
-                spdlog::error(
-                    "{}diverged: the training loss is not a finite number at epoch {}, "
-                    "step {} (lr {}); the run stops here",
-                    prefix, epoch, step, number_string(optimizer.learning_rate()));
-            break;
-        }
-        const double train_seconds = seconds_since(epoch_start) - probe_seconds;
-        const Clock::time_point eval_start = Clock::now();
-        // Without synchronized BatchNorm each replica's running statistics followed its own
-        // rows; rank 0's are kept, as PyTorch's DDP does (broadcast_buffers).
-        if (parallel && !options.sync_batchnorm()) parallel->broadcast_buffers();
-        const Evaluation tested =
-            parallel
-                ? parallel->reduce_evaluation(evaluate(model, test_share, 1000), test_share.size())
-                : evaluate(model, test, 1000);
-        if (!std::isfinite(tested.loss)) {
-            divergence = Divergence{epoch, step};
-            if (speaks)
-                spdlog::error(
-                    "{}diverged: the test loss is not a finite number after epoch {}, "
-                    "step {}; the run stops here",
-                    prefix, epoch, step);
-            break;
-        }
-        EpochStats stats;
-        stats.epoch = epoch;
-        stats.step = step;
-        stats.train_loss = loss_sum / double(steps);
-        stats.train_acc = double(correct) / double(samples);
-        stats.test_loss = tested.loss;
-        stats.test_acc = tested.accuracy;
-        stats.lr = optimizer.learning_rate();
-        stats.seconds = train_seconds;
-        stats.samples_per_s = double(samples) / train_seconds;
-        stats.eval_seconds = seconds_since(eval_start);
-        result.epochs.push_back(stats);
-        // The log and the checkpoint are rank 0's: its failure to write ends every process.
-        on_every_process(communicator, [&] {
-            emit(to_json(stats));
-            if (speaks && !options.save().empty() &&
-                (epoch % options.save_every() == 0 || epoch == options.epochs()))
-                save_training_state(options.save(), config, model, optimizer, rng, *batches, epoch,
-                                    step, lines);
-        });
-        if (speaks)
-            spdlog::info(
-                "{}epoch {:>2}/{}  train loss {:.4f} acc {:.4f}  test loss {:.4f} acc {:.4f}"
-                "  {:.2f} s ({:.0f} samples/s)",
-                prefix, epoch, options.epochs(), stats.train_loss, stats.train_acc, stats.test_loss,
-                stats.test_acc, stats.seconds, stats.samples_per_s);
     }
 
-    // The model's outputs are the classes; chance is guessing one of them (not known, 0, for a
-    // model of element-wise layers only, which has no width of its own).
-    const std::optional<std::size_t> classes = model.out_features();
-    result.outcome = outcome_of(result.epochs, options.target(), divergence,
-                                classes ? 1.0 / double(*classes) : 0.0);
-    on_every_process(communicator, [&] {
-        emit(final_line(result.outcome, options.target(), seconds_since(run_start)));
-    });
-    if (!speaks) return result;
-    const RunOutcome& outcome = result.outcome;
-    const std::string target =
-        "target " + number_string(options.target()) + " " +
-        (outcome.epochs_to_target ? "reached at epoch " + std::to_string(*outcome.epochs_to_target)
-                                  : std::string("not reached"));
-    if (result.epochs.empty())
-        spdlog::info("{}diverged before the first epoch ended; {}", prefix, target);
-    else
-        spdlog::info("{}{}; best test accuracy {:.4f} (epoch {}); {}", prefix,
-                     divergence      ? "diverged"
-                     : outcome.stuck ? "stuck at chance (" + number_string(outcome.chance) + ")"
-                                     : "done",
+    Dataset share_of(const Dataset& set, const char* what) {
+        const std::size_t processes = std::size_t(communicator_->size());
+        if (set.size() < processes)
+            throw std::invalid_argument(std::string(what) + "'s " + std::to_string(set.size()) +
+                                        " samples cannot be split over " +
+                                        std::to_string(processes) + " processes");
+        const BatchShare rows =
+            batch_share(set.size(), communicator_->rank(), communicator_->size());
+        return slice(set, rows.begin, rows.end);
+    }
+
+    RunOutcome outcome_now() const {
+        // The model's outputs are the classes; chance is guessing one of them (not known, 0, for
+        // a model of element-wise layers only, which has no width of its own).
+        const std::optional<std::size_t> classes = context.model.out_features();
+        RunOutcome outcome = outcome_of(context.result.epochs, options_.target(), divergence_,
+                                        classes ? 1.0 / double(*classes) : 0.0);
+        outcome.stopped = context.stop_request();
+        return outcome;
+    }
+
+    double run_seconds() const { return seconds_since(run_start_); }
+
+    void print_summary(const RunOutcome& outcome) const {
+        const std::string target =
+            "target " + number_string(options_.target()) + " " +
+            (outcome.epochs_to_target
+                 ? "reached at epoch " + std::to_string(*outcome.epochs_to_target)
+                 : std::string("not reached"));
+        const std::string judged = outcome.judged_on_validation ? "validation" : "test";
+        if (context.result.epochs.empty()) {
+            spdlog::info("{}diverged before the first epoch ended; {}", prefix_, target);
+            return;
+        }
+        const std::string status =
+            diverged() ? "diverged"
+            : outcome.stopped
+                ? "stopped by " + outcome.stopped->callback + ": " + outcome.stopped->reason
+            : outcome.stuck ? "stuck at chance (" + number_string(outcome.chance) + ")"
+                            : "done";
+        spdlog::info("{}{}; best {} accuracy {:.4f} (epoch {}); {}", prefix_, status, judged,
                      outcome.best_test_acc, outcome.best_epoch, target);
+        if (outcome.test)
+            spdlog::info(
+                "{}test set, measured once with the weights of epoch {}: loss {:.4f} "
+                "acc {:.4f}",
+                prefix_, outcome.test->epoch, outcome.test->loss, outcome.test->acc);
+    }
+
+    std::string prefix_;
+    const Dataset* test_;
+    ValidationSplit<float> split_;  // with a validation set
+    Dataset judged_share_;          // this process's rows of the set the epochs are judged on
+    Dataset test_share_;            // and of the test set, when that is measured at the end
+    Callbacks own_;                 // fit's own callbacks
+    nlohmann::ordered_json resumed_states_ = nlohmann::ordered_json::object();
+    std::optional<Divergence> divergence_;
+    Clock::time_point run_start_ = Clock::now();
+};
+
+RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset& train,
+              const Dataset& test, Rng& rng, const FitOptions& options) {
+    RunResult result;
+    FitLoop run(model, optimizer, train, test, rng, options, result);
+    FitContext& context = run.context;
+    BatchLoader& batches = *run.batches;
+    run.start();
+    try {
+        for (int epoch = context.first_epoch; epoch <= options.epochs() && !run.stopped();
+             ++epoch) {
+            context.epoch = epoch;
+            model.train();
+            batches.start_epoch();
+            run.everywhere([&] { run.each([&](Callback& c) { c.on_epoch_start(context); }); });
+            const Clock::time_point epoch_start = Clock::now();
+            double loss_sum = 0.0, callback_seconds = 0.0;
+            std::size_t correct = 0, samples = 0, steps = 0;
+            while (batches.next()) {
+                ++context.step;
+                const StepResult step =
+                    compute_gradients(model, run.loss, optimizer, batches.inputs(),
+                                      batches.labels(), run.parallel.get());
+                run.everywhere(
+                    [&] { run.each([&](Callback& c) { c.before_optimizer_step(context); }); });
+                optimizer.step();
+                if (!std::isfinite(step.loss)) {
+                    run.diverge("training loss");
+                    break;
+                }
+                const std::size_t rows =
+                    run.parallel ? run.parallel->share().global_rows : batches.labels().size();
+                loss_sum += step.loss;
+                correct += step.correct;
+                samples += rows;
+                ++steps;
+                // The callbacks' time (the probe's) is not training time.
+                const Clock::time_point callbacks_start = Clock::now();
+                const BatchEnd end{epoch,        context.step,
+                                   steps,        batches.batches_per_epoch(),
+                                   step.loss,    loss_sum / double(steps),
+                                   step.correct, rows};
+                run.everywhere(
+                    [&] { run.each([&](Callback& c) { c.on_batch_end(context, end); }); });
+                callback_seconds += seconds_since(callbacks_start);
+            }
+            if (run.diverged()) break;
+            const EpochStats stats = run.evaluate_epoch(
+                loss_sum, correct, samples, steps, seconds_since(epoch_start) - callback_seconds);
+            if (!std::isfinite(stats.val_loss.value_or(stats.test_loss))) {
+                run.diverge(context.has_validation ? "validation loss" : "test loss");
+                break;
+            }
+            result.epochs.push_back(stats);
+            context.weights_epoch = epoch;
+            run.everywhere([&] {
+                context.emit(to_json(stats));
+                run.each([&](Callback& c) { c.on_epoch_end(context, stats); });
+            });
+        }
+        run.finish();
+    } catch (const std::exception& error) {
+        run.fail(error.what());
+        throw;
+    }
     return result;
 }
 

@@ -18,6 +18,7 @@
 
 #include "framework/communicator.hpp"
 #include "framework/data.hpp"
+#include "framework/experiment/callback.hpp"
 #include "framework/experiment/run_log.hpp"
 #include "framework/lr_schedule.hpp"
 #include "framework/optimizer.hpp"
@@ -84,6 +85,12 @@ class FitOptions {
     // With a communicator: BatchNorm's statistics over the global batch (PyTorch's
     // SyncBatchNorm) rather than each process's share (PyTorch's DDP default).
     BNLAB_FIT_OPTION(bool, sync_batchnorm, false)
+    // Holds out this fraction of the training set (drawn with a generator seeded by the run's
+    // seed, not drawing from `rng`): the epochs are judged on it (val_loss, val_acc) and the
+    // test set is measured once, at the end, with the weights the run ends with. 0: none.
+    BNLAB_FIT_OPTION(double, validation_fraction, 0.0)
+    // The user's callbacks (callback.hpp), called after fit's own, in this order.
+    BNLAB_FIT_OPTION(Callbacks, callbacks, Callbacks())
 };
 #undef BNLAB_FIT_OPTION
 
@@ -94,10 +101,12 @@ struct RunResult {
 };
 
 // Trains `model` with `optimizer` (built on the model's parameters) and softmax cross-entropy on
-// `train` in shuffled batches drawn from `rng`, measuring `test` in eval mode after every epoch.
-// A non-finite loss ends the run at that step: the outcome records where, and the epochs before
-// it are kept. Throws std::invalid_argument for bad options or data, before writing anything,
-// and std::runtime_error when the log or a checkpoint cannot be written or resumed from.
+// `train` in shuffled batches drawn from `rng`, measuring `test` (or the validation set) in eval
+// mode after every epoch. A non-finite loss ends the run at that step: the outcome records
+// where, and the epochs before it are kept. A callback's stop() ends it after the epoch.
+// Throws std::invalid_argument for bad options or data, before writing anything, and
+// std::runtime_error when the log or a checkpoint cannot be written or resumed from. An
+// exception from a callback ends the run (the log's final line records it) and is rethrown.
 RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset& train,
               const Dataset& test, Rng& rng, const FitOptions& options = {});
 

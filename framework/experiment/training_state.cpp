@@ -50,12 +50,14 @@ nlohmann::ordered_json training_state(const Checkpoint& checkpoint, const std::s
 void save_training_state(const std::string& path, const nlohmann::ordered_json& config,
                          Sequential& model, BasicOptimizer<float>& optimizer, const Rng& rng,
                          const BatchLoader& batches, int epoch, long step,
-                         const std::vector<std::string>& log_lines) {
-    const nlohmann::ordered_json state = {{"config", config},
-                                          {"epoch", epoch},
-                                          {"step", step},
-                                          {"rng", rng.state()},
-                                          {"log", log_lines}};
+                         const std::vector<std::string>& log_lines,
+                         const nlohmann::ordered_json& callback_states) {
+    nlohmann::ordered_json state = {{"config", config},
+                                    {"epoch", epoch},
+                                    {"step", step},
+                                    {"rng", rng.state()},
+                                    {"log", log_lines}};
+    if (!callback_states.empty()) state["callbacks"] = callback_states;
     save_checkpoint(path, model, &optimizer,
                     {{"TRAN", state.dump()}, {"ORDR", order_bytes(batches.order())}});
 }
@@ -89,6 +91,7 @@ ResumedState resume_training_state(const std::string& path, const nlohmann::orde
         resumed.epoch = integer_at<int>(state, "epoch");
         resumed.step = integer_at<long>(state, "step");
         resumed.log_lines = state.at("log").get<std::vector<std::string>>();
+        if (state.contains("callbacks")) resumed.callback_states = state.at("callbacks");
         for (const std::string& text : resumed.log_lines) {
             const nlohmann::ordered_json line = nlohmann::ordered_json::parse(text);
             if (line.at("type") == "epoch") resumed.epochs.push_back(epoch_from_json(line));
