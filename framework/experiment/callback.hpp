@@ -1,8 +1,8 @@
 #pragma once
 // What a user adds to fit's loop without copying it out (Keras's callbacks, Lightning's hooks):
 // a Callback is called at fixed points of training, in the order the callbacks were given,
-// after fit's own (the log, checkpoints, the probe, the progress bar, the learning-rate
-// schedule; callbacks.hpp). Each hook gets the FitContext: the model, the optimizer, where
+// after fit's own (the learning-rate schedule, the log, the probe, the progress bar; callbacks.hpp)
+// and before its checkpoints. Each hook gets the FitContext: the model, the optimizer, where
 // training is, the run's record, and stop().
 //   class PrintLr : public Callback {
 //       std::string name() const override { return "PrintLr"; }
@@ -119,7 +119,8 @@ class Callback {
     virtual void on_epoch_end(FitContext&, const EpochStats&) {}
     // After the last epoch, or a stop, before the final line.
     virtual void on_fit_end(FitContext&) {}
-    // Every line added to the run's record (config, epoch, probe, test and final lines).
+    // Every line added to the run's record once it runs (epoch, probe, test and final lines);
+    // the lines from before (the config line) are in FitContext::log_lines().
     virtual void on_log_line(FitContext&, const std::string& /*line*/) {}
 
     // The callback's own state, saved in every training checkpoint (null: none), and given back

@@ -216,6 +216,7 @@ void BestWeights::on_fit_end(FitContext& run) {
             ") came before the checkpoint this run resumed from and were not saved; give "
             "BestWeightsOptions().save(path) to keep them across a resume");
     }
+    run.weights_epoch = best_epoch_;
     if (run.speaks)
         spdlog::info("{}restored the weights of epoch {} ({} {})", prefix_of(run), best_epoch_,
                      monitor_.name, number_string(best_));

@@ -1,7 +1,8 @@
 #pragma once
 // The callbacks bnlab ships. fit assembles the first six from FitOptions, in this order, before
-// the user's: the learning-rate schedule, the JSONL log, checkpoints, the probe, the progress bar
-// and the console's epoch lines. The last three are for users to add:
+// the user's: the learning-rate schedule, the JSONL log, the probe, the progress bar and the
+// console's epoch lines; and the checkpoints after the user's (so that a checkpoint keeps every
+// callback's state as of the epoch's end). The last three are for users to add:
 //   fit(model, sgd, train, test, rng,
 //       FitOptions().validation_fraction(0.1).callbacks({
 //           std::make_shared<EarlyStopping>(EarlyStoppingOptions().monitor("val_loss")),

@@ -82,7 +82,7 @@ struct RunOutcome {
     std::optional<FinalTest> test;
     std::optional<StopRequest> stopped;  // a callback ended the run
     std::optional<std::string> error;    // a callback (or the log) threw this
-    double seconds_per_epoch = 0.0;  // mean training time of an epoch
+    double seconds_per_epoch = 0.0;      // mean training time of an epoch
     std::optional<Divergence> divergence;
     double chance = 0.0;  // the accuracy of guessing, 1 / classes; 0 when not known
     // Stuck at chance: the run did not diverge, yet no epoch's test accuracy reached 1.5 times

@@ -143,7 +143,7 @@ class FitLoop {
     void each(Hook&& hook) {
         for (std::size_t i = 0; i < context.callbacks_.size(); ++i) {
             Callback& callback = *context.callbacks_[i];
-            if (i < own_.size()) {
+            if (i < own_.size() || context.callbacks_[i] == saver_.get()) {
                 hook(callback);
                 continue;
             }
@@ -278,19 +278,26 @@ class FitLoop {
         // probe cannot watch is an error with no log.
         own_.push_back(std::make_shared<LearningRateSchedule>(options_.schedule()));
         if (!options_.log().empty()) own_.push_back(std::make_shared<JsonlLog>(options_.log()));
-        if (!options_.save().empty())
-            own_.push_back(
-                std::make_shared<CheckpointSaver>(options_.save(), options_.save_every()));
         if (options_.probe())
             own_.push_back(std::make_shared<ProbeRecorder>(model, *test_, options_.probe_points()));
         if (options_.progress_bar()) own_.push_back(std::make_shared<ProgressBarDisplay>());
         own_.push_back(std::make_shared<ConsoleReport>());
-        for (const Callbacks* list : {static_cast<const Callbacks*>(&own_), &options_.callbacks()})
-            for (const std::shared_ptr<Callback>& callback : *list) {
-                context.callbacks_.push_back(callback.get());
-                context.keys_.push_back(std::to_string(context.keys_.size()) + "." +
-                                        callback->name());
-            }
+        // Checkpoints key fit's own callbacks' states by name, the user's by position and name.
+        for (const std::shared_ptr<Callback>& callback : own_) {
+            context.callbacks_.push_back(callback.get());
+            context.keys_.push_back(callback->name());
+        }
+        for (std::size_t i = 0; i < options_.callbacks().size(); ++i) {
+            context.callbacks_.push_back(options_.callbacks()[i].get());
+            context.keys_.push_back("user." + std::to_string(i) + "." +
+                                    options_.callbacks()[i]->name());
+        }
+        // Checkpoints come last, so that they keep every callback's state at the epoch's end.
+        if (!options_.save().empty()) {
+            saver_ = std::make_shared<CheckpointSaver>(options_.save(), options_.save_every());
+            context.callbacks_.push_back(saver_.get());
+            context.keys_.push_back(saver_->name());
+        }
         if (!options_.resume().empty()) {
             ResumedState resumed = resume_training_state(options_.resume(), context.config, model,
                                                          context.optimizer, context.rng, *batches);
@@ -367,10 +374,11 @@ class FitLoop {
 
     std::string prefix_;
     const Dataset* test_;
-    ValidationSplit<float> split_;  // with a validation set
-    Dataset judged_share_;          // this process's rows of the set the epochs are judged on
-    Dataset test_share_;            // and of the test set, when that is measured at the end
-    Callbacks own_;                 // fit's own callbacks
+    ValidationSplit<float> split_;     // with a validation set
+    Dataset judged_share_;             // this process's rows of the set the epochs are judged on
+    Dataset test_share_;               // and of the test set, when that is measured at the end
+    Callbacks own_;                    // fit's own callbacks before the user's
+    std::shared_ptr<Callback> saver_;  // and the checkpoints, after them
     nlohmann::ordered_json resumed_states_ = nlohmann::ordered_json::object();
     std::optional<Divergence> divergence_;
     Clock::time_point run_start_ = Clock::now();

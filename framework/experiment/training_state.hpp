@@ -17,12 +17,11 @@
 
 namespace bnlab {
 
-void save_training_state(const std::string& path, const nlohmann::ordered_json& config,
-                         Sequential& model, BasicOptimizer<float>& optimizer, const Rng& rng,
-                         const BatchLoader& batches, int epoch, long step,
-                         const std::vector<std::string>& log_lines,
-                         const nlohmann::ordered_json& callback_states =
-                             nlohmann::ordered_json::object());
+void save_training_state(
+    const std::string& path, const nlohmann::ordered_json& config, Sequential& model,
+    BasicOptimizer<float>& optimizer, const Rng& rng, const BatchLoader& batches, int epoch,
+    long step, const std::vector<std::string>& log_lines,
+    const nlohmann::ordered_json& callback_states = nlohmann::ordered_json::object());
 
 struct ResumedState {
     int epoch = 0;  // the last epoch the checkpoint completed
