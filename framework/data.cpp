@@ -31,10 +31,19 @@ BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_
                                     std::to_string(end) + ") outside a dataset of " +
                                     std::to_string(data.size()) + " samples");
     const std::size_t features = data.inputs.shape(1);
-    BasicDataset<T> part{xt::empty<T>({end - begin, features}), xt::empty<int>({end - begin})};
+    const bool regression = data.regression();
+    BasicDataset<T> part{xt::empty<T>({end - begin, features}),
+                         xt::empty<int>({regression ? 0 : end - begin})};
     std::copy(data.inputs.begin() + begin * features, data.inputs.begin() + end * features,
               part.inputs.begin());
-    std::copy(data.labels.begin() + begin, data.labels.begin() + end, part.labels.begin());
+    if (regression) {
+        const std::size_t outputs = data.values.shape(1);
+        part.values = xt::empty<T>({end - begin, outputs});
+        std::copy(data.values.begin() + begin * outputs, data.values.begin() + end * outputs,
+                  part.values.begin());
+    } else {
+        std::copy(data.labels.begin() + begin, data.labels.begin() + end, part.labels.begin());
+    }
     part.sample_shape = data.sample_shape;
     return part;
 }
@@ -42,8 +51,11 @@ BasicDataset<T> slice(const BasicDataset<T>& data, std::size_t begin, std::size_
 template <typename T>
 BasicDataset<T> rows_of(const BasicDataset<T>& data, const std::vector<std::size_t>& indices) {
     const std::size_t features = data.inputs.shape(1);
+    const bool regression = data.regression();
+    const std::size_t outputs = regression ? data.values.shape(1) : 0;
     BasicDataset<T> part{xt::empty<T>({indices.size(), features}),
-                         xt::empty<int>({indices.size()})};
+                         xt::empty<int>({regression ? 0 : indices.size()})};
+    if (regression) part.values = xt::empty<T>({indices.size(), outputs});
     for (std::size_t i = 0; i < indices.size(); ++i) {
         if (indices[i] >= data.size())
             throw std::invalid_argument("rows_of: row " + std::to_string(indices[i]) +
@@ -51,7 +63,11 @@ BasicDataset<T> rows_of(const BasicDataset<T>& data, const std::vector<std::size
                                         " samples");
         std::copy_n(data.inputs.begin() + indices[i] * features, features,
                     part.inputs.begin() + i * features);
-        part.labels(i) = data.labels(indices[i]);
+        if (regression)
+            std::copy_n(data.values.begin() + indices[i] * outputs, outputs,
+                        part.values.begin() + i * outputs);
+        else
+            part.labels(i) = data.labels(indices[i]);
     }
     part.sample_shape = data.sample_shape;
     return part;
@@ -110,10 +126,10 @@ BasicBatchLoader<T>::BasicBatchLoader(const BasicDataset<T>& data, std::size_t b
       drop_last_(drop_last),
       order_(data.size()) {
     if (batch_size == 0) throw std::invalid_argument("BatchLoader: batch size must be positive");
-    if (data.inputs.shape(0) != data.labels.size())
+    if (data.inputs.shape(0) != data.size())
         throw std::invalid_argument("BatchLoader: " + std::to_string(data.inputs.shape(0)) +
-                                    " input rows but " + std::to_string(data.labels.size()) +
-                                    " labels");
+                                    " input rows but " + std::to_string(data.size()) +
+                                    (data.regression() ? " target rows" : " labels"));
     if (drop_last && data.size() < batch_size)
         throw std::invalid_argument("BatchLoader: batch size " + std::to_string(batch_size) +
                                     " exceeds the " + std::to_string(data.size()) +
@@ -154,11 +170,19 @@ bool BasicBatchLoader<T>::next() {
     const std::size_t rows = share_.global_rows > 0 ? share_.rows() : batch_rows;
     const std::size_t features = data_.inputs.shape(1);
     ensure_shape(batch_inputs_, rows, features);
-    if (batch_labels_.size() != rows) batch_labels_.resize({rows});
+    const bool regression = data_.regression();
+    const std::size_t outputs = regression ? data_.values.shape(1) : 0;
+    if (regression)
+        ensure_shape(batch_values_, rows, outputs);
+    else if (batch_labels_.size() != rows)
+        batch_labels_.resize({rows});
     for (std::size_t r = 0; r < rows; ++r) {
         const std::size_t source = order_[position_ + first + r];
         std::copy_n(&data_.inputs(source, 0), features, &batch_inputs_(r, 0));
-        batch_labels_(r) = data_.labels(source);
+        if (regression)
+            std::copy_n(&data_.values(source, 0), outputs, &batch_values_(r, 0));
+        else
+            batch_labels_(r) = data_.labels(source);
     }
     position_ += batch_rows;
     return true;

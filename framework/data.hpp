@@ -1,10 +1,12 @@
 #pragma once
-// In-memory classification data and a mini-batch loader that fills preallocated buffers.
+// In-memory data (classification or regression) and a mini-batch loader that fills
+// preallocated buffers.
 
 #include <cstdint>
 #include <vector>
 
 #include "framework/layer.hpp"
+#include "framework/loss.hpp"
 #include "framework/random.hpp"
 #include "framework/tensor.hpp"
 
@@ -13,11 +15,14 @@ namespace bnlab {
 template <typename T>
 struct BasicDataset {
     Matrix<T> inputs;  // [samples, features]
-    Labels labels;     // [samples]
+    Labels labels;     // [samples]; empty for regression data
     // The shape of one sample when its features are more than a list: {1, rows, cols} for IDX
     // images. Empty for plain features.
     Shape sample_shape = {};
-    std::size_t size() const { return labels.size(); }
+    // Regression data: the target values, [samples, outputs]; empty for classification.
+    Matrix<T> values = Matrix<T>(typename Matrix<T>::shape_type{0, 0});
+    bool regression() const { return values.size() > 0; }
+    std::size_t size() const { return regression() ? values.shape(0) : labels.size(); }
 };
 using Dataset = BasicDataset<float>;
 
@@ -88,6 +93,14 @@ class BasicBatchLoader {
 
     const Matrix<T>& inputs() const { return batch_inputs_; }
     const Labels& labels() const { return batch_labels_; }
+    const Matrix<T>& values() const { return batch_values_; }
+    // The batch's labels, or its values for regression data, as a loss takes them.
+    BasicTargets<T> targets() const {
+        return data_.regression() ? BasicTargets<T>{nullptr, &batch_values_}
+                                  : BasicTargets<T>{&batch_labels_, nullptr};
+    }
+    // The batch's rows (this process's share of them in data-parallel training).
+    std::size_t rows() const { return batch_inputs_.shape(0); }
     std::size_t batches_per_epoch() const;
 
   private:
@@ -100,6 +113,7 @@ class BasicBatchLoader {
     BatchShare share_;        // global_rows 0: the whole batch
     Matrix<T> batch_inputs_;  // [batch, features]
     Labels batch_labels_;     // [batch]
+    Matrix<T> batch_values_;  // [batch, outputs] for regression data
 };
 
 using BatchLoader = BasicBatchLoader<float>;

@@ -23,6 +23,23 @@ void check_labels(const Matrix<T>& logits, const Labels& labels, const char* who
 }  // namespace
 
 template <typename T>
+BasicSoftmaxCrossEntropy<T>::BasicSoftmaxCrossEntropy(double label_smoothing)
+    : label_smoothing_(label_smoothing) {
+    if (!(label_smoothing >= 0.0 && label_smoothing < 1.0))
+        throw std::invalid_argument("SoftmaxCrossEntropy: label smoothing must be in [0, 1), got " +
+                                    number_string(label_smoothing));
+}
+
+template <typename T>
+T BasicSoftmaxCrossEntropy<T>::forward(const Matrix<T>& logits, const BasicTargets<T>& targets) {
+    if (!targets.labels)
+        throw std::invalid_argument(
+            "SoftmaxCrossEntropy needs class labels, and the data has target values (a "
+            "regression); use MeanSquaredError");
+    return forward(logits, *targets.labels);
+}
+
+template <typename T>
 T BasicSoftmaxCrossEntropy<T>::forward(const Matrix<T>& logits, const Labels& labels) {
     check_labels(logits, labels, "SoftmaxCrossEntropy");
     const std::size_t m = logits.shape(0), classes = logits.shape(1);
@@ -44,7 +61,18 @@ T BasicSoftmaxCrossEntropy<T>::forward(const Matrix<T>& logits, const Labels& la
         for (std::size_t c = 0; c < classes; ++c)
             probabilities_(i, c) /= sum_exp;
         // -log softmax(z)_y = log sum_c exp(z_c - max) - (z_y - max)
-        total += std::log(sum_exp) - (logits(i, labels(i)) - max_logit);
+        const T log_sum = std::log(sum_exp);
+        if (label_smoothing_ == 0.0) {
+            total += log_sum - (logits(i, labels(i)) - max_logit);
+            continue;
+        }
+        // (1 - ε)(-log softmax(z)_y) + ε mean_c(-log softmax(z)_c)
+        double mean_minus_log = 0.0;
+        for (std::size_t c = 0; c < classes; ++c)
+            mean_minus_log += double(log_sum - (logits(i, c) - max_logit));
+        mean_minus_log /= double(classes);
+        total += (1.0 - label_smoothing_) * double(log_sum - (logits(i, labels(i)) - max_logit)) +
+                 label_smoothing_ * mean_minus_log;
     }
     return static_cast<T>(total / static_cast<double>(m));
 }
@@ -54,13 +82,52 @@ const Matrix<T>& BasicSoftmaxCrossEntropy<T>::backward(std::size_t mean_over) {
     const std::size_t m = probabilities_.shape(0), classes = probabilities_.shape(1);
     if (m == 0) throw std::logic_error("SoftmaxCrossEntropy: backward called before forward");
     ensure_shape(grad_logits_, m, classes);
-    // dL/dz = (softmax(z) - onehot(y)) / m
+    // dL/dz = (softmax(z) - target) / m, target = (1 - ε) onehot(y) + ε/K (ε = 0: onehot(y))
     const T inv_m = T(1) / T(mean_over > 0 ? mean_over : m);
+    const T off_label = T(label_smoothing_ / double(classes));
+    const T on_label = T(1.0 - label_smoothing_) + off_label;
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t c = 0; c < classes; ++c)
-            grad_logits_(i, c) =
-                (probabilities_(i, c) - (static_cast<int>(c) == labels_(i) ? T(1) : T(0))) * inv_m;
+            grad_logits_(i, c) = (probabilities_(i, c) -
+                                  (static_cast<int>(c) == labels_(i) ? on_label : off_label)) *
+                                 inv_m;
     return grad_logits_;
+}
+
+template <typename T>
+T BasicMeanSquaredError<T>::forward(const Matrix<T>& outputs, const BasicTargets<T>& targets) {
+    if (!targets.values)
+        throw std::invalid_argument(
+            "MeanSquaredError needs target values, and the data has class labels (a "
+            "classification); use SoftmaxCrossEntropy");
+    return forward(outputs, *targets.values);
+}
+
+template <typename T>
+T BasicMeanSquaredError<T>::forward(const Matrix<T>& outputs, const Matrix<T>& values) {
+    if (outputs.shape() != values.shape())
+        throw std::invalid_argument("MeanSquaredError: outputs of shape " + shape_string(outputs) +
+                                    " for targets of shape " + shape_string(values));
+    ensure_shape(difference_, outputs.shape(0), outputs.shape(1));
+    double total = 0.0;
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+        // d = y - t, L = mean d²
+        difference_.data()[i] = outputs.data()[i] - values.data()[i];
+        total += double(difference_.data()[i]) * double(difference_.data()[i]);
+    }
+    return static_cast<T>(total / double(outputs.size()));
+}
+
+template <typename T>
+const Matrix<T>& BasicMeanSquaredError<T>::backward(std::size_t mean_over) {
+    const std::size_t m = difference_.shape(0), k = difference_.shape(1);
+    if (m == 0) throw std::logic_error("MeanSquaredError: backward called before forward");
+    ensure_shape(grad_output_, m, k);
+    // dL/dy = 2 d / (m k)
+    const T scale = T(2) / T((mean_over > 0 ? mean_over : m) * k);
+    for (std::size_t i = 0; i < difference_.size(); ++i)
+        grad_output_.data()[i] = difference_.data()[i] * scale;
+    return grad_output_;
 }
 
 template <typename T>
@@ -85,6 +152,8 @@ double accuracy(const Matrix<T>& logits, const Labels& labels) {
 
 template class BasicSoftmaxCrossEntropy<float>;
 template class BasicSoftmaxCrossEntropy<double>;
+template class BasicMeanSquaredError<float>;
+template class BasicMeanSquaredError<double>;
 template double accuracy(const Matrix<float>&, const Labels&);
 template double accuracy(const Matrix<double>&, const Labels&);
 template std::size_t count_correct(const Matrix<float>&, const Labels&);

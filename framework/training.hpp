@@ -36,9 +36,13 @@ struct Evaluation {
 };
 
 // Mean loss and accuracy of `model` in eval mode over all of `data`, in batches of
-// `batch_size`; the model's mode is restored afterwards.
+// `batch_size`; the model's mode is restored afterwards. Softmax cross-entropy, or `loss`
+// (regression data: accuracy 0; fit reports R² from the loss).
 template <typename T>
 Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size_t batch_size);
+template <typename T>
+Evaluation evaluate(BasicLayer<T>& model, const BasicDataset<T>& data, std::size_t batch_size,
+                    BasicLoss<T>& loss);
 
 // What one training step saw: the batch's mean loss (before the update) and how many of its
 // rows the model classified correctly in training mode.
@@ -49,10 +53,11 @@ struct StepResult {
 
 // zero_grad, forward, loss, backward (and, with `parallel`, the sum of the gradients over the
 // processes): train_step without the optimizer's step, for loops that act between the two.
+// `correct` counts only for a classification loss.
 template <typename T>
-StepResult compute_gradients(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
-                             BasicOptimizer<T>& optimizer, const Matrix<T>& inputs,
-                             const Labels& labels, BasicDataParallel<T>* parallel = nullptr);
+StepResult compute_gradients(BasicLayer<T>& model, BasicLoss<T>& loss, BasicOptimizer<T>& optimizer,
+                             const Matrix<T>& inputs, const BasicTargets<T>& targets,
+                             BasicDataParallel<T>* parallel = nullptr);
 
 // zero_grad, forward, loss, backward, optimizer step. The model's input gradient is not
 // computed (train_step turns it off, as PyTorch does for inputs that do not require grad).
@@ -60,8 +65,15 @@ StepResult compute_gradients(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& 
 // global batch, the gradients are summed over the processes before the step, and the result is
 // the global batch's.
 template <typename T>
-StepResult train_step(BasicLayer<T>& model, BasicSoftmaxCrossEntropy<T>& loss,
-                      BasicOptimizer<T>& optimizer, const Matrix<T>& inputs, const Labels& labels,
+StepResult train_step(BasicLayer<T>& model, BasicLoss<T>& loss, BasicOptimizer<T>& optimizer,
+                      const Matrix<T>& inputs, const BasicTargets<T>& targets,
                       BasicDataParallel<T>* parallel = nullptr);
+// The same with class labels.
+template <typename T>
+StepResult train_step(BasicLayer<T>& model, BasicLoss<T>& loss, BasicOptimizer<T>& optimizer,
+                      const Matrix<T>& inputs, const Labels& labels,
+                      BasicDataParallel<T>* parallel = nullptr) {
+    return train_step(model, loss, optimizer, inputs, BasicTargets<T>{&labels, nullptr}, parallel);
+}
 
 }  // namespace bnlab

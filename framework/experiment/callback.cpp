@@ -37,13 +37,26 @@ nlohmann::ordered_json FitContext::callback_states() const {
     return states;
 }
 
-Monitor monitor_named(const std::string& name, bool has_validation) {
-    const std::vector<std::string> names =
-        has_validation
-            ? std::vector<std::string>{"train_loss", "train_acc", "val_loss", "val_acc"}
-            : std::vector<std::string>{"train_loss", "train_acc", "test_loss", "test_acc"};
+namespace {
+
+bool ends_with(const std::string& text, const std::string& tail) {
+    return text.size() >= tail.size() &&
+           text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+}  // namespace
+
+Monitor monitor_named(const std::string& name, const FitContext& run) {
+    const bool has_validation = run.has_validation;
+    const std::vector<const char*> quantities =
+        run.regression ? std::vector<const char*>{"_loss", "_r2", "_rmse"}
+                       : std::vector<const char*>{"_loss", "_acc"};
+    std::vector<std::string> names;
+    for (const char* set : {"train", has_validation ? "val" : "test"})
+        for (const char* quantity : quantities)
+            names.push_back(std::string(set) + quantity);
     for (const std::string& known : names)
-        if (known == name) return {name, name.size() > 4 && name.substr(name.size() - 4) == "_acc"};
+        if (known == name) return {name, ends_with(name, "_acc") || ends_with(name, "_r2")};
     std::string list;
     for (const std::string& known : names)
         list += (list.empty() ? "" : ", ") + known;
@@ -58,12 +71,16 @@ Monitor monitor_named(const std::string& name, bool has_validation) {
 
 double monitored_value(const Monitor& monitor, const EpochStats& epoch) {
     const std::string& name = monitor.name;
-    if (name == "train_loss") return epoch.train_loss;
-    if (name == "train_acc") return epoch.train_acc;
-    if (name == "test_loss") return epoch.test_loss;
-    if (name == "test_acc") return epoch.test_acc;
-    if (name == "val_loss") return epoch.val_loss.value_or(std::nan(""));
-    if (name == "val_acc") return epoch.val_acc.value_or(std::nan(""));
+    const bool val = name.rfind("val_", 0) == 0, train = name.rfind("train_", 0) == 0;
+    const double loss = train ? epoch.train_loss
+                        : val ? epoch.val_loss.value_or(std::nan(""))
+                              : epoch.test_loss;
+    const double score = train ? epoch.train_acc
+                         : val ? epoch.val_acc.value_or(std::nan(""))
+                               : epoch.test_acc;
+    if (ends_with(name, "_loss")) return loss;
+    if (ends_with(name, "_acc") || ends_with(name, "_r2")) return score;
+    if (ends_with(name, "_rmse")) return std::sqrt(loss);
     throw std::logic_error("monitored_value: unknown quantity " + name);
 }
 

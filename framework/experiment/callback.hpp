@@ -74,6 +74,8 @@ class FitContext {
     // Epochs are judged on a validation set held out of the training set (val_loss, val_acc),
     // and the test set is measured once, at the end.
     bool has_validation = false;
+    // The loss takes target values: the epochs' *_acc fields hold R².
+    bool regression = false;
     // Set while fit runs: the loader's order, which a checkpoint keeps.
     const BatchLoader* batches = nullptr;
 
@@ -133,15 +135,15 @@ using Callbacks = std::vector<std::shared_ptr<Callback>>;
 
 // A quantity of the epoch lines that callbacks can watch: "train_loss", "train_acc",
 // "test_loss", "test_acc", "val_loss", "val_acc" ("val_" with a validation set, which is then
-// judged instead of the test set).
+// judged instead of the test set); for a regression "_r2" and "_rmse" in place of "_acc".
 struct Monitor {
     std::string name;
-    bool higher_is_better = false;  // accuracies; losses are better lower
+    bool higher_is_better = false;  // accuracies and R²; losses and RMSE are better lower
 };
 
-// Checks `name` against the quantities a run with (or without) a validation set has; throws
-// std::invalid_argument naming the ones there are.
-Monitor monitor_named(const std::string& name, bool has_validation);
+// Checks `name` against the quantities the run has; throws std::invalid_argument naming the
+// ones there are.
+Monitor monitor_named(const std::string& name, const FitContext& run);
 
 // The monitored quantity of one epoch.
 double monitored_value(const Monitor& monitor, const EpochStats& epoch);

@@ -111,11 +111,12 @@ void ProgressBarDisplay::on_fit_end(FitContext&) {
 void ConsoleReport::on_epoch_end(FitContext& run, const EpochStats& stats) {
     if (!run.speaks) return;
     const bool val = stats.val_acc.has_value();
+    const char* score = stats.regression ? "R²" : "acc";
     spdlog::info(
-        "{}epoch {:>2}/{}  train loss {:.4f} acc {:.4f}  {} loss {:.4f} acc {:.4f}"
+        "{}epoch {:>2}/{}  train loss {:.4f} {} {:.4f}  {} loss {:.4f} {} {:.4f}"
         "  {:.2f} s ({:.0f} samples/s)",
-        prefix_of(run), stats.epoch, run.options.epochs(), stats.train_loss, stats.train_acc,
-        val ? "val" : "test", val ? stats.val_loss.value_or(0.0) : stats.test_loss,
+        prefix_of(run), stats.epoch, run.options.epochs(), stats.train_loss, score, stats.train_acc,
+        val ? "val" : "test", val ? stats.val_loss.value_or(0.0) : stats.test_loss, score,
         judged_acc(stats), stats.seconds, stats.samples_per_s);
 }
 
@@ -129,7 +130,7 @@ EarlyStopping::EarlyStopping(EarlyStoppingOptions options) : options_(std::move(
 }
 
 void EarlyStopping::on_fit_start(FitContext& run) {
-    monitor_ = monitor_named(options_.monitor(), run.has_validation);
+    monitor_ = monitor_named(options_.monitor(), run);
     best_epoch_ = 0;
     waited_ = 0;
 }
@@ -166,7 +167,7 @@ void EarlyStopping::restore_state(const nlohmann::ordered_json& state) {
 BestWeights::BestWeights(BestWeightsOptions options) : options_(std::move(options)) {}
 
 void BestWeights::on_fit_start(FitContext& run) {
-    monitor_ = monitor_named(options_.monitor(), run.has_validation);
+    monitor_ = monitor_named(options_.monitor(), run);
     best_epoch_ = 0;
     have_copy_ = false;
     reload_ = false;
@@ -245,7 +246,7 @@ ReduceLrOnPlateau::ReduceLrOnPlateau(ReduceLrOnPlateauOptions options)
 }
 
 void ReduceLrOnPlateau::on_fit_start(FitContext& run) {
-    monitor_ = monitor_named(options_.monitor(), run.has_validation);
+    monitor_ = monitor_named(options_.monitor(), run);
     has_best_ = false;
     bad_epochs_ = 0;
     cooldown_left_ = 0;

@@ -26,6 +26,7 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
     }
     if (!epochs.empty()) {
         outcome.judged_on_validation = epochs.back().val_acc.has_value();
+        outcome.regression = epochs.back().regression;
         outcome.final_test_acc = judged_acc(epochs.back());
         outcome.seconds_per_epoch = seconds / double(epochs.size());
     }
@@ -35,18 +36,22 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
 }
 
 nlohmann::ordered_json to_json(const EpochStats& epoch) {
-    nlohmann::ordered_json line = {{"type", "epoch"},
-                                   {"epoch", epoch.epoch},
-                                   {"step", epoch.step},
-                                   {"train_loss", epoch.train_loss},
-                                   {"train_acc", epoch.train_acc}};
-    if (epoch.val_acc) {
-        line["val_loss"] = epoch.val_loss.value_or(0.0);
-        line["val_acc"] = *epoch.val_acc;
-    } else {
-        line["test_loss"] = epoch.test_loss;
-        line["test_acc"] = epoch.test_acc;
-    }
+    nlohmann::ordered_json line = {{"type", "epoch"}, {"epoch", epoch.epoch}, {"step", epoch.step}};
+    // A set's loss and score: accuracy, or for a regression R² and the RMSE.
+    auto add = [&](const std::string& set, double loss, double score) {
+        line[set + "_loss"] = loss;
+        if (epoch.regression) {
+            line[set + "_r2"] = score;
+            line[set + "_rmse"] = std::sqrt(loss);
+        } else {
+            line[set + "_acc"] = score;
+        }
+    };
+    add("train", epoch.train_loss, epoch.train_acc);
+    if (epoch.val_acc)
+        add("val", epoch.val_loss.value_or(0.0), *epoch.val_acc);
+    else
+        add("test", epoch.test_loss, epoch.test_acc);
     line["lr"] = epoch.lr;
     line["seconds"] = epoch.seconds;
     line["samples_per_s"] = epoch.samples_per_s;
@@ -69,8 +74,10 @@ nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, doub
                          : outcome.divergence ? "diverged"
                          : outcome.stopped    ? "stopped"
                                               : "completed";
-    // The judged set names the accuracies: a validation accuracy is never called a test one.
-    const std::string judged = outcome.judged_on_validation ? "val" : "test";
+    // The judged set and the score name the fields: a validation accuracy is never called a
+    // test one, an R² never an accuracy.
+    const std::string judged = std::string(outcome.judged_on_validation ? "val" : "test") +
+                               (outcome.regression ? "_r2" : "_acc");
     nlohmann::ordered_json line = {
         {"type", "final"},
         {"status", status},
@@ -78,9 +85,9 @@ nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, doub
         {"epochs_to_target", outcome.epochs_to_target
                                  ? nlohmann::ordered_json(*outcome.epochs_to_target)
                                  : nlohmann::ordered_json()},
-        {"best_" + judged + "_acc", outcome.best_test_acc},
+        {"best_" + judged, outcome.best_test_acc},
         {"best_epoch", outcome.best_epoch},
-        {"final_" + judged + "_acc", outcome.final_test_acc},
+        {"final_" + judged, outcome.final_test_acc},
         {"seconds_per_epoch", outcome.seconds_per_epoch},
         {"seconds", total_seconds},
         {"diverged_at", diverged_at},
@@ -90,7 +97,7 @@ nlohmann::ordered_json final_line(const RunOutcome& outcome, double target, doub
     if (outcome.test)
         line["test"] = {{"epoch", outcome.test->epoch},
                         {"test_loss", outcome.test->loss},
-                        {"test_acc", outcome.test->acc}};
+                        {outcome.regression ? "test_r2" : "test_acc", outcome.test->acc}};
     if (outcome.stopped)
         line["stopped_by"] = {{"callback", outcome.stopped->callback},
                               {"reason", outcome.stopped->reason}};
@@ -124,15 +131,17 @@ EpochStats epoch_from_json(const nlohmann::ordered_json& line) {
     EpochStats epoch;
     epoch.epoch = integer_at<int>(line, "epoch");
     epoch.step = integer_at<long>(line, "step");
+    epoch.regression = line.contains("train_r2");
+    const std::string score = epoch.regression ? "_r2" : "_acc";
     epoch.train_loss = line.at("train_loss").get<double>();
-    epoch.train_acc = line.at("train_acc").get<double>();
-    if (line.contains("val_acc")) {
+    epoch.train_acc = line.at("train" + score).get<double>();
+    if (line.contains("val_loss")) {
         epoch.val_loss = line.at("val_loss").get<double>();
-        epoch.val_acc = line.at("val_acc").get<double>();
+        epoch.val_acc = line.at("val" + score).get<double>();
         epoch.test_loss = epoch.test_acc = std::nan("");
     } else {
         epoch.test_loss = line.at("test_loss").get<double>();
-        epoch.test_acc = line.at("test_acc").get<double>();
+        epoch.test_acc = line.at("test" + score).get<double>();
     }
     epoch.lr = line.at("lr").get<double>();
     epoch.seconds = line.at("seconds").get<double>();

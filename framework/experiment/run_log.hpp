@@ -4,7 +4,8 @@
 //   {"type":"epoch", "epoch":1, "step":1000, "train_loss":…, "train_acc":…, "test_loss":…,
 //    "test_acc":…, "lr":…, "seconds":…, "samples_per_s":…, "eval_seconds":…}   (one per epoch;
 //    with a validation set "val_loss" and "val_acc" instead of the test fields, and one
-//    {"type":"test", "epoch":…, "test_loss":…, "test_acc":…} line at the end)
+//    {"type":"test", "epoch":…, "test_loss":…, "test_acc":…} line at the end; for a regression
+//    "train_r2", "train_rmse", "test_r2", "test_rmse" in place of the accuracies)
 //   {"type":"final", "status":"completed"|"diverged", "epochs_to_target":4|null,
 //    "best_test_acc":…, "best_epoch":…, "final_test_acc":…, "diverged_at":null|{…},
 //    "stuck":false, "chance":0.1, …}
@@ -32,6 +33,9 @@ struct EpochStats {
     // With a validation set (FitOptions::validation_fraction): the held-out rows, in eval mode.
     std::optional<double> val_loss;
     std::optional<double> val_acc;
+    // A regression (MeanSquaredError): the *_acc fields hold R² = 1 - MSE / Var(targets), and
+    // the log names them train_r2, test_r2, val_r2 and adds the RMSE (train_rmse, …).
+    bool regression = false;
     double lr = 0.0;
     double seconds = 0.0;
     double samples_per_s = 0.0;
@@ -79,6 +83,7 @@ struct RunOutcome {
     int best_epoch = 0;
     double final_test_acc = 0.0;
     bool judged_on_validation = false;
+    bool regression = false;  // the accuracies are R²s
     std::optional<FinalTest> test;
     std::optional<StopRequest> stopped;  // a callback ended the run
     std::optional<std::string> error;    // a callback (or the log) threw this

@@ -98,9 +98,32 @@ nlohmann::ordered_json run_config(const FitOptions& options, const Rng& rng, dou
 constexpr std::uint64_t kValidationSeedSalt = 0x76616c5f73706c74;  // "val_splt"
 
 // The test set (or validation set) a process measures: its share in data-parallel runs.
-Evaluation measure(Sequential& model, const Dataset& share, DataParallel* parallel) {
-    return parallel ? parallel->reduce_evaluation(evaluate(model, share, 1000), share.size())
-                    : evaluate(model, share, 1000);
+Evaluation measure(Sequential& model, const Dataset& share, Loss& loss, DataParallel* parallel) {
+    const Evaluation local = evaluate(model, share, 1000, loss);
+    return parallel ? parallel->reduce_evaluation(local, share.size()) : local;
+}
+
+// A regression's targets' variance, pooled over the outputs: mean over outputs of the biased
+// variance of each; R² = 1 - MSE / it. (Classification data: 0, not used.)
+double target_variance(const Dataset& data) {
+    if (!data.regression()) return 0.0;
+    const std::size_t rows = data.values.shape(0), outputs = data.values.shape(1);
+    double total = 0.0;
+    for (std::size_t j = 0; j < outputs; ++j) {
+        double sum = 0.0, sum_squares = 0.0;
+        for (std::size_t i = 0; i < rows; ++i)
+            sum += data.values(i, j);
+        const double mean = sum / double(rows);
+        for (std::size_t i = 0; i < rows; ++i)
+            sum_squares += (data.values(i, j) - mean) * (data.values(i, j) - mean);
+        total += sum_squares / double(rows);
+    }
+    return total / double(outputs);
+}
+
+// What the log's accuracy fields hold for a set: the accuracy, or for a regression R².
+double score(const Evaluation& evaluation, bool regression, double variance) {
+    return regression ? 1.0 - evaluation.loss / variance : evaluation.accuracy;
 }
 
 }  // namespace
@@ -168,19 +191,23 @@ class FitLoop {
         // Without synchronized BatchNorm each replica's running statistics followed its own
         // rows; rank 0's are kept, as PyTorch's DDP does (broadcast_buffers).
         if (parallel && !options_.sync_batchnorm()) parallel->broadcast_buffers();
-        const Evaluation judged = measure(context.model, judged_share_, parallel.get());
+        const Evaluation judged = measure(context.model, judged_share_, *loss, parallel.get());
+        const bool regression = context.regression;
         EpochStats stats;
         stats.epoch = context.epoch;
         stats.step = context.step;
+        stats.regression = regression;
         stats.train_loss = loss_sum / double(steps);
-        stats.train_acc = double(correct) / double(samples);
+        stats.train_acc = score({stats.train_loss, double(correct) / double(samples)}, regression,
+                                train_variance_);
+        const double judged_score = score(judged, regression, judged_variance_);
         if (context.has_validation) {
             stats.val_loss = judged.loss;
-            stats.val_acc = judged.accuracy;
+            stats.val_acc = judged_score;
             stats.test_loss = stats.test_acc = std::nan("");
         } else {
             stats.test_loss = judged.loss;
-            stats.test_acc = judged.accuracy;
+            stats.test_acc = judged_score;
         }
         stats.lr = context.optimizer.learning_rate();
         stats.seconds = train_seconds;
@@ -207,14 +234,18 @@ class FitLoop {
         RunOutcome outcome = outcome_now();
         if (context.has_validation && !context.result.epochs.empty() && !diverged()) {
             if (parallel && !options_.sync_batchnorm()) parallel->broadcast_buffers();
-            const Evaluation tested = measure(context.model, test_share_, parallel.get());
-            outcome.test = FinalTest{context.weights_epoch, tested.loss, tested.accuracy};
-            everywhere([&] {
-                context.emit(nlohmann::ordered_json{{"type", "test"},
-                                                    {"epoch", context.weights_epoch},
-                                                    {"test_loss", tested.loss},
-                                                    {"test_acc", tested.accuracy}});
-            });
+            const Evaluation tested = measure(context.model, test_share_, *loss, parallel.get());
+            const double test_score = score(tested, context.regression, test_variance_);
+            outcome.test = FinalTest{context.weights_epoch, tested.loss, test_score};
+            nlohmann::ordered_json line = {
+                {"type", "test"}, {"epoch", context.weights_epoch}, {"test_loss", tested.loss}};
+            if (context.regression) {
+                line["test_r2"] = test_score;
+                line["test_rmse"] = std::sqrt(tested.loss);
+            } else {
+                line["test_acc"] = test_score;
+            }
+            everywhere([&] { context.emit(line); });
         }
         context.result.outcome = outcome;
         everywhere([&] { context.emit(final_line(outcome, options_.target(), run_seconds())); });
@@ -239,11 +270,21 @@ class FitLoop {
     FitContext context;
     std::unique_ptr<BatchLoader> batches;
     std::unique_ptr<DataParallel> parallel;
-    SoftmaxCrossEntropy loss;
+    std::shared_ptr<Loss> loss;  // FitOptions::loss, or softmax cross-entropy
 
   private:
     void set_up(const Dataset& train) {
         check_options(options_, train, *test_);
+        loss = options_.loss() ? options_.loss() : std::make_shared<SoftmaxCrossEntropy>();
+        context.regression = loss->regression();
+        if (train.regression() != context.regression)
+            throw std::invalid_argument("the data has " +
+                                        (train.regression()
+                                             ? std::to_string(train.values.shape(1)) +
+                                                   " target value columns (a regression)"
+                                             : std::string("class labels (a classification)")) +
+                                        ", but the loss " + loss->name() + " takes " +
+                                        (context.regression ? "target values" : "class labels"));
         set_threads(options_.threads());
         Sequential& model = context.model;
         // Layers that draw while training (Dropout) draw from the run's generator, which the
@@ -274,6 +315,9 @@ class FitLoop {
             judged_share_ = *judged;
             if (context.has_validation) test_share_ = *test_;
         }
+        train_variance_ = target_variance(*train_rows);
+        judged_variance_ = target_variance(*judged);
+        test_variance_ = target_variance(*test_);
         // fit's own callbacks, then the user's. Built before anything is written: a model the
         // probe cannot watch is an error with no log.
         own_.push_back(std::make_shared<LearningRateSchedule>(options_.schedule()));
@@ -338,8 +382,9 @@ class FitLoop {
         // The model's outputs are the classes; chance is guessing one of them (not known, 0, for
         // a model of element-wise layers only, which has no width of its own).
         const std::optional<std::size_t> classes = context.model.out_features();
-        RunOutcome outcome = outcome_of(context.result.epochs, options_.target(), divergence_,
-                                        classes ? 1.0 / double(*classes) : 0.0);
+        RunOutcome outcome =
+            outcome_of(context.result.epochs, options_.target(), divergence_,
+                       classes && !context.regression ? 1.0 / double(*classes) : 0.0);
         outcome.stopped = context.stop_request();
         return outcome;
     }
@@ -352,7 +397,9 @@ class FitLoop {
             (outcome.epochs_to_target
                  ? "reached at epoch " + std::to_string(*outcome.epochs_to_target)
                  : std::string("not reached"));
-        const std::string judged = outcome.judged_on_validation ? "validation" : "test";
+        const std::string judged =
+            std::string(outcome.judged_on_validation ? "validation" : "test") +
+            (context.regression ? " R²" : " accuracy");
         if (context.result.epochs.empty()) {
             spdlog::info("{}diverged before the first epoch ended; {}", prefix_, target);
             return;
@@ -363,20 +410,23 @@ class FitLoop {
                 ? "stopped by " + outcome.stopped->callback + ": " + outcome.stopped->reason
             : outcome.stuck ? "stuck at chance (" + number_string(outcome.chance) + ")"
                             : "done";
-        spdlog::info("{}{}; best {} accuracy {:.4f} (epoch {}); {}", prefix_, status, judged,
+        spdlog::info("{}{}; best {} {:.4f} (epoch {}); {}", prefix_, status, judged,
                      outcome.best_test_acc, outcome.best_epoch, target);
         if (outcome.test)
             spdlog::info(
                 "{}test set, measured once with the weights of epoch {}: loss {:.4f} "
-                "acc {:.4f}",
-                prefix_, outcome.test->epoch, outcome.test->loss, outcome.test->acc);
+                "{} {:.4f}",
+                prefix_, outcome.test->epoch, outcome.test->loss, context.regression ? "R²" : "acc",
+                outcome.test->acc);
     }
 
     std::string prefix_;
     const Dataset* test_;
-    ValidationSplit<float> split_;     // with a validation set
-    Dataset judged_share_;             // this process's rows of the set the epochs are judged on
-    Dataset test_share_;               // and of the test set, when that is measured at the end
+    ValidationSplit<float> split_;  // with a validation set
+    Dataset judged_share_;          // this process's rows of the set the epochs are judged on
+    Dataset test_share_;            // and of the test set, when that is measured at the end
+    // A regression's targets' variances (R² = 1 - MSE / variance).
+    double train_variance_ = 0.0, judged_variance_ = 0.0, test_variance_ = 0.0;
     Callbacks own_;                    // fit's own callbacks before the user's
     std::shared_ptr<Callback> saver_;  // and the checkpoints, after them
     nlohmann::ordered_json resumed_states_ = nlohmann::ordered_json::object();
@@ -404,8 +454,8 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
             while (batches.next()) {
                 ++context.step;
                 const StepResult step =
-                    compute_gradients(model, run.loss, optimizer, batches.inputs(),
-                                      batches.labels(), run.parallel.get());
+                    compute_gradients(model, *run.loss, optimizer, batches.inputs(),
+                                      batches.targets(), run.parallel.get());
                 run.everywhere(
                     [&] { run.each([&](Callback& c) { c.before_optimizer_step(context); }); });
                 optimizer.step();
@@ -414,7 +464,7 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
                     break;
                 }
                 const std::size_t rows =
-                    run.parallel ? run.parallel->share().global_rows : batches.labels().size();
+                    run.parallel ? run.parallel->share().global_rows : batches.rows();
                 loss_sum += step.loss;
                 correct += step.correct;
                 samples += rows;

@@ -10,6 +10,7 @@
 //   fit(model, sgd, train, test, rng, FitOptions().epochs(10).batch_size(60).log("run.jsonl"));
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "framework/data.hpp"
 #include "framework/experiment/callback.hpp"
 #include "framework/experiment/run_log.hpp"
+#include "framework/loss.hpp"
 #include "framework/lr_schedule.hpp"
 #include "framework/optimizer.hpp"
 #include "framework/random.hpp"
@@ -40,8 +42,9 @@ namespace bnlab {
   private:                                          \
     type name##_ = default_value;
 
-// (The option macro below needs a one-word type.)
+// (The option macro below needs one-word types.)
 using CommunicatorPointer = Communicator*;
+using LossPointer = std::shared_ptr<Loss>;
 
 class FitOptions {
     BNLAB_FIT_OPTION(int, epochs, 10)
@@ -89,6 +92,9 @@ class FitOptions {
     // seed, not drawing from `rng`): the epochs are judged on it (val_loss, val_acc) and the
     // test set is measured once, at the end, with the weights the run ends with. 0: none.
     BNLAB_FIT_OPTION(double, validation_fraction, 0.0)
+    // The loss (loss.hpp): softmax cross-entropy when null. MeanSquaredError trains a regression
+    // on data with target values (Dataset::values); its epochs report R² and the RMSE.
+    BNLAB_FIT_OPTION(LossPointer, loss, nullptr)
     // The user's callbacks (callback.hpp), called after fit's own, in this order.
     BNLAB_FIT_OPTION(Callbacks, callbacks, Callbacks())
 };
