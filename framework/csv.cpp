@@ -44,9 +44,12 @@ bool is_blank_or_comment(const std::string& line) {
 Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
     std::ifstream file(path);
     if (!file) throw std::runtime_error(path + ": cannot open the CSV file");
+    const bool regression = !options.targets().empty();
     std::vector<std::string> names;  // from the header, or "column N"
-    std::size_t width = 0, label_column = 0, first_row_line = 0;
-    std::vector<float> features;
+    std::size_t width = 0, first_row_line = 0, rows = 0;
+    // Per column: -1 a feature, -2 the label, else the index of the target value it holds.
+    std::vector<long> role;
+    std::vector<float> features, values;
     std::vector<int> labels;
     std::string line;
     for (std::size_t number = 1; std::getline(file, line); ++number) {
@@ -54,31 +57,50 @@ Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
         if (is_blank_or_comment(line)) continue;
         const std::vector<std::string> fields = fields_of(line, options.delimiter());
         if (width == 0) {
-            // The first line fixes the columns and where the label is.
+            // The first line fixes the columns and where the label (or the targets) are.
             width = fields.size();
             first_row_line = number;
-            if (width < 2) fail(path, number, "expected a label and at least one feature per row");
+            const std::size_t needed = regression ? options.targets().size() : 1;
+            if (width < needed + 1)
+                fail(path, number,
+                     regression ? "expected " + std::to_string(needed) +
+                                      " target columns and at least one feature per row"
+                                : std::string("expected a label and at least one feature per row"));
             for (std::size_t c = 0; c < width; ++c)
                 names.push_back(options.header() ? "'" + fields[c] + "'"
                                                  : "column " + std::to_string(c));
-            std::size_t index = 0;
-            if (parse_number(options.label(), index)) {
-                if (index >= width)
-                    fail(path, number,
-                         "label column " + options.label() + " is past the last column (" +
-                             std::to_string(width) + " columns)");
-                label_column = index;
-            } else {
+            // A column given by its index from 0, or by its name in the header.
+            auto column_of = [&](const std::string& column, const char* what) {
+                std::size_t index = 0;
+                if (parse_number(column, index)) {
+                    if (index >= width)
+                        fail(path, number,
+                             std::string(what) + " column " + column +
+                                 " is past the last column (" + std::to_string(width) +
+                                 " columns)");
+                    return index;
+                }
                 if (!options.header())
                     fail(path, number,
-                         "label column '" + options.label() +
+                         std::string(what) + " column '" + column +
                              "' is a name, but the file has no header line: give its index");
                 std::size_t c = 0;
-                while (c < width && fields[c] != options.label())
+                while (c < width && fields[c] != column)
                     ++c;
                 if (c == width)
-                    fail(path, number, "no column named '" + options.label() + "' in the header");
-                label_column = c;
+                    fail(path, number, "no column named '" + column + "' in the header");
+                return c;
+            };
+            role.assign(width, -1);
+            if (regression) {
+                for (std::size_t t = 0; t < options.targets().size(); ++t) {
+                    const std::size_t c = column_of(options.targets()[t], "target");
+                    if (role[c] != -1)
+                        fail(path, number, "target column " + names[c] + " is given twice");
+                    role[c] = long(t);
+                }
+            } else {
+                role[column_of(options.label(), "label")] = -2;
             }
             if (options.header()) continue;
         }
@@ -86,9 +108,11 @@ Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
             fail(path, number,
                  std::to_string(fields.size()) + " fields, expected " + std::to_string(width) +
                      " as on line " + std::to_string(first_row_line));
+        const std::size_t row_values = values.size();
+        values.resize(row_values + options.targets().size());
         for (std::size_t c = 0; c < width; ++c) {
             const std::string& field = fields[c];
-            if (c == label_column) {
+            if (role[c] == -2) {
                 long label = 0;
                 if (!parse_number(field, label))
                     fail(path, number, "label '" + field + "' is not an integer");
@@ -104,14 +128,23 @@ Dataset read_csv_dataset(const std::string& path, const CsvOptions& options) {
                 fail(path, number,
                      names[c] + ": '" + field + "' is not a finite number" +
                          (field.empty() ? " (empty field)" : ""));
-            features.push_back(value);
+            if (role[c] >= 0)
+                values[row_values + std::size_t(role[c])] = value;
+            else
+                features.push_back(value);
         }
+        ++rows;
     }
-    if (labels.empty()) throw std::runtime_error(path + ": no rows of data");
-    const std::size_t count = labels.size();
-    Dataset data{xt::empty<float>({count, width - 1}), xt::empty<int>({count})};
+    if (rows == 0) throw std::runtime_error(path + ": no rows of data");
+    const std::size_t outputs = options.targets().size();
+    const std::size_t feature_count = width - (regression ? outputs : 1);
+    Dataset data{xt::empty<float>({rows, feature_count}), xt::empty<int>({regression ? 0 : rows})};
     std::copy(features.begin(), features.end(), data.inputs.begin());
     std::copy(labels.begin(), labels.end(), data.labels.begin());
+    if (regression) {
+        data.values = xt::empty<float>({rows, outputs});
+        std::copy(values.begin(), values.end(), data.values.begin());
+    }
     return data;
 }
 

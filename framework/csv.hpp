@@ -1,12 +1,14 @@
 #pragma once
-// Classification data from CSV files: one row per sample, numeric features and one integer label
-// column, named in a header line or given by its index. xtensor's CSV reader (xt::load_csv)
-// splits each line into fields; every field is then checked here, so that bad data is one error
-// "path:line: problem" and no half-read data set.
+// Data from CSV files: one row per sample, numeric features and one integer label column (or,
+// for a regression, one or more target value columns), named in a header line or given by index.
+// xtensor's CSV reader (xt::load_csv) splits each line into fields; every field is then checked
+// here, so that bad data is one error "path:line: problem" and no half-read data set.
 //   Dataset train = read_csv_dataset("train.csv");                 // label column "label"
 //   Dataset test = read_csv_dataset("test.csv", CsvOptions().label("3").header(false));
+//   Dataset houses = read_csv_dataset("houses.csv", CsvOptions().targets({"price"}));
 
 #include <string>
+#include <vector>
 
 #include "framework/data.hpp"
 #include "framework/idx.hpp"
@@ -17,6 +19,12 @@ class CsvOptions {
   public:
     // The label column: its name in the header line, or its index from 0 ("0", "4").
     CsvOptions& label(std::string value) { return label_ = std::move(value), *this; }
+    // Regression data: these columns (names or indices) are the target values, in this order,
+    // and there is no label column (Dataset::values).
+    CsvOptions& targets(std::vector<std::string> value) {
+        return targets_ = std::move(value), *this;
+    }
+    const std::vector<std::string>& targets() const { return targets_; }
     // Whether the first line names the columns (else every line is data).
     CsvOptions& header(bool value) { return header_ = value, *this; }
     CsvOptions& delimiter(char value) { return delimiter_ = value, *this; }
@@ -26,6 +34,7 @@ class CsvOptions {
 
   private:
     std::string label_ = "label";
+    std::vector<std::string> targets_;
     bool header_ = true;
     char delimiter_ = ',';
 };

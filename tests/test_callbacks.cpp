@@ -1,10 +1,14 @@
 // fit's callbacks: the hooks and their order, stopping, a callback that throws, the built-in
 // EarlyStopping, BestWeights and ReduceLrOnPlateau (against PyTorch's scheduler), the validation
-// set, and a callback's state across a resume.
+// set, a callback's state across a resume, and a regression with MeanSquaredError.
 #include <filesystem>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xview.hpp>
 
 #include "experiment_helpers.hpp"
 #include "framework/checkpoint.hpp"
+#include "framework/csv.hpp"
 #include "framework/experiment/callbacks.hpp"
 #include "framework/experiment/json_fields.hpp"
 #include "framework/training.hpp"
@@ -428,4 +432,97 @@ TEST_CASE(
     REQUIRE(resumed.epochs.size() == 4);
     CHECK(resumed.outcome.stopped);
     CHECK(resumed.epochs.back().test_loss == whole.epochs.back().test_loss);
+}
+
+TEST_CASE("A regression: MeanSquaredError on the diabetes data, R² and RMSE in the log") {
+    TempDir dir;
+    QuietLogs quiet;
+    FashionMnist patients =
+        load_data_folder(BNLAB_TEST_DATA_DIR "/diabetes", CsvOptions().targets({"progression"}));
+    REQUIRE(patients.train.size() == 353);
+    REQUIRE(patients.test.size() == 89);
+    // Features and target to mean 0 and variance 1 by the training set's statistics.
+    for (Matrix<float>* train : {&patients.train.inputs, &patients.train.values}) {
+        Matrix<float>& test =
+            train == &patients.train.inputs ? patients.test.inputs : patients.test.values;
+        for (std::size_t j = 0; j < train->shape(1); ++j) {
+            const auto column = xt::view(*train, xt::all(), j);
+            const float mean = xt::mean(column)(), std = float(xt::stddev(column)());
+            for (Matrix<float>* m : {train, &test})
+                xt::view(*m, xt::all(), j) = (xt::view(*m, xt::all(), j) - mean) / std;
+        }
+    }
+    Rng rng(11);
+    Sequential model;
+    model.add<Dense>(10, 32, rng);
+    model.add<ReLU>();
+    model.add<Dense>(32, 1, rng);
+    SGD sgd(model.parameters(), SGDOptions(0.01).momentum(0.9));
+    auto stopping =
+        std::make_shared<EarlyStopping>(EarlyStoppingOptions().monitor("test_rmse").patience(5));
+    const RunResult result = fit(model, sgd, patients.train, patients.test, rng,
+                                 FitOptions()
+                                     .epochs(40)
+                                     .batch_size(16)
+                                     .target(0.4)
+                                     .log(dir / "run.jsonl")
+                                     .loss(std::make_shared<MeanSquaredError>())
+                                     .callbacks({stopping}));
+    REQUIRE(!result.epochs.empty());
+    const EpochStats& last = result.epochs.back();
+    CHECK(last.regression);
+    // R² = 1 - MSE / Var(test targets), checked against the model's own predictions.
+    const Matrix<float>& predictions = [&]() -> const Matrix<float>& {
+        model.eval();
+        return model.forward(patients.test.inputs);
+    }();
+    const double variance = double(xt::variance(patients.test.values)());
+    const double mse = double(xt::mean(xt::square(predictions - patients.test.values))());
+    CHECK(last.test_loss == doctest::Approx(mse).epsilon(1e-5));
+    CHECK(last.test_acc == doctest::Approx(1.0 - mse / variance).epsilon(1e-5));
+    CHECK(result.outcome.best_test_acc > 0.4);  // a linear model explains about half
+    CHECK(result.outcome.chance == 0.0);
+    const std::vector<Json> lines = read_lines(dir / "run.jsonl");
+    CHECK(lines[1].contains("train_r2"));
+    CHECK(lines[1].contains("test_rmse"));
+    CHECK(lines[1].at("test_rmse").get<double>() ==
+          doctest::Approx(std::sqrt(lines[1].at("test_loss").get<double>())));
+    CHECK(!lines[1].contains("test_acc"));
+    CHECK(lines.back().contains("best_test_r2"));
+    const RunLog log = read_run_log(dir / "run.jsonl");
+    CHECK(log.epochs.back().regression);
+    CHECK(log.epochs.back().test_acc == last.test_acc);
+    // The loss must fit the data.
+    Sequential classifier = small_model(9);
+    SGD classifier_sgd(classifier.parameters(), SGDOptions(0.1));
+    const SmallProblem problem = small_problem();
+    CHECK(message_of([&] {
+              fit(model, sgd, patients.train, patients.test, rng, FitOptions().epochs(1));
+          }) ==
+          "the data has 1 target value columns (a regression), but the loss "
+          "SoftmaxCrossEntropy takes class labels");
+    CHECK(message_of([&] {
+              fit(classifier, classifier_sgd, problem.train, problem.test, rng,
+                  FitOptions().epochs(1).loss(std::make_shared<MeanSquaredError>()));
+          }) ==
+          "the data has class labels (a classification), but the loss MeanSquaredError "
+          "takes target values");
+    CHECK(message_of([&] {
+              fit(model, sgd, patients.train, patients.test, rng,
+                  FitOptions()
+                      .epochs(1)
+                      .loss(std::make_shared<MeanSquaredError>())
+                      .callbacks({std::make_shared<EarlyStopping>(
+                          EarlyStoppingOptions().monitor("test_acc"))}));
+          }) ==
+          "callback EarlyStopping: no quantity 'test_acc' to monitor; there are train_loss, "
+          "train_r2, train_rmse, test_loss, test_r2, test_rmse");
+    // Outputs that do not match the targets' columns.
+    Sequential wide;
+    wide.add<Dense>(10, 3, rng);
+    SGD wide_sgd(wide.parameters(), SGDOptions(0.1));
+    CHECK(message_of([&] {
+              fit(wide, wide_sgd, patients.train, patients.test, rng,
+                  FitOptions().epochs(1).loss(std::make_shared<MeanSquaredError>()));
+          }) == "MeanSquaredError: outputs of shape [60, 3] for targets of shape [60, 1]");
 }

@@ -135,3 +135,30 @@ TEST_CASE("train on a CSV folder: the model's first layer and classes follow the
     CHECK(header.at("config").at("label_column") == "class");
     CHECK(lines.back().at("type") == "final");
 }
+
+TEST_CASE("CSV regression data: target value columns by name or index, the rest features") {
+    TempDir dir;
+    const std::string path = dir / "houses.csv";
+    std::ofstream(path) << "rooms,price,area,age\n3,250.5,80,10\n4,310,95,3\n";
+    const Dataset data = read_csv_dataset(path, CsvOptions().targets({"age", "1"}));
+    CHECK(data.regression());
+    CHECK(data.size() == 2);
+    CHECK(data.labels.size() == 0);
+    REQUIRE(data.values.shape(1) == 2);
+    CHECK(data.values(0, 0) == 10.0f);  // age first, as given
+    CHECK(data.values(0, 1) == 250.5f);
+    CHECK(data.values(1, 1) == 310.0f);
+    REQUIRE(data.inputs.shape(1) == 2);  // rooms, area
+    CHECK(data.inputs(1, 0) == 4.0f);
+    CHECK(data.inputs(1, 1) == 95.0f);
+    CHECK(message_of([&] {
+              read_csv_dataset(path, CsvOptions().targets({"price", "1"}));
+          }) == path + ":1: target column 'price' is given twice");
+    CHECK(message_of([&] { read_csv_dataset(path, CsvOptions().targets({"cost"})); }) ==
+          path + ":1: no column named 'cost' in the header");
+    CHECK(message_of([&] { read_csv_dataset(path, CsvOptions().targets({"9"})); }) ==
+          path + ":1: target column 9 is past the last column (4 columns)");
+    CHECK(message_of([&] {
+              read_csv_dataset(path, CsvOptions().targets({"rooms", "price", "area", "age"}));
+          }) == path + ":1: expected 4 target columns and at least one feature per row");
+}

@@ -342,3 +342,28 @@ TEST_CASE("Two SGD steps of a ResNet-8 (models/resnet.hpp) match PyTorch's") {
         return SGD(p, SGDOptions(0.1).momentum(0.9).weight_decay(1e-3));
     });
 }
+
+TEST_CASE("Cross-entropy with label smoothing and mean squared error match PyTorch") {
+    for (const char* key :
+         {"cross_entropy", "cross_entropy_smoothing_0.1", "cross_entropy_smoothing_0.35"}) {
+        const json& g = golden().at(key);
+        SoftmaxCrossEntropy loss(g.at("label_smoothing").get<double>());
+        const std::vector<int> targets = g.at("target").get<std::vector<int>>();
+        Labels labels = xt::empty<int>({targets.size()});
+        std::copy(targets.begin(), targets.end(), labels.begin());
+        const float value = loss.forward(matrix_from<float>(g.at("outputs")), labels);
+        CAPTURE(key);
+        CHECK(value == doctest::Approx(g.at("loss").get<double>()).epsilon(1e-6));
+        check_matrix(std::string(key) + " grad", loss.backward(), g.at("grad"));
+    }
+    for (const char* key : {"mse_one_output", "mse_three_outputs"}) {
+        const json& g = golden().at(key);
+        MeanSquaredError loss;
+        const Matrix<float> values = matrix_from<float>(g.at("target"));
+        const float value =
+            loss.forward(matrix_from<float>(g.at("outputs")), Targets{nullptr, &values});
+        CAPTURE(key);
+        CHECK(value == doctest::Approx(g.at("loss").get<double>()).epsilon(1e-6));
+        check_matrix(std::string(key) + " grad", loss.backward(), g.at("grad"));
+    }
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Generates tests/golden/pytorch_golden.json: reference values from PyTorch's BatchNorm1d,
-Linear, CrossEntropyLoss, SGD, Adam, StepLR and CosineAnnealingLR, and for convolutional
+Linear, CrossEntropyLoss (with label smoothing), MSELoss, SGD, Adam, StepLR and CosineAnnealingLR, and for convolutional
 networks Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d(1) and BatchNorm2d, and the
 normalizations GroupNorm, LayerNorm and InstanceNorm2d, for bnlab's tests.
 
@@ -422,6 +422,27 @@ golden["bn_no_tracking"] = norm_case(torch.nn.BatchNorm1d(5, track_running_stats
 layer = torch.nn.BatchNorm2d(3, track_running_stats=False)
 layer.eval()
 golden["bn2d_no_tracking_eval"] = norm_case(layer, (2, 3, 4, 4), offset=-3.0)
+
+# Losses: cross-entropy with label smoothing, and mean squared error (one and three outputs),
+# forward and gradient with respect to the outputs.
+def loss_case(loss, outputs, target):
+    outputs = outputs.requires_grad_()
+    value = loss(outputs, target)
+    value.backward()
+    record = {"outputs": out(outputs), "loss": float(value), "grad": out(outputs.grad)}
+    record["target"] = out(target) if target.dtype.is_floating_point else [int(v) for v in target]
+    return record
+
+
+for smoothing, key in [(0.0, "cross_entropy"), (0.1, "cross_entropy_smoothing_0.1"),
+                       (0.35, "cross_entropy_smoothing_0.35")]:
+    golden[key] = loss_case(torch.nn.CrossEntropyLoss(label_smoothing=smoothing),
+                            f32(torch.randn(6, 5) * 3), torch.randint(0, 5, (6,)))
+    golden[key]["label_smoothing"] = smoothing
+golden["mse_one_output"] = loss_case(torch.nn.MSELoss(), f32(torch.randn(7, 1) * 2),
+                                     f32(torch.randn(7, 1) * 2 + 1))
+golden["mse_three_outputs"] = loss_case(torch.nn.MSELoss(), f32(torch.randn(5, 3)),
+                                        f32(torch.randn(5, 3) * 0.5))
 
 path = pathlib.Path(__file__).with_name("pytorch_golden.json")
 # Records already in the file are kept as they are: PyTorch's float64 results move in their last
