@@ -9,6 +9,7 @@
 #include "framework/checkpoint.hpp"
 #include "framework/csv.hpp"
 #include "framework/data_parallel.hpp"
+#include "framework/experiment/callbacks.hpp"
 #include "framework/experiment/run_record.hpp"
 #include "framework/experiment/training_state.hpp"
 #include "models/cnn.hpp"
@@ -20,6 +21,8 @@ namespace bnlab {
 namespace {
 
 std::size_t class_count(const Dataset& train, const Dataset& test) {
+    // A regression's outputs are its target columns.
+    if (train.regression()) return train.values.shape(1);
     int largest = 1;
     for (const Labels* labels : {&train.labels, &test.labels})
         for (int label : *labels)
@@ -32,8 +35,21 @@ std::size_t class_count(const Dataset& train, const Dataset& test) {
 PreparedData load_data(const TrainConfig& config) {
     const Clock::time_point start = Clock::now();
     const bool csv = is_csv_folder(config.data_dir);
-    PreparedData data{load_data_folder(config.data_dir, CsvOptions().label(config.label_column)),
-                      nullptr};
+    const bool regression = config.task == "regression";
+    if (regression && (!csv || config.target_columns.empty()))
+        throw std::invalid_argument(
+            "--task regression needs CSV data (train.csv and test.csv) and --target-columns "
+            "naming the target values");
+    if (!regression && !config.target_columns.empty())
+        throw std::invalid_argument("--target-columns is for --task regression");
+    if (regression && config.label_smoothing > 0.0)
+        throw std::invalid_argument(
+            "--label-smoothing is for classification, not --task regression");
+    const CsvOptions columns =
+        CsvOptions()
+            .label(config.label_column)
+            .targets(regression ? config.target_columns : std::vector<std::string>{});
+    PreparedData data{load_data_folder(config.data_dir, columns), nullptr};
     const double load_seconds = seconds_since(start);
     nlohmann::ordered_json standardization;  // null when pixels are only scaled to [0, 1]
     if (config.standardize) {
@@ -94,7 +110,21 @@ ModelAndOptimizer build_model(const TrainConfig& config, const Dataset& train, c
 }
 
 FitOptions fit_options(const TrainConfig& config, const RunContext& context) {
+    std::shared_ptr<Loss> loss;
+    if (config.task == "regression")
+        loss = std::make_shared<MeanSquaredError>();
+    else
+        loss = std::make_shared<SoftmaxCrossEntropy>(config.label_smoothing);
+    Callbacks callbacks;
+    if (config.early_stopping > 0)
+        callbacks.push_back(std::make_shared<EarlyStopping>(
+            EarlyStoppingOptions()
+                .monitor(config.validation_fraction > 0.0 ? "val_loss" : "test_loss")
+                .patience(config.early_stopping)));
     return FitOptions()
+        .loss(loss)
+        .validation_fraction(config.validation_fraction)
+        .callbacks(callbacks)
         .epochs(config.epochs)
         .batch_size(config.batch)
         .target(config.target)

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -123,16 +124,36 @@ std::string gnuplot_lines(const std::vector<std::string>& lines) {
     return quoted + "\"";
 }
 
+std::string capitalized(std::string text) {
+    if (!text.empty()) text[0] = char(std::toupper(static_cast<unsigned char>(text[0])));
+    return text;
+}
+
 const char* const kColours[] = {"1f77b4", "d62728", "2ca02c", "9467bd",
                                 "ff7f0e", "8c564b", "e377c2", "17becf"};
 
-// Mean test accuracy and training loss per epoch over the runs that have that epoch.
+// What the runs' epochs are judged by, in words: "test accuracy", "validation accuracy",
+// "test R²" or "validation R²" (from the first run with an epoch).
+std::string judged_name(const std::vector<Variant>& variants, bool short_form = false) {
+    for (const Variant& variant : variants)
+        for (const RunLog* run : variant.runs)
+            if (!run->epochs.empty()) {
+                const EpochStats& epoch = run->epochs.front();
+                const std::string set =
+                    epoch.val_acc ? (short_form ? "val" : "validation") : "test";
+                return set + " " + (epoch.regression ? "R²" : short_form ? "acc" : "accuracy");
+            }
+    return short_form ? "test acc" : "test accuracy";
+}
+
+// Mean judged accuracy (test or validation; R² for a regression) and training loss per epoch
+// over the runs that have that epoch.
 std::vector<std::array<double, 3>> variant_means(const Variant& variant) {
     std::map<int, std::array<double, 3>> sums;  // epoch -> accuracy, loss, count
     for (const RunLog* run : variant.runs)
         for (const EpochStats& epoch : run->epochs) {
             std::array<double, 3>& sum = sums[epoch.epoch];
-            sum[0] += epoch.test_acc;
+            sum[0] += judged_acc(epoch);
             sum[1] += epoch.train_loss;
             sum[2] += 1.0;
         }
@@ -159,7 +180,8 @@ GnuplotScript gnuplot_script(const std::vector<Variant>& variants, const std::st
             const std::string block = "$run_" + std::to_string(v) + "_" + std::to_string(r);
             script << block << " << EOD\n# " << variants[v].runs[r]->path << "\n";
             for (const EpochStats& epoch : variants[v].runs[r]->epochs)
-                script << epoch.epoch << ' ' << epoch.test_acc << ' ' << epoch.train_loss << '\n';
+                script << epoch.epoch << ' ' << judged_acc(epoch) << ' ' << epoch.train_loss
+                       << '\n';
             script << "EOD\n";
             // Thin and translucent, in the variant's colour: one line per seed.
             const std::string style = " with lines lw 1 lc rgb '#70" + colour + "' notitle, ";
@@ -201,7 +223,9 @@ GnuplotScript gnuplot_script(const std::vector<Variant>& variants, const std::st
            // The key goes below each panel, where no curve runs; "epoch" is in the titles
            // because an x label would collide with the key.
            << "set grid\nset xtics 1\nset key below\n"
-           << "set title 'Test accuracy after each epoch'\nset ylabel 'accuracy'\n"
+           << "set title '" << capitalized(judged_name(variants)) << " after each epoch'\n"
+           << "set ylabel '" << judged_name(variants).substr(judged_name(variants).find(' ') + 1)
+           << "'\n"
            << targets.str() << plot_command(accuracy_plot) << "unset arrow\nunset label\n"
            << "set title 'Training loss per epoch (mean over its batches)'\nset ylabel 'loss'\n"
            << plot_command(loss_plot) << "unset multiplot\n";
@@ -321,8 +345,9 @@ std::vector<Variant> group_variants(const std::vector<RunLog>& logs) {
 }
 
 std::vector<std::vector<std::string>> comparison_rows(const std::vector<Variant>& variants) {
+    const std::string judged = judged_name(variants, true);
     std::vector<std::vector<std::string>> rows{{"variant", "runs", "target", "epochs to target",
-                                                "reached", "best test acc", "final test acc",
+                                                "reached", "best " + judged, "final " + judged,
                                                 "s/epoch"}};
     for (const Variant& variant : variants) {
         std::vector<double> epochs, best, final, seconds;
@@ -406,9 +431,16 @@ std::vector<SweepSeries> sweep_series(const std::vector<Variant>& variants) {
 }
 
 std::vector<std::vector<std::string>> stability_rows(const std::vector<SweepSeries>& series) {
+    std::string judged = "test acc";
+    for (const SweepSeries& one : series)
+        for (const auto& value_runs : one.runs_by_value)
+            for (const RunLog* run : value_runs.second)
+                if (!run->epochs.empty() && judged == "test acc")
+                    judged = std::string(run->epochs.front().val_acc ? "val" : "test") +
+                             (run->epochs.front().regression ? " R²" : " acc");
     std::vector<std::vector<std::string>> rows{
-        {series.empty() ? "lr" : series.front().field, "variant", "runs", "best test acc",
-         "final test acc", "epochs to target", "diverged", "stuck at chance"}};
+        {series.empty() ? "lr" : series.front().field, "variant", "runs", "best " + judged,
+         "final " + judged, "epochs to target", "diverged", "stuck at chance"}};
     for (const SweepSeries& one : series)
         for (const auto& [value, runs] : one.runs_by_value) {
             std::vector<double> best, final, epochs;
@@ -488,12 +520,18 @@ std::string epoch_table(const std::vector<Variant>& variants) {
               << "\n";
         if (!runs[i]->epochs.empty()) epochs = std::max(epochs, runs[i]->epochs.back().epoch);
     }
+    // Each run's judged score by its log's name: test_acc, val_acc, test_r2 or val_r2.
+    std::vector<std::string> headers;
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+        const EpochStats* first = runs[i]->epochs.empty() ? nullptr : &runs[i]->epochs.front();
+        const std::string score = std::string(first && first->val_acc ? "val" : "test") +
+                                  (first && first->regression ? "_r2" : "_acc");
+        headers.push_back(" | [" + std::to_string(i + 1) + "] " + score + " train_loss");
+    }
     char cell[64];
     table << "\nepoch";
-    for (std::size_t i = 0; i < runs.size(); ++i) {
-        std::snprintf(cell, sizeof cell, " | [%zu] test_acc train_loss", i + 1);
-        table << cell;
-    }
+    for (const std::string& header : headers)
+        table << header;
     table << "\n";
     for (int epoch = 1; epoch <= epochs; ++epoch) {
         std::snprintf(cell, sizeof cell, "%5d", epoch);
@@ -502,11 +540,10 @@ std::string epoch_table(const std::vector<Variant>& variants) {
             const EpochStats* found = nullptr;
             for (const EpochStats& stats : runs[i]->epochs)
                 if (stats.epoch == epoch) found = &stats;
-            const std::string number = std::to_string(i + 1);
-            const std::size_t width = std::strlen(" | [] test_acc train_loss") + number.size();
+            const std::size_t width = headers[i].size();
             if (found)
                 std::snprintf(cell, sizeof cell, " | %*.4f %10.4f", int(width - 14),
-                              found->test_acc, found->train_loss);
+                              judged_acc(*found), found->train_loss);
             else
                 std::snprintf(cell, sizeof cell, " | %*s", int(width - 3), "-");
             table << cell;

@@ -116,6 +116,13 @@ nlohmann::ordered_json to_json(const TrainConfig& config) {
         {"probe_points", config.probe_points}});
     // Only when used, so that the logs of runs without it read as before.
     if (config.dropout > 0.0) json["dropout"] = config.dropout;
+    if (config.task != "classification") {
+        json["task"] = config.task;
+        json["target_columns"] = config.target_columns;
+    }
+    if (config.label_smoothing > 0.0) json["label_smoothing"] = config.label_smoothing;
+    if (config.validation_fraction > 0.0) json["validation_fraction"] = config.validation_fraction;
+    if (config.early_stopping > 0) json["early_stopping"] = config.early_stopping;
     if (config.norm.kind() != NormKind::batch && config.norm.any())
         json["norm"] = config.norm.text();
     return json;
@@ -164,6 +171,18 @@ TrainConfig config_from_json(const nlohmann::ordered_json& json) {
         config.probe = json.at("probe").get<bool>();
         config.probe_points = integer_at<int>(json, "probe_points");
         if (json.contains("dropout")) config.dropout = json.at("dropout").get<double>();
+        // Logs and checkpoints from before regression, label smoothing, validation sets and
+        // early stopping have none of them.
+        if (json.contains("task")) {
+            config.task = json.at("task").get<std::string>();
+            config.target_columns = json.at("target_columns").get<std::vector<std::string>>();
+        }
+        if (json.contains("label_smoothing"))
+            config.label_smoothing = json.at("label_smoothing").get<double>();
+        if (json.contains("validation_fraction"))
+            config.validation_fraction = json.at("validation_fraction").get<double>();
+        if (json.contains("early_stopping"))
+            config.early_stopping = integer_at<int>(json, "early_stopping");
         config.distributed = json.contains("world_size");
         if (config.distributed) config.sync_bn = json.at("sync_bn").get<bool>();
         return config;
@@ -308,6 +327,32 @@ TrainFlags::TrainFlags(CLI::App& app, bool lists) {
                              "CSV data: the label's column, by its name in the header line or "
                              "by its index from 0 [default: label]"),
               [this](TrainConfig& c) { c.label_column = given_.label_column; });
+    overrides(app.add_option("--task", given_.task,
+                             "classification (softmax cross-entropy on the labels) or "
+                             "regression (mean squared error on --target-columns of CSV data; "
+                             "the log reports R² and the RMSE) [default: classification]")
+                  ->check(CLI::IsMember({"classification", "regression"})),
+              [this](TrainConfig& c) { c.task = given_.task; });
+    overrides(app.add_option("--target-columns", given_.target_columns,
+                             "CSV data, --task regression: the target value columns, by name "
+                             "or index from 0, comma-separated")
+                  ->delimiter(','),
+              [this](TrainConfig& c) { c.target_columns = given_.target_columns; });
+    overrides(app.add_option("--label-smoothing", given_.label_smoothing,
+                             "Classification: label smoothing in [0, 1) (PyTorch's) "
+                             "[default: 0]")
+                  ->check(CLI::Range(0.0, 0.999999)),
+              [this](TrainConfig& c) { c.label_smoothing = given_.label_smoothing; });
+    overrides(app.add_option("--validation-fraction", given_.validation_fraction,
+                             "Hold out this fraction of the training set to judge the epochs "
+                             "on; the test set is then measured once, at the end [default: 0]")
+                  ->check(CLI::Range(0.0, 0.999999)),
+              [this](TrainConfig& c) { c.validation_fraction = given_.validation_fraction; });
+    overrides(app.add_option("--early-stopping", given_.early_stopping,
+                             "Stop after this many epochs without a lower validation loss (test "
+                             "loss without a validation set) [default: 0, never]")
+                  ->transform(integer_at_least(0)),
+              [this](TrainConfig& c) { c.early_stopping = given_.early_stopping; });
     overrides(app.add_flag("--standardize", given_.standardize,
                            "Standardize pixels with the training set's mean and standard "
                            "deviation (else they are only scaled to [0, 1])"),

@@ -28,7 +28,16 @@ struct TrainConfig {
     std::string preset = "paper";             // where the defaults below came from
     std::string data_dir = kFashionMnistDir;  // IDX files, or train.csv and test.csv
     std::string label_column = "label";       // CSV data: the label's column, name or index
-    bool standardize = false;                 // else pixels are only scaled to [0, 1]
+    // "classification" (softmax cross-entropy on labels) or "regression" (mean squared error on
+    // the CSV columns target_columns, names or indices; the log reports R² and the RMSE).
+    std::string task = "classification";
+    std::vector<std::string> target_columns;
+    double label_smoothing = 0.0;  // classification: PyTorch's label_smoothing
+    // Held out of the training set to judge the epochs (FitOptions::validation_fraction); 0: none.
+    double validation_fraction = 0.0;
+    // Stops after this many epochs without a lower validation (or test) loss; 0: never.
+    int early_stopping = 0;
+    bool standardize = false;  // else pixels are only scaled to [0, 1]
     // "mlp", or "cnn": convolution blocks of these channel counts (models/cnn.hpp) before the
     // hidden Dense layers; it needs image data.
     // "resnet" or "plain": the residual network of models/resnet.hpp of this depth and width,
