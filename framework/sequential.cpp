@@ -144,9 +144,15 @@ const Matrix<T>& BasicSequential<T>::forward(const Matrix<T>& input) {
         plan_current_ = true;
     }
     const Matrix<T>* activation = &input;
-    for (Step& step : plan_)
-        activation = step.group ? &step.group->forward(*activation)
-                                : &layers_[step.first]->forward(*activation);
+    for (Step& step : plan_) {
+        try {
+            activation = step.group ? &step.group->forward(*activation)
+                                    : &layers_[step.first]->forward(*activation);
+        } catch (const OutOfMemory& error) {
+            throw OutOfMemory(step_name(step) + ", forward of a batch of " +
+                              std::to_string(input.shape(0)) + ": " + error.what());
+        }
+    }
     return *activation;
 }
 
@@ -156,10 +162,22 @@ const Matrix<T>& BasicSequential<T>::backward(const Matrix<T>& grad_output) {
     if (!plan_current_)
         throw std::logic_error("Sequential: backward before a forward of the model as it is now");
     const Matrix<T>* gradient = &grad_output;
-    for (auto step = plan_.rbegin(); step != plan_.rend(); ++step)
-        gradient = step->group ? &step->group->backward(*gradient)
-                               : &layers_[step->first]->backward(*gradient);
+    for (auto step = plan_.rbegin(); step != plan_.rend(); ++step) {
+        try {
+            gradient = step->group ? &step->group->backward(*gradient)
+                                   : &layers_[step->first]->backward(*gradient);
+        } catch (const OutOfMemory& error) {
+            throw OutOfMemory(step_name(*step) + ", backward of a batch of " +
+                              std::to_string(grad_output.shape(0)) + ": " + error.what());
+        }
+    }
     return *gradient;
+}
+
+template <typename T>
+std::string BasicSequential<T>::step_name(const Step& step) const {
+    return "layer " + std::to_string(step.first) + ", " +
+           (step.group ? step.group->describe() : layers_[step.first]->describe());
 }
 
 template <typename T>

@@ -112,6 +112,8 @@ class BasicSequential : public BasicLayer<T> {
         std::size_t first = 0, count = 1;
         std::unique_ptr<BasicFusedGroup<T>> group;
     };
+    // "layer 2, Conv2d(16 -> 32, 3x3)", or the fused group's layers, for errors.
+    std::string step_name(const Step& step) const;
     std::vector<Step> make_plan();
 
     std::vector<std::unique_ptr<BasicLayer<T>>> layers_;

@@ -1,8 +1,11 @@
 #include "framework/tensor.hpp"
 
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -116,6 +119,24 @@ std::string shape_string(const Shape& shape) {
     for (std::size_t i = 0; i < shape.size(); ++i)
         text += (i ? ", " : "") + std::to_string(shape[i]);
     return text + "]";
+}
+
+std::string out_of_memory_message(const std::string& what, double values, std::size_t value_size) {
+    auto bytes_text = [](double bytes) {
+        const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+        std::size_t unit = 0;
+        while (bytes >= 1024.0 && unit + 1 < std::size(units))
+            bytes /= 1024.0, ++unit;
+        char text[32];
+        std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
+        return std::string(text);
+    };
+    char count[32];
+    std::snprintf(count, sizeof count, "%.0f", values);
+    const double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGE_SIZE));
+    return what + ": " + count + " values (" + bytes_text(values * double(value_size)) + " of " +
+           std::to_string(value_size) + "-byte numbers) cannot be allocated; this machine has " +
+           bytes_text(memory) + " of memory";
 }
 
 std::string number_string(double value) {

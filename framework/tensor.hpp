@@ -2,8 +2,11 @@
 // Tensor helpers shared by every layer: float32 (or double, for gradient checks) row-major
 // batch x features matrices, sized once and reused, with matrix products sent to BLAS.
 
+#include <array>
 #include <charconv>
 #include <cstddef>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,11 +33,44 @@ std::size_t shape_size(const Shape& shape);
 // Class indices, one per row of a batch.
 using Labels = xt::xtensor<int, 1>;
 
+// A buffer that could not be allocated: the message says what it was for and how large it was
+// (std::bad_alloc says neither). Sequential adds the layer that needed it.
+class OutOfMemory : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// "what: 3136000000000 values (11.4 TiB of 4-byte numbers) cannot be allocated; this machine has
+// 23.4 GiB of memory"
+std::string out_of_memory_message(const std::string& what, double values, std::size_t value_size);
+
+// xt::zeros (or xt::empty) of `shape`, throwing OutOfMemory naming `what` when it cannot be had.
+template <typename T, std::size_t N>
+xt::xtensor<T, N> allocate_tensor(const std::array<std::size_t, N>& shape, const std::string& what,
+                                  bool zeroed = true) {
+    try {
+        return zeroed ? xt::xtensor<T, N>(xt::zeros<T>(shape))
+                      : xt::xtensor<T, N>(xt::empty<T>(shape));
+    } catch (const std::bad_alloc&) {
+        double values = 1.0;
+        for (std::size_t extent : shape)
+            values *= double(extent);
+        throw OutOfMemory(out_of_memory_message(what, values, sizeof(T)));
+    }
+}
+
 // Gives `buffer` the shape rows x cols. Reallocates only when the shape changes, so a buffer
-// reused for batches of one size is allocated once.
+// reused for batches of one size is allocated once. Throws OutOfMemory when it cannot.
 template <typename T>
 void ensure_shape(Matrix<T>& buffer, std::size_t rows, std::size_t cols) {
-    if (buffer.shape(0) != rows || buffer.shape(1) != cols) buffer.resize({rows, cols});
+    if (buffer.shape(0) == rows && buffer.shape(1) == cols) return;
+    try {
+        buffer.resize({rows, cols});
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemory(out_of_memory_message(
+            "a buffer of " + std::to_string(rows) + " x " + std::to_string(cols),
+            double(rows) * double(cols), sizeof(T)));
+    }
 }
 
 // Copies `source` into `destination` without allocating when the shapes already match (xtensor's

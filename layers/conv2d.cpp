@@ -9,15 +9,27 @@
 
 namespace bnlab {
 
+namespace {
+
+std::string conv_name(const Conv2dOptions& options) {
+    return "Conv2d(" + std::to_string(options.in_channels()) + " -> " +
+           std::to_string(options.out_channels()) + ", " + std::to_string(options.window().kernel) +
+           "x" + std::to_string(options.window().kernel) + ")";
+}
+
+}  // namespace
+
 template <typename T>
 BasicConv2d<T>::BasicConv2d(const Conv2dOptions& options, Rng& rng)
     : BasicWindowLayer<T>(options.window()),
       options_(options),
-      weight_(
-          xt::empty<T>({options.out_channels(), options.in_channels() * options.window().kernel *
-                                                    options.window().kernel})),
+      weight_(allocate_tensor<T, 2>(
+          {options.out_channels(),
+           options.in_channels() * options.window().kernel * options.window().kernel},
+          conv_name(options) + "'s weight", false)),
       bias_(xt::zeros<T>({options.out_channels()})),
-      weight_grad_(xt::zeros<T>(weight_.shape())),
+      weight_grad_(allocate_tensor<T, 2>({weight_.shape(0), weight_.shape(1)},
+                                         conv_name(options) + "'s weight gradient")),
       bias_grad_(xt::zeros<T>({options.out_channels()})) {
     if (options.in_channels() == 0 || options.out_channels() == 0)
         throw std::invalid_argument("Conv2d: channels must be positive, got " +

@@ -5,11 +5,22 @@
 
 namespace bnlab {
 
+namespace {
+
+std::string dense_name(std::size_t in_features, std::size_t out_features) {
+    return "Dense(" + std::to_string(in_features) + " -> " + std::to_string(out_features) + ")";
+}
+
+}  // namespace
+
 template <typename T>
 BasicDense<T>::BasicDense(std::size_t in_features, std::size_t out_features, Rng& rng)
-    : weight_(xt::empty<T>({out_features, in_features})),
+    : weight_(allocate_tensor<T, 2>({out_features, in_features},
+                                    dense_name(in_features, out_features) + "'s weight", false)),
       bias_(xt::empty<T>({out_features})),
-      weight_grad_(xt::zeros<T>({out_features, in_features})),
+      weight_grad_(
+          allocate_tensor<T, 2>({out_features, in_features},
+                                dense_name(in_features, out_features) + "'s weight gradient")),
       bias_grad_(xt::zeros<T>({out_features})) {
     if (in_features == 0 || out_features == 0)
         throw std::invalid_argument("Dense: widths must be positive, got " +

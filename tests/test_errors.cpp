@@ -133,3 +133,26 @@ TEST_CASE("A share of a global batch that does not fit the batches is an error")
     CHECK(message_of([&] { dropout.forward(ten_rows); }) ==
           "Dropout(p=0.5): a share of 20 rows of the global batch was set, but the batch has 10");
 }
+
+TEST_CASE("A buffer too large for memory names the layer and the size it needed") {
+    // AddressSanitizer's allocator ends the process on a request this large instead of throwing
+    // std::bad_alloc, so only the build without sanitizers can see the message.
+    if (std::string(BNLAB_BUILD_KIND).find("sanitizers") != std::string::npos) return;
+    Rng rng(1);
+    CHECK(message_of([&] { Dense(784, 4000000000, rng); })
+              .rfind("Dense(784 -> 4000000000)'s weight: 3136000000000 values (11.4 TiB of 4-byte "
+                     "numbers) cannot be allocated; this machine has ",
+                     0) == 0);
+    CHECK(message_of([&] { Conv2d(Conv2dOptions(100000, 100000, 3), rng); })
+              .rfind("Conv2d(100000 -> 100000, 3x3)'s weight: 90000000000 values (335.3 GiB", 0) ==
+          0);
+    // At forward: a batch of a million rows through Dense(1 -> 100000) needs 372.5 GiB of output.
+    Sequential model;
+    model.add<Dense>(1, 100000, rng);
+    const Matrix<float> batch = xt::zeros<float>({std::size_t(1000000), std::size_t(1)});
+    const std::string message = message_of([&] { model.forward(batch); });
+    CHECK(message.rfind("layer 0, Dense(1 -> 100000), forward of a batch of 1000000: a buffer of "
+                        "1000000 x 100000: 100000000000 values (372.5 GiB of 4-byte numbers) "
+                        "cannot be allocated",
+                        0) == 0);
+}
