@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "framework/bnlab.hpp"
+#include "framework/experiment/callbacks.hpp"
 #include "framework/experiment/trainer.hpp"
 #include "mpi_test.hpp"
 
@@ -290,4 +291,50 @@ TEST_CASE("An error on one process ends fit on every process with that process's
     CAPTURE(error);
     CHECK(error.rfind("rank 0: ", 0) == 0);
     CHECK(error.find("no/such/dir") != std::string::npos);
+}
+
+TEST_CASE(
+    "Data-parallel fit with a validation set, early stopping and best weights is the one-process "
+    "run") {
+    spdlog::set_level(spdlog::level::warn);
+    const Sets sets = blobs();
+    auto with_callbacks = [](FitOptions fit_options) {
+        return fit_options.validation_fraction(0.25).callbacks(
+            {std::make_shared<EarlyStopping>(
+                 EarlyStoppingOptions().monitor("val_loss").patience(2)),
+             std::make_shared<BestWeights>(BestWeightsOptions().monitor("val_acc"))});
+    };
+    Trained one = train("mlp", sets, with_callbacks(options(48, 6)));
+    Trained many = train(
+        "mlp", sets, with_callbacks(options(48, 6).communicator(&world()).sync_batchnorm(true)));
+    REQUIRE(many.result.epochs.size() == one.result.epochs.size());
+    for (std::size_t e = 0; e < one.result.epochs.size(); ++e) {
+        CAPTURE(e);
+        CHECK(same_4_digits(*many.result.epochs[e].val_loss, *one.result.epochs[e].val_loss));
+    }
+    REQUIRE(many.result.outcome.test);
+    REQUIRE(one.result.outcome.test);
+    CHECK(many.result.outcome.test->epoch == one.result.outcome.test->epoch);
+    CHECK(same_4_digits(many.result.outcome.test->loss, one.result.outcome.test->loss));
+    CHECK(bool(many.result.outcome.stopped) == bool(one.result.outcome.stopped));
+    check_state(many.model, one.model, 1e-5);
+    check_replicas_identical(many.model);
+}
+
+TEST_CASE("A callback that throws on one process ends fit on every process with its message") {
+    spdlog::set_level(spdlog::level::off);
+    const Sets sets = blobs();
+    class ThrowsOnRank1 : public Callback {
+      public:
+        std::string name() const override { return "ThrowsOnRank1"; }
+        void on_batch_end(FitContext& run, const BatchEnd& batch) override {
+            if (world().rank() == 1 && batch.step == 3)
+                throw std::runtime_error("step 3 on rank 1 went wrong (epoch " +
+                                         std::to_string(run.epoch) + ")");
+        }
+    };
+    CHECK(collective_error(sets, options(48, 2).communicator(&world()).callbacks(
+                                     {std::make_shared<ThrowsOnRank1>()})) ==
+          "rank 1: callback ThrowsOnRank1: step 3 on rank 1 went wrong (epoch 1)");
+    spdlog::set_level(spdlog::level::warn);
 }
