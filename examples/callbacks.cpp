@@ -55,24 +55,6 @@ class PerClassAccuracy : public Callback {
     std::vector<std::string> names_;
 };
 
-// Each feature (and target) column shifted and scaled to mean 0 and standard deviation 1 with
-// the training set's statistics; returns the scale of each column.
-std::vector<double> standardize_columns(Matrix<float>& train, Matrix<float>& test) {
-    std::vector<double> scales;
-    for (std::size_t j = 0; j < train.shape(1); ++j) {
-        double sum = 0.0, squares = 0.0;
-        for (std::size_t i = 0; i < train.shape(0); ++i)
-            sum += train(i, j), squares += double(train(i, j)) * train(i, j);
-        const double mean = sum / double(train.shape(0));
-        const double std = std::sqrt(squares / double(train.shape(0)) - mean * mean);
-        for (Matrix<float>* matrix : {&train, &test})
-            for (std::size_t i = 0; i < matrix->shape(0); ++i)
-                (*matrix)(i, j) = float(((*matrix)(i, j) - mean) / std);
-        scales.push_back(std);
-    }
-    return scales;
-}
-
 int main(int argc, char** argv) {
     select_blas_kernels(argv);
     CLI::App app{
@@ -126,9 +108,11 @@ int main(int argc, char** argv) {
         // 2. Regression: disease progression from ten baseline variables.
         const CsvOptions columns = CsvOptions().targets({"progression"});
         FashionMnist patients = load_data_folder(diabetes, columns);
+        // Features in their own units (years, mmHg, …) and the target, each to mean 0 and
+        // standard deviation 1 by the training rows.
         standardize_columns(patients.train.inputs, patients.test.inputs);
         const double progression_scale =
-            standardize_columns(patients.train.values, patients.test.values)[0];
+            standardize_columns(patients.train.values, patients.test.values)[0].std;
         Rng regression_rng(11);
         Sequential regressor;
         regressor.add<Dense>(10, 32, regression_rng);

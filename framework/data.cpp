@@ -74,6 +74,32 @@ BasicDataset<T> rows_of(const BasicDataset<T>& data, const std::vector<std::size
 }
 
 template <typename T>
+std::vector<Standardization> standardize_columns(Matrix<T>& train, Matrix<T>& test) {
+    if (train.shape(0) == 0) throw std::invalid_argument("standardize_columns: no training rows");
+    if (train.shape(1) != test.shape(1))
+        throw std::invalid_argument("standardize_columns: " + std::to_string(train.shape(1)) +
+                                    " training columns but " + std::to_string(test.shape(1)) +
+                                    " test columns");
+    std::vector<Standardization> applied;
+    for (std::size_t j = 0; j < train.shape(1); ++j) {
+        // Accumulated in double, the variance around the mean (no cancellation of large sums).
+        double sum = 0.0, squares = 0.0;
+        for (std::size_t i = 0; i < train.shape(0); ++i)
+            sum += double(train(i, j));
+        const double mean = sum / double(train.shape(0));
+        for (std::size_t i = 0; i < train.shape(0); ++i)
+            squares += (double(train(i, j)) - mean) * (double(train(i, j)) - mean);
+        const double std = std::sqrt(squares / double(train.shape(0)));
+        const double scale = std > 0.0 ? std : 1.0;
+        for (Matrix<T>* matrix : {&train, &test})
+            for (std::size_t i = 0; i < matrix->shape(0); ++i)
+                (*matrix)(i, j) = T((double((*matrix)(i, j)) - mean) / scale);
+        applied.push_back({mean, scale});
+    }
+    return applied;
+}
+
+template <typename T>
 ValidationSplit<T> split_validation(const BasicDataset<T>& data, double fraction,
                                     std::uint64_t seed) {
     if (!(fraction > 0.0 && fraction < 1.0))
@@ -214,6 +240,8 @@ template BasicDataset<double> rows_of(const BasicDataset<double>&, const std::ve
 template ValidationSplit<float> split_validation(const BasicDataset<float>&, double, std::uint64_t);
 template ValidationSplit<double> split_validation(const BasicDataset<double>&, double,
                                                   std::uint64_t);
+template std::vector<Standardization> standardize_columns(Matrix<float>&, Matrix<float>&);
+template std::vector<Standardization> standardize_columns(Matrix<double>&, Matrix<double>&);
 template Standardization standardize(BasicDataset<float>&, BasicDataset<float>&);
 template Standardization standardize(BasicDataset<double>&, BasicDataset<double>&);
 template class BasicBatchLoader<float>;

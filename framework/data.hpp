@@ -66,6 +66,13 @@ struct Standardization {
 template <typename T>
 Standardization standardize(BasicDataset<T>& train, BasicDataset<T>& test);
 
+// Standardizes each column of `train` to mean 0 and standard deviation 1 (biased), and `test`'s
+// with the same shift and scale (scikit-learn's StandardScaler): for features of different
+// units, or a regression's target values. Returns each column's. A constant column is only
+// shifted. Throws when `train` has no rows or the two have different columns.
+template <typename T>
+std::vector<Standardization> standardize_columns(Matrix<T>& train, Matrix<T>& test);
+
 template <typename T>
 class BasicBatchLoader {
   public:

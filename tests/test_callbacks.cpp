@@ -29,6 +29,21 @@ Sequential small_model(std::uint64_t seed) {
     return model;
 }
 
+// What most tests train: the small problem, a model and SGD from one seed, quiet logs and a
+// folder for files.
+struct Run {
+    explicit Run(std::uint64_t seed) : model(small_model(seed)), rng(seed) {}
+    TempDir dir;
+    const SmallProblem problem = small_problem();
+    QuietLogs quiet;
+    Sequential model;
+    Rng rng;
+    SGD sgd{model.parameters(), SGDOptions(0.1)};
+    RunResult fit(const FitOptions& options) {
+        return bnlab::fit(model, sgd, problem.train, problem.test, rng, options);
+    }
+};
+
 // Writes down every hook it sees, as "name:hook".
 class Recorder : public Callback {
   public:
@@ -157,69 +172,58 @@ TEST_CASE("before_optimizer_step sees the gradients before the optimizer uses th
 }
 
 TEST_CASE("A callback stops a run cleanly: the epochs so far, the final line says who and why") {
-    TempDir dir;
-    const SmallProblem problem = small_problem();
-    QuietLogs quiet;
-    Sequential model = small_model(4);
-    Rng rng(4);
-    SGD sgd(model.parameters(), SGDOptions(0.1));
-    auto stopper = std::make_shared<AtEpochEnd>("Budget", [](FitContext& run, const EpochStats& e) {
-        if (e.epoch == 2) run.stop("Budget", "two epochs are enough");
-    });
-    const RunResult result = fit(model, sgd, problem.train, problem.test, rng,
-                                 FitOptions()
-                                     .epochs(6)
-                                     .batch_size(30)
-                                     .log(dir / "run.jsonl")
-                                     .save(dir / "run.ckpt")
-                                     .save_every(5)
-                                     .callbacks({stopper}));
+    Run run(4);
+    auto stopper =
+        std::make_shared<AtEpochEnd>("Budget", [](FitContext& context, const EpochStats& e) {
+            if (e.epoch == 2) context.stop("Budget", "two epochs are enough");
+        });
+    const RunResult result = run.fit(FitOptions()
+                                         .epochs(6)
+                                         .batch_size(30)
+                                         .log(run.dir / "run.jsonl")
+                                         .save(run.dir / "run.ckpt")
+                                         .save_every(5)
+                                         .callbacks({stopper}));
     CHECK(result.epochs.size() == 2);
     REQUIRE(result.outcome.stopped);
     CHECK(result.outcome.stopped->callback == "Budget");
-    const std::vector<Json> lines = read_lines(dir / "run.jsonl");
+    const std::vector<Json> lines = read_lines(run.dir / "run.jsonl");
     REQUIRE(lines.size() == 4);
     CHECK(lines.back().at("status") == "stopped");
     CHECK(lines.back().at("stopped_by") ==
           Json{{"callback", "Budget"}, {"reason", "two epochs are enough"}});
-    CHECK(read_run_log(dir / "run.jsonl").epochs.size() == 2);
+    CHECK(read_run_log(run.dir / "run.jsonl").epochs.size() == 2);
     // The stopped run's last epoch is saved, though save_every did not ask for it.
-    CHECK(integer_at<int>(Json::parse(*Checkpoint::read(dir / "run.ckpt").section("TRAN")),
+    CHECK(integer_at<int>(Json::parse(*Checkpoint::read(run.dir / "run.ckpt").section("TRAN")),
                           "epoch") == 2);
 }
 
 TEST_CASE(
     "A callback that throws ends the run with its message, and the log's final line says so") {
-    TempDir dir;
-    const SmallProblem problem = small_problem();
-    QuietLogs quiet;
-    Sequential model = small_model(5);
-    Rng rng(5);
-    SGD sgd(model.parameters(), SGDOptions(0.1));
+    Run run(5);
     auto thrower = std::make_shared<AtEpochEnd>("Thrower", [](FitContext&, const EpochStats& e) {
         if (e.epoch == 2) throw std::runtime_error("out of patience");
     });
     const std::string message = message_of([&] {
-        fit(model, sgd, problem.train, problem.test, rng,
-            FitOptions()
-                .epochs(4)
-                .batch_size(30)
-                .log(dir / "run.jsonl")
-                .save(dir / "run.ckpt")
-                .callbacks({thrower}));
+        run.fit(FitOptions()
+                    .epochs(4)
+                    .batch_size(30)
+                    .log(run.dir / "run.jsonl")
+                    .save(run.dir / "run.ckpt")
+                    .callbacks({thrower}));
     });
     CHECK(message == "callback Thrower: out of patience");
-    const std::vector<Json> lines = read_lines(dir / "run.jsonl");
+    const std::vector<Json> lines = read_lines(run.dir / "run.jsonl");
     REQUIRE(lines.size() == 4);  // config, 2 epochs, final
     CHECK(lines.back().at("status") == "failed");
     CHECK(lines.back().at("error") == "callback Thrower: out of patience");
-    CHECK(read_run_log(dir / "run.jsonl").final->at("status") == "failed");
+    CHECK(read_run_log(run.dir / "run.jsonl").final->at("status") == "failed");
     // Checkpoints are saved after the user's callbacks: the one of epoch 1 is whole, and the
     // directory holds nothing else (no temporary file of epoch 2's).
-    CHECK(integer_at<int>(Json::parse(*Checkpoint::read(dir / "run.ckpt").section("TRAN")),
+    CHECK(integer_at<int>(Json::parse(*Checkpoint::read(run.dir / "run.ckpt").section("TRAN")),
                           "epoch") == 1);
     std::size_t files = 0;
-    for (const auto& entry : std::filesystem::directory_iterator(dir.path)) {
+    for (const auto& entry : std::filesystem::directory_iterator(run.dir.path)) {
         (void)entry;
         ++files;
     }
@@ -227,22 +231,16 @@ TEST_CASE(
 }
 
 TEST_CASE("A monitor that does not exist is an error before anything is written") {
-    TempDir dir;
-    const SmallProblem problem = small_problem();
-    QuietLogs quiet;
-    Sequential model = small_model(6);
-    Rng rng(6);
-    SGD sgd(model.parameters(), SGDOptions(0.1));
+    Run run(6);
     auto attempt = [&](const std::string& monitor, double validation) {
         return message_of([&] {
-            fit(model, sgd, problem.train, problem.test, rng,
-                FitOptions()
-                    .epochs(2)
-                    .batch_size(30)
-                    .log(dir / "run.jsonl")
-                    .validation_fraction(validation)
-                    .callbacks({std::make_shared<EarlyStopping>(
-                        EarlyStoppingOptions().monitor(monitor))}));
+            run.fit(FitOptions()
+                        .epochs(2)
+                        .batch_size(30)
+                        .log(run.dir / "run.jsonl")
+                        .validation_fraction(validation)
+                        .callbacks({std::make_shared<EarlyStopping>(
+                            EarlyStoppingOptions().monitor(monitor))}));
         });
     };
     CHECK(attempt("val_loss", 0.0) ==
@@ -254,14 +252,13 @@ TEST_CASE("A monitor that does not exist is an error before anything is written"
           "test set is measured once, at the end); there are train_loss, train_acc, val_loss, "
           "val_acc");
     CHECK(attempt("accuracy", 0.0).find("no quantity 'accuracy' to monitor") != std::string::npos);
-    CHECK(!std::filesystem::exists(dir / "run.jsonl"));
+    CHECK(!std::filesystem::exists(run.dir / "run.jsonl"));
     CHECK(message_of([] { EarlyStopping(EarlyStoppingOptions().patience(0)); }) ==
           "EarlyStopping: patience must be at least 1, got 0");
     CHECK(message_of([] { ReduceLrOnPlateau(ReduceLrOnPlateauOptions().factor(1.0)); }) ==
           "ReduceLrOnPlateau: factor must be in (0, 1), got 1");
-    CHECK(message_of([&] {
-              fit(model, sgd, problem.train, problem.test, rng, FitOptions().callbacks({nullptr}));
-          }) == "a callback given to fit is null");
+    CHECK(message_of([&] { run.fit(FitOptions().callbacks({nullptr})); }) ==
+          "a callback given to fit is null");
 }
 
 TEST_CASE("EarlyStopping stops after `patience` epochs without an improvement above min_delta") {
@@ -442,16 +439,12 @@ TEST_CASE("A regression: MeanSquaredError on the diabetes data, R² and RMSE in 
     REQUIRE(patients.train.size() == 353);
     REQUIRE(patients.test.size() == 89);
     // Features and target to mean 0 and variance 1 by the training set's statistics.
-    for (Matrix<float>* train : {&patients.train.inputs, &patients.train.values}) {
-        Matrix<float>& test =
-            train == &patients.train.inputs ? patients.test.inputs : patients.test.values;
-        for (std::size_t j = 0; j < train->shape(1); ++j) {
-            const auto column = xt::view(*train, xt::all(), j);
-            const float mean = xt::mean(column)(), std = float(xt::stddev(column)());
-            for (Matrix<float>* m : {train, &test})
-                xt::view(*m, xt::all(), j) = (xt::view(*m, xt::all(), j) - mean) / std;
-        }
-    }
+    standardize_columns(patients.train.inputs, patients.test.inputs);
+    const std::vector<Standardization> target =
+        standardize_columns(patients.train.values, patients.test.values);
+    CHECK(target[0].mean == doctest::Approx(151.4787535).epsilon(1e-8));  // by Python
+    CHECK(xt::mean(patients.train.values)() == doctest::Approx(0.0).epsilon(1e-6).scale(1.0));
+    CHECK(xt::stddev(patients.train.values)() == doctest::Approx(1.0).epsilon(1e-5));
     Rng rng(11);
     Sequential model;
     model.add<Dense>(10, 32, rng);

@@ -20,6 +20,7 @@
 #include "framework/experiment/probe.hpp"
 #include "framework/experiment/run_record.hpp"
 #include "framework/lr_schedule.hpp"
+#include "framework/option.hpp"
 
 namespace bnlab {
 
@@ -105,26 +106,13 @@ class ConsoleReport : public Callback {
     void on_epoch_end(FitContext& run, const EpochStats& epoch) override;
 };
 
-#define BNLAB_CALLBACK_OPTION(owner, type, name, default_value) \
-  public:                                                       \
-    owner& name(type value) {                                   \
-        name##_ = std::move(value);                             \
-        return *this;                                           \
-    }                                                           \
-    const type& name() const {                                  \
-        return name##_;                                         \
-    }                                                           \
-                                                                \
-  private:                                                      \
-    type name##_ = default_value;
-
 class EarlyStoppingOptions {
     // The quantity watched (callback.hpp's Monitor); accuracies are better higher.
-    BNLAB_CALLBACK_OPTION(EarlyStoppingOptions, std::string, monitor, "val_loss")
+    BNLAB_OPTION(EarlyStoppingOptions, std::string, monitor, "val_loss")
     // Epochs without improvement before the run stops (PyTorch Lightning's patience).
-    BNLAB_CALLBACK_OPTION(EarlyStoppingOptions, int, patience, 3)
+    BNLAB_OPTION(EarlyStoppingOptions, int, patience, 3)
     // An improvement is a change by more than this, in the better direction.
-    BNLAB_CALLBACK_OPTION(EarlyStoppingOptions, double, min_delta, 0.0)
+    BNLAB_OPTION(EarlyStoppingOptions, double, min_delta, 0.0)
 };
 
 // Stops the run when the monitored quantity has not improved by more than min_delta for
@@ -147,12 +135,12 @@ class EarlyStopping : public Callback {
 };
 
 class BestWeightsOptions {
-    BNLAB_CALLBACK_OPTION(BestWeightsOptions, std::string, monitor, "val_acc")
+    BNLAB_OPTION(BestWeightsOptions, std::string, monitor, "val_acc")
     // Puts the best epoch's weights back into the model when the run ends.
-    BNLAB_CALLBACK_OPTION(BestWeightsOptions, bool, restore, true)
+    BNLAB_OPTION(BestWeightsOptions, bool, restore, true)
     // Also saves the best epoch's model (save_model, atomically) here; empty: not saved. A run
     // resumed from a training checkpoint reads its best weights back from this file.
-    BNLAB_CALLBACK_OPTION(BestWeightsOptions, std::string, save, "")
+    BNLAB_OPTION(BestWeightsOptions, std::string, save, "")
 };
 
 // Keeps the weights (parameters and BatchNorm's running statistics) of the epoch with the best
@@ -183,16 +171,15 @@ class BestWeights : public Callback {
 };
 
 class ReduceLrOnPlateauOptions {
-    BNLAB_CALLBACK_OPTION(ReduceLrOnPlateauOptions, std::string, monitor, "val_loss")
+    BNLAB_OPTION(ReduceLrOnPlateauOptions, std::string, monitor, "val_loss")
     // PyTorch's defaults: the rate times 0.1 after 10 epochs without a relative improvement of
     // 1e-4, no cooldown, no floor.
-    BNLAB_CALLBACK_OPTION(ReduceLrOnPlateauOptions, double, factor, 0.1)
-    BNLAB_CALLBACK_OPTION(ReduceLrOnPlateauOptions, int, patience, 10)
-    BNLAB_CALLBACK_OPTION(ReduceLrOnPlateauOptions, double, threshold, 1e-4)
-    BNLAB_CALLBACK_OPTION(ReduceLrOnPlateauOptions, int, cooldown, 0)
-    BNLAB_CALLBACK_OPTION(ReduceLrOnPlateauOptions, double, min_lr, 0.0)
+    BNLAB_OPTION(ReduceLrOnPlateauOptions, double, factor, 0.1)
+    BNLAB_OPTION(ReduceLrOnPlateauOptions, int, patience, 10)
+    BNLAB_OPTION(ReduceLrOnPlateauOptions, double, threshold, 1e-4)
+    BNLAB_OPTION(ReduceLrOnPlateauOptions, int, cooldown, 0)
+    BNLAB_OPTION(ReduceLrOnPlateauOptions, double, min_lr, 0.0)
 };
-#undef BNLAB_CALLBACK_OPTION
 
 // torch.optim.lr_scheduler.ReduceLROnPlateau (threshold_mode "rel"): when the monitored
 // quantity has not improved for more than `patience` epochs, the rate is multiplied by `factor`
