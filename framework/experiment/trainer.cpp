@@ -183,6 +183,16 @@ class FitLoop {
     void everywhere(Body&& body) {
         on_every_process(communicator_, body);
     }
+    // The hooks of every step: agreeing on errors costs a collective per step, which only the
+    // user's callbacks need (fit's own per-step ones, the progress bar, cannot fail on one
+    // process alone; the probe is not available in data-parallel runs).
+    template <typename Hook>
+    void each_in_step(Hook&& hook) {
+        if (options_.callbacks().empty())
+            each(hook);
+        else
+            everywhere([&] { each(hook); });
+    }
 
     // The epoch's statistics from its steps and an evaluation of the judged set.
     EpochStats evaluate_epoch(double loss_sum, std::size_t correct, std::size_t samples,
@@ -456,8 +466,7 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
                 const StepResult step =
                     compute_gradients(model, *run.loss, optimizer, batches.inputs(),
                                       batches.targets(), run.parallel.get());
-                run.everywhere(
-                    [&] { run.each([&](Callback& c) { c.before_optimizer_step(context); }); });
+                run.each_in_step([&](Callback& c) { c.before_optimizer_step(context); });
                 optimizer.step();
                 if (!std::isfinite(step.loss)) {
                     run.diverge("training loss");
@@ -475,8 +484,7 @@ RunResult fit(Sequential& model, BasicOptimizer<float>& optimizer, const Dataset
                                    steps,        batches.batches_per_epoch(),
                                    step.loss,    loss_sum / double(steps),
                                    step.correct, rows};
-                run.everywhere(
-                    [&] { run.each([&](Callback& c) { c.on_batch_end(context, end); }); });
+                run.each_in_step([&](Callback& c) { c.on_batch_end(context, end); });
                 callback_seconds += seconds_since(callbacks_start);
             }
             if (run.diverged()) break;
