@@ -80,23 +80,32 @@ std::vector<Standardization> standardize_columns(Matrix<T>& train, Matrix<T>& te
         throw std::invalid_argument("standardize_columns: " + std::to_string(train.shape(1)) +
                                     " training columns but " + std::to_string(test.shape(1)) +
                                     " test columns");
-    std::vector<Standardization> applied;
+    std::vector<Standardization> applied = column_statistics(train);
     for (std::size_t j = 0; j < train.shape(1); ++j) {
-        // Accumulated in double, the variance around the mean (no cancellation of large sums).
-        double sum = 0.0, squares = 0.0;
-        for (std::size_t i = 0; i < train.shape(0); ++i)
-            sum += double(train(i, j));
-        const double mean = sum / double(train.shape(0));
-        for (std::size_t i = 0; i < train.shape(0); ++i)
-            squares += (double(train(i, j)) - mean) * (double(train(i, j)) - mean);
-        const double std = std::sqrt(squares / double(train.shape(0)));
-        const double scale = std > 0.0 ? std : 1.0;
+        Standardization& column = applied[j];
+        if (column.std == 0.0) column.std = 1.0;  // a constant column is only shifted
         for (Matrix<T>* matrix : {&train, &test})
             for (std::size_t i = 0; i < matrix->shape(0); ++i)
-                (*matrix)(i, j) = T((double((*matrix)(i, j)) - mean) / scale);
-        applied.push_back({mean, scale});
+                (*matrix)(i, j) = T((double((*matrix)(i, j)) - column.mean) / column.std);
     }
     return applied;
+}
+
+template <typename T>
+std::vector<Standardization> column_statistics(const Matrix<T>& data) {
+    std::vector<Standardization> statistics;
+    const std::size_t rows = data.shape(0);
+    for (std::size_t j = 0; j < data.shape(1); ++j) {
+        // The variance around the mean, not E[x²] - E[x]²: no cancellation of large sums.
+        double sum = 0.0, squares = 0.0;
+        for (std::size_t i = 0; i < rows; ++i)
+            sum += double(data(i, j));
+        const double mean = sum / double(rows);
+        for (std::size_t i = 0; i < rows; ++i)
+            squares += (double(data(i, j)) - mean) * (double(data(i, j)) - mean);
+        statistics.push_back({mean, std::sqrt(squares / double(rows))});
+    }
+    return statistics;
 }
 
 template <typename T>
@@ -240,6 +249,8 @@ template BasicDataset<double> rows_of(const BasicDataset<double>&, const std::ve
 template ValidationSplit<float> split_validation(const BasicDataset<float>&, double, std::uint64_t);
 template ValidationSplit<double> split_validation(const BasicDataset<double>&, double,
                                                   std::uint64_t);
+template std::vector<Standardization> column_statistics(const Matrix<float>&);
+template std::vector<Standardization> column_statistics(const Matrix<double>&);
 template std::vector<Standardization> standardize_columns(Matrix<float>&, Matrix<float>&);
 template std::vector<Standardization> standardize_columns(Matrix<double>&, Matrix<double>&);
 template Standardization standardize(BasicDataset<float>&, BasicDataset<float>&);

@@ -66,6 +66,10 @@ struct Standardization {
 template <typename T>
 Standardization standardize(BasicDataset<T>& train, BasicDataset<T>& test);
 
+// Each column's mean and biased standard deviation, accumulated in double.
+template <typename T>
+std::vector<Standardization> column_statistics(const Matrix<T>& data);
+
 // Standardizes each column of `train` to mean 0 and standard deviation 1 (biased), and `test`'s
 // with the same shift and scale (scikit-learn's StandardScaler): for features of different
 // units, or a regression's target values. Returns each column's. A constant column is only

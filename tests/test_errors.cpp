@@ -143,8 +143,9 @@ TEST_CASE("A buffer too large for memory names the layer and the size it needed"
               .rfind("Dense(784 -> 4000000000)'s weight: 3136000000000 values (11.4 TiB of 4-byte "
                      "numbers) cannot be allocated; this machine has ",
                      0) == 0);
-    CHECK(message_of([&] { Conv2d(Conv2dOptions(100000, 100000, 3), rng); })
-              .rfind("Conv2d(100000 -> 100000, 3x3)'s weight: 90000000000 values (335.3 GiB", 0) ==
+    CHECK(message_of([&] {
+              Conv2d(Conv2dOptions(100000, 100000, 3), rng);
+          }).rfind("Conv2d(100000 -> 100000, 3x3)'s weight: 90000000000 values (335.3 GiB", 0) ==
           0);
     // At forward: a batch of a million rows through Dense(1 -> 100000) needs 372.5 GiB of output.
     Sequential model;

@@ -16,9 +16,11 @@ namespace bnlab {
 
 namespace {
 
-// Better than `best` by more than `min_delta` in the monitor's direction; NaN never is.
-bool improves(const Monitor& monitor, double value, double best, double min_delta) {
+// Better than `best` by more than `min_delta` in the monitor's direction; any number is
+// better than no best yet, and NaN never is.
+bool improves(const Monitor& monitor, double value, bool has_best, double best, double min_delta) {
     if (std::isnan(value)) return false;
+    if (!has_best) return true;
     return monitor.higher_is_better ? value > best + min_delta : value < best - min_delta;
 }
 
@@ -137,8 +139,7 @@ void EarlyStopping::on_fit_start(FitContext& run) {
 
 void EarlyStopping::on_epoch_end(FitContext& run, const EpochStats& epoch) {
     const double value = monitored_value(monitor_, epoch);
-    if (best_epoch_ == 0 ? !std::isnan(value)
-                         : improves(monitor_, value, best_, options_.min_delta())) {
+    if (improves(monitor_, value, best_epoch_ > 0, best_, options_.min_delta())) {
         best_ = value;
         best_epoch_ = epoch.epoch;
         waited_ = 0;
@@ -191,7 +192,7 @@ void BestWeights::copy_from(Sequential& model) {
 
 void BestWeights::on_epoch_end(FitContext& run, const EpochStats& epoch) {
     const double value = monitored_value(monitor_, epoch);
-    if (!(best_epoch_ == 0 ? !std::isnan(value) : improves(monitor_, value, best_, 0.0))) return;
+    if (!improves(monitor_, value, best_epoch_ > 0, best_, 0.0)) return;
     best_ = value;
     best_epoch_ = epoch.epoch;
     if (options_.restore()) copy_from(run.model);
@@ -264,7 +265,7 @@ void ReduceLrOnPlateau::on_epoch_end(FitContext& run, const EpochStats& epoch) {
     const double value = monitored_value(monitor_, epoch);
     // PyTorch's "rel" threshold: better than best * (1 -+ threshold).
     const double margin = std::abs(best_) * options_.threshold();
-    if (!has_best_ ? !std::isnan(value) : improves(monitor_, value, best_, margin)) {
+    if (improves(monitor_, value, has_best_, best_, margin)) {
         best_ = value;
         has_best_ = true;
         bad_epochs_ = 0;

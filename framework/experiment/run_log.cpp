@@ -37,26 +37,27 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
 
 nlohmann::ordered_json to_json(const EpochStats& epoch) {
     nlohmann::ordered_json line = {{"type", "epoch"}, {"epoch", epoch.epoch}, {"step", epoch.step}};
-    // A set's loss and score: accuracy, or for a regression R² and the RMSE.
-    auto add = [&](const std::string& set, double loss, double score) {
-        line[set + "_loss"] = loss;
-        if (epoch.regression) {
-            line[set + "_r2"] = score;
-            line[set + "_rmse"] = std::sqrt(loss);
-        } else {
-            line[set + "_acc"] = score;
-        }
-    };
-    add("train", epoch.train_loss, epoch.train_acc);
+    add_scores(line, "train", epoch.train_loss, epoch.train_acc, epoch.regression);
     if (epoch.val_acc)
-        add("val", epoch.val_loss.value_or(0.0), *epoch.val_acc);
+        add_scores(line, "val", epoch.val_loss.value_or(0.0), *epoch.val_acc, epoch.regression);
     else
-        add("test", epoch.test_loss, epoch.test_acc);
+        add_scores(line, "test", epoch.test_loss, epoch.test_acc, epoch.regression);
     line["lr"] = epoch.lr;
     line["seconds"] = epoch.seconds;
     line["samples_per_s"] = epoch.samples_per_s;
     line["eval_seconds"] = epoch.eval_seconds;
     return line;
+}
+
+void add_scores(nlohmann::ordered_json& line, const std::string& set, double loss, double score,
+                bool regression) {
+    line[set + "_loss"] = loss;
+    if (regression) {
+        line[set + "_r2"] = score;
+        line[set + "_rmse"] = std::sqrt(loss);
+    } else {
+        line[set + "_acc"] = score;
+    }
 }
 
 nlohmann::ordered_json to_json(const ProbePoint& point) {

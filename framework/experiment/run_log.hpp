@@ -104,6 +104,10 @@ RunOutcome outcome_of(const std::vector<EpochStats>& epochs, double target,
                       std::optional<Divergence> divergence, double chance = 0.0);
 
 nlohmann::ordered_json to_json(const EpochStats& epoch);
+// Adds a set's loss and score to a line: "test_loss" and "test_acc", or for a regression
+// "test_loss", "test_r2" and "test_rmse" (the square root of the loss, a mean squared error).
+void add_scores(nlohmann::ordered_json& line, const std::string& set, double loss, double score,
+                bool regression);
 // {"type":"probe","epoch":…,"step":…,"layer":…,"p15":…,"p50":…,"p85":…,"grad_norm":…}
 nlohmann::ordered_json to_json(const ProbePoint& point);
 // An epoch line read back; throws nlohmann's exception naming a missing field.

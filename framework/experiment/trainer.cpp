@@ -107,18 +107,10 @@ Evaluation measure(Sequential& model, const Dataset& share, Loss& loss, DataPara
 // variance of each; R² = 1 - MSE / it. (Classification data: 0, not used.)
 double target_variance(const Dataset& data) {
     if (!data.regression()) return 0.0;
-    const std::size_t rows = data.values.shape(0), outputs = data.values.shape(1);
     double total = 0.0;
-    for (std::size_t j = 0; j < outputs; ++j) {
-        double sum = 0.0, sum_squares = 0.0;
-        for (std::size_t i = 0; i < rows; ++i)
-            sum += data.values(i, j);
-        const double mean = sum / double(rows);
-        for (std::size_t i = 0; i < rows; ++i)
-            sum_squares += (data.values(i, j) - mean) * (data.values(i, j) - mean);
-        total += sum_squares / double(rows);
-    }
-    return total / double(outputs);
+    for (const Standardization& column : column_statistics(data.values))
+        total += column.std * column.std;
+    return total / double(data.values.shape(1));
 }
 
 // What the log's accuracy fields hold for a set: the accuracy, or for a regression R².
@@ -159,9 +151,8 @@ class FitLoop {
         run_start_ = Clock::now();
     }
 
-    // Calls `hook` on every callback, fit's own first. In a data-parallel run an exception on one
-    // process becomes one on every process (everywhere).
-    // A user's callback's exception is named after it.
+    // Calls `hook` on every callback, fit's own first; a user's callback's exception is named
+    // after it. everywhere() makes an exception on one process one on every process.
     template <typename Hook>
     void each(Hook&& hook) {
         for (std::size_t i = 0; i < context.callbacks_.size(); ++i) {
@@ -201,7 +192,7 @@ class FitLoop {
         // Without synchronized BatchNorm each replica's running statistics followed its own
         // rows; rank 0's are kept, as PyTorch's DDP does (broadcast_buffers).
         if (parallel && !options_.sync_batchnorm()) parallel->broadcast_buffers();
-        const Evaluation judged = measure(context.model, judged_share_, *loss, parallel.get());
+        const Evaluation judged = measure(context.model, *judged_set_, *loss, parallel.get());
         const bool regression = context.regression;
         EpochStats stats;
         stats.epoch = context.epoch;
@@ -244,17 +235,11 @@ class FitLoop {
         RunOutcome outcome = outcome_now();
         if (context.has_validation && !context.result.epochs.empty() && !diverged()) {
             if (parallel && !options_.sync_batchnorm()) parallel->broadcast_buffers();
-            const Evaluation tested = measure(context.model, test_share_, *loss, parallel.get());
+            const Evaluation tested = measure(context.model, *test_set_, *loss, parallel.get());
             const double test_score = score(tested, context.regression, test_variance_);
             outcome.test = FinalTest{context.weights_epoch, tested.loss, test_score};
-            nlohmann::ordered_json line = {
-                {"type", "test"}, {"epoch", context.weights_epoch}, {"test_loss", tested.loss}};
-            if (context.regression) {
-                line["test_r2"] = test_score;
-                line["test_rmse"] = std::sqrt(tested.loss);
-            } else {
-                line["test_acc"] = test_score;
-            }
+            nlohmann::ordered_json line = {{"type", "test"}, {"epoch", context.weights_epoch}};
+            add_scores(line, "test", tested.loss, test_score, context.regression);
             everywhere([&] { context.emit(line); });
         }
         context.result.outcome = outcome;
@@ -316,14 +301,19 @@ class FitLoop {
             parallel = std::make_unique<DataParallel>(*communicator_, model, options_.batch_size());
             batches->take_share(parallel->share());
             model.synchronize(options_.sync_batchnorm() ? communicator_ : nullptr);
-            judged_share_ = share_of(*judged, "the validation set");
             test_share_ = share_of(*test_, "the test set");
+            test_set_ = &test_share_;
+            judged_set_ = test_set_;
+            if (context.has_validation) {
+                judged_share_ = share_of(*judged, "the validation set");
+                judged_set_ = &judged_share_;
+            }
         } else {
             // A model trained data-parallel before is one process's again.
             model.set_batch_share(BatchShare{});
             model.synchronize(nullptr);
-            judged_share_ = *judged;
-            if (context.has_validation) test_share_ = *test_;
+            judged_set_ = judged;
+            test_set_ = test_;
         }
         train_variance_ = target_variance(*train_rows);
         judged_variance_ = target_variance(*judged);
@@ -433,8 +423,11 @@ class FitLoop {
     std::string prefix_;
     const Dataset* test_;
     ValidationSplit<float> split_;  // with a validation set
-    Dataset judged_share_;          // this process's rows of the set the epochs are judged on
-    Dataset test_share_;            // and of the test set, when that is measured at the end
+    // The set the epochs are judged on and the test set, as this process measures them: the
+    // whole sets, or in a data-parallel run this process's rows of them (the shares).
+    const Dataset* judged_set_ = nullptr;
+    const Dataset* test_set_ = nullptr;
+    Dataset judged_share_, test_share_;
     // A regression's targets' variances (R² = 1 - MSE / variance).
     double train_variance_ = 0.0, judged_variance_ = 0.0, test_variance_ = 0.0;
     Callbacks own_;                    // fit's own callbacks before the user's
