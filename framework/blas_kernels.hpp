@@ -9,6 +9,13 @@
 // that finds generic kernels on a CPU with AVX2 and FMA (or AVX-512) starts itself again, once,
 // with the matching core set, and says so in one line.
 //
+// One more case, measured: on AMD's Zen 3 (family 25 model 1, AVX2, 2026-12-02, OpenBLAS 0.3.21)
+// OpenBLAS picks its Zen kernels, and its Haswell kernels are faster there: the sgemm limit of
+// the convolutional networks' products 18 % higher, their training step 4-9 % faster, the MLPs'
+// the same (its Zen beta kernel, which clears C before a product, took 11 % of ResNet-20's
+// step; Haswell's is a memset). So an AMD CPU with AVX2 and without AVX-512 gets Haswell's
+// kernels too (docs/performance.md, "Haswell's kernels on Zen 3").
+//
 //   int main(int argc, char** argv) {
 //       bnlab::select_blas_kernels(argv);  // first: it may start the program again
 //       ...
@@ -16,7 +23,7 @@
 // The environment decides, besides the CPU:
 //   OPENBLAS_CORETYPE      a core the user chose is kept, even a generic one (with a note);
 //   BNLAB_BLAS_CORE=keep   never switch: run what OpenBLAS chose (to compare kernels);
-//   BNLAB_BLAS_CORE=auto   switch away from a generic core even when OPENBLAS_CORETYPE names it.
+//   BNLAB_BLAS_CORE=auto   switch away from a replaced core even when OPENBLAS_CORETYPE names it.
 
 #include <string>
 
@@ -38,13 +45,17 @@ struct CpuInfo {
 // The CPU running this process (on other architectures than x86-64, no vector features).
 const CpuInfo& cpu_info();
 
-// The OpenBLAS core that matches `cpu`'s vector units: "Cooperlake", "SkylakeX", "Zen" (AMD) or
-// "Haswell"; empty when the CPU has neither AVX2 with FMA nor AVX-512.
+// The OpenBLAS core that matches `cpu`'s vector units: "Cooperlake", "SkylakeX" or "Haswell"
+// (Intel's and AMD's AVX2 CPUs); empty when the CPU has neither AVX2 with FMA nor AVX-512.
 std::string matching_blas_core(const CpuInfo& cpu);
 
 // Whether OpenBLAS's kernels named `core` are older than AVX2 (Prescott, Core2, Nehalem,
 // Sandybridge, Bulldozer, …): generic, and slow on a CPU that has AVX2.
 bool is_generic_blas_core(const std::string& core);
+
+// Whether select_blas_kernels replaces `core` by matching_blas_core(cpu): a generic core, and
+// the Zen core on a CPU whose match is Haswell.
+bool is_replaced_blas_core(const std::string& core, const CpuInfo& cpu);
 
 // The environment variables select_blas_kernels reads (null when unset).
 struct BlasEnvironment {
@@ -63,8 +74,8 @@ struct BlasKernelChoice {
 BlasKernelChoice choose_blas_kernels(const std::string& running_core, const CpuInfo& cpu,
                                      const BlasEnvironment& environment);
 
-// Call first in main (before MPI_Init, threads or files): when OpenBLAS runs generic kernels on
-// a CPU that has better ones, starts the program again with OPENBLAS_CORETYPE set, and does not
+// Call first in main (before MPI_Init, threads or files): when OpenBLAS runs a replaced core
+// (generic kernels on a CPU that has better ones, or Zen's where Haswell's are faster), starts the program again with OPENBLAS_CORETYPE set, and does not
 // return; the restarted program prints one line saying so. Otherwise returns at once. `argv` is
 // main's (null-terminated, as main gets it). Prints one line and exits with status 2 for a bad
 // BNLAB_BLAS_CORE.

@@ -92,7 +92,7 @@ TEST_CASE("Thread counts: set, OpenBLAS's default for 0, OpenBLAS's own pool kep
 }
 
 // What select_blas_kernels decides, for CPUs this machine is not (framework/blas_kernels.hpp).
-TEST_CASE("the generic kernels are replaced by the CPU's own, and only they") {
+TEST_CASE("the generic kernels are replaced by the CPU's own, and Zen's by Haswell's") {
     CpuInfo emerald_rapids{"GenuineIntel", 6, 207, true, true, true, true};
     CpuInfo skylake_x{"GenuineIntel", 6, 85, true, true, true, false};
     CpuInfo zen3{"AuthenticAMD", 25, 1, true, true, false, false};
@@ -100,7 +100,7 @@ TEST_CASE("the generic kernels are replaced by the CPU's own, and only they") {
     CpuInfo old{"GenuineIntel", 6, 42, true, false, false, false};
     CHECK(matching_blas_core(emerald_rapids) == "Cooperlake");
     CHECK(matching_blas_core(skylake_x) == "SkylakeX");
-    CHECK(matching_blas_core(zen3) == "Zen");
+    CHECK(matching_blas_core(zen3) == "Haswell");
     CHECK(matching_blas_core(haswell) == "Haswell");
     CHECK(matching_blas_core(old).empty());
     CHECK(emerald_rapids.describe() ==
@@ -115,10 +115,18 @@ TEST_CASE("the generic kernels are replaced by the CPU's own, and only they") {
     BlasKernelChoice choice = choose_blas_kernels("Prescott", emerald_rapids, nothing_set);
     CHECK(choice.restart);
     CHECK(choice.core == "Cooperlake");
-    CHECK(choose_blas_kernels("Sandybridge", zen3, nothing_set).core == "Zen");
+    CHECK(choose_blas_kernels("Sandybridge", zen3, nothing_set).core == "Haswell");
+    // OpenBLAS's own choice on Zen 3, slower there than its Haswell kernels.
+    CHECK(is_replaced_blas_core("Zen", zen3));
+    choice = choose_blas_kernels("Zen", zen3, nothing_set);
+    CHECK(choice.restart);
+    CHECK(choice.core == "Haswell");
+    CHECK(choice.message.empty());
     // A core that already matches, or a CPU with nothing better: nothing to do, nothing said.
+    // Zen's kernels on an AVX-512 CPU are not replaced: not measured.
     for (const auto& [core, cpu] : {std::pair{"SkylakeX", emerald_rapids},
-                                    {"Zen", zen3},
+                                    {"Haswell", zen3},
+                                    {"Zen", skylake_x},
                                     {"Haswell", skylake_x},
                                     {"Sandybridge", old}}) {
         CAPTURE(core);
@@ -134,10 +142,17 @@ TEST_CASE("the generic kernels are replaced by the CPU's own, and only they") {
     choice = choose_blas_kernels("Prescott", skylake_x, {"Prescott", "auto", nullptr});
     CHECK(choice.restart);
     CHECK(choice.core == "SkylakeX");
-    // BNLAB_BLAS_CORE=keep: never.
-    choice = choose_blas_kernels("Prescott", skylake_x, {nullptr, "keep", nullptr});
+    // The user's Zen is kept without a note (it costs a few per cent, not a factor).
+    choice = choose_blas_kernels("Zen", zen3, {"Zen", nullptr, nullptr});
     CHECK_FALSE(choice.restart);
     CHECK(choice.message.empty());
+    CHECK(choose_blas_kernels("Zen", zen3, {"Zen", "auto", nullptr}).core == "Haswell");
+    // BNLAB_BLAS_CORE=keep: never.
+    for (const auto& [core, cpu] : {std::pair{"Prescott", skylake_x}, {"Zen", zen3}}) {
+        choice = choose_blas_kernels(core, cpu, {nullptr, "keep", nullptr});
+        CHECK_FALSE(choice.restart);
+        CHECK(choice.message.empty());
+    }
     // The restarted program says what happened, and never restarts again.
     choice = choose_blas_kernels("SkylakeX", skylake_x, {"SkylakeX", nullptr, "Prescott"});
     CHECK_FALSE(choice.restart);
@@ -145,6 +160,12 @@ TEST_CASE("the generic kernels are replaced by the CPU's own, and only they") {
           "bnlab: OpenBLAS chose its generic Prescott kernels on this GenuineIntel family 6 "
           "model 85 (AVX AVX2 FMA AVX-512); restarted with OPENBLAS_CORETYPE=SkylakeX "
           "(BNLAB_BLAS_CORE=keep keeps OpenBLAS's choice)");
+    choice = choose_blas_kernels("Haswell", zen3, {"Haswell", nullptr, "Zen"});
+    CHECK_FALSE(choice.restart);
+    CHECK(choice.message ==
+          "bnlab: OpenBLAS chose its Zen kernels on this AuthenticAMD family 25 model 1 (AVX "
+          "AVX2 FMA), where its Haswell kernels are faster; restarted with "
+          "OPENBLAS_CORETYPE=Haswell (BNLAB_BLAS_CORE=keep keeps OpenBLAS's choice)");
     choice = choose_blas_kernels("Prescott", skylake_x, {"SkylakeX", nullptr, "Prescott"});
     CHECK_FALSE(choice.restart);
     CHECK(choice.message.find("but OpenBLAS runs Prescott: its kernels stay slow") !=
