@@ -192,7 +192,7 @@ TEST_CASE("BatchRenorm's gradients match finite differences where r and d are cl
     CHECK(layer.d() == Vector<double>{-0.5, -0.5, -0.5});
 }
 
-TEST_CASE("BatchRenorm is saved and loaded with its schedule and step; bad options are errors") {
+TEST_CASE("BatchRenorm is saved and loaded with its schedule and step, bad options are errors") {
     Rng rng(73);
     Sequential model(Shape{1, 6, 6});
     model.add<Conv2d>(Conv2dOptions(1, 4, 3).padding(1), rng);

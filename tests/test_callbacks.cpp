@@ -334,7 +334,7 @@ TEST_CASE("ReduceLrOnPlateau scales the rate as PyTorch's ReduceLROnPlateau does
 }
 
 TEST_CASE(
-    "A validation set judges the epochs; the test set is measured once, with the best weights") {
+    "A validation set judges the epochs, the test set is measured once, with the best weights") {
     TempDir dir;
     const SmallProblem problem = small_problem();
     QuietLogs quiet;

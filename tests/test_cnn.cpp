@@ -142,7 +142,7 @@ TEST_CASE("Sequential follows shapes through a CNN and summary() prints them") {
     CHECK(model.parameters()[2].size == 16);
 }
 
-TEST_CASE("Shape errors name both layers and both shapes; nothing is half added") {
+TEST_CASE("Shape errors name both layers and both shapes, nothing is half added") {
     Rng rng(7);
     Sequential model(Shape{1, 28, 28});
     model.add<Conv2d>(Conv2dOptions(1, 16, 3).padding(1), rng);

@@ -29,7 +29,7 @@ std::vector<float> run(std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("Two runs with one seed are identical; another seed differs") {
+TEST_CASE("Two runs with one seed are identical, another seed differs") {
     const std::vector<float> first = run(123);
     CHECK(first == run(123));
     CHECK(first != run(124));

@@ -32,7 +32,7 @@ TEST_CASE("A forward with the wrong input width names the layer and both widths"
           "expected 8");
 }
 
-TEST_CASE("A batch of one in BatchNorm training mode is an error; eval mode accepts it") {
+TEST_CASE("A batch of one in BatchNorm training mode is an error, eval mode accepts it") {
     BatchNorm bn(4);
     const Matrix<float> one_row = xt::ones<float>({std::size_t{1}, std::size_t{4}});
     CHECK(message_of([&] { bn.forward(one_row); }) ==

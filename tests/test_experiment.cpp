@@ -95,7 +95,7 @@ TEST_CASE("Presets, and flags given over them") {
     CHECK(config_from_json(to_json(shorter)).width == 4);
 }
 
-TEST_CASE("--norm chooses the normalization; --bn on and off keep their meaning") {
+TEST_CASE("--norm chooses the normalization, --bn on and off keep their meaning") {
     CHECK(parse_flags("").norm.kind() == NormKind::batch);
     CHECK(parse_flags("--bn on").norm.kind() == NormKind::batch);
     CHECK(parse_flags("--bn off").norm.kind() == NormKind::none);
@@ -138,7 +138,7 @@ TEST_CASE("--norm chooses the normalization; --bn on and off keep their meaning"
           "--norm: normalization 'group:0': the group count must be a positive integer");
     CHECK(error_of("--norm group:x") ==
           "--norm: normalization 'group:x': the group count must be a positive integer");
-    CHECK(error_of("--norm layer --bn off") == "--norm excludes --bn");
+    CHECK(error_of("--norm layer --bn off") == "--bn excludes --norm");
     CHECK(error_of("--norm instance") ==
           "instance normalization normalizes each channel of an image over its positions, and "
           "the mlp model's features have none: use batch, renorm, group, layer or none");
@@ -307,7 +307,7 @@ TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {
     CHECK(log.outcome().epochs_to_target == result.outcome.epochs_to_target);
 }
 
-TEST_CASE("The same seed gives identical JSONL numbers; another seed does not") {
+TEST_CASE("The same seed gives identical JSONL numbers, another seed does not") {
     QuietLogs quiet;
     TempDir dir;
     const SmallProblem data = small_problem();

@@ -90,7 +90,7 @@ TEST_CASE("Folding a model without BatchNorm gives the same model") {
     CHECK(folded.forward(x) == model.forward(x));  // bit for bit: the same weights, same order
 }
 
-TEST_CASE("A BatchNorm that does not follow a Dense stays; nested models fold too") {
+TEST_CASE("A BatchNorm that does not follow a Dense stays, nested models fold too") {
     Rng rng(9);
     Sequential model;
     model.add<BatchNorm>(4);

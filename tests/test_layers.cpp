@@ -104,7 +104,7 @@ TEST_CASE("Each instruction set's Sigmoid and Tanh kernels agree with the math l
 #endif
 }
 
-TEST_CASE("train_step skips the model's input gradient; other layers still pass theirs on") {
+TEST_CASE("train_step skips the model's input gradient, other layers still pass theirs on") {
     Rng rng(4);
     Sequential model = mlp(5, {6}, 3, Activation::relu, true, rng);
     const Matrix<float> x = random_matrix<float>(8, 5, rng);
