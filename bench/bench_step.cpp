@@ -64,8 +64,10 @@ struct Product {
 
 // The products of one training step of `layer` on a batch of `batch`, appended to `products`.
 // A Dense in -> out: forward x W^T, weight gradient dy^T x, input gradient dy W. A Conv2d, per
-// sample: y = W col [O, P] (inner C k k), dW += dy col^T [O, C k k] (inner P), dcol = W^T dy
-// [C k k, P] (inner O). The model's first weighted layer computes no input gradient (`first`).
+// sample: y = W col [O, P] (inner C k k), dW += dy col^T [O, C k k] (inner P), and dcol = W^T dy
+// [C k k, P] (inner O), or, where the layer computes the input gradient as a convolution,
+// dx = W' col(dy) [C, P] (inner O k k). The model's first weighted layer computes no input
+// gradient (`first`).
 // Layers inside others (nested models, residual blocks) count too.
 void add_products(BasicLayer<float>& layer, std::size_t batch, bool& first,
                   std::vector<Product>& products) {
@@ -74,7 +76,12 @@ void add_products(BasicLayer<float>& layer, std::size_t batch, bool& first,
         const std::size_t channels = out[0], k = conv->weight().shape(1), p = out[1] * out[2];
         products.push_back({channels, p, k, false, false, batch});
         products.push_back({channels, k, p, false, true, batch});
-        if (!first) products.push_back({k, p, channels, true, false, batch});
+        const std::size_t in_channels = conv->options().in_channels(),
+                          flipped_inner = channels * (k / in_channels);
+        if (!first && conv->input_grad_by_convolution())
+            products.push_back({in_channels, p, flipped_inner, false, false, batch});
+        else if (!first)
+            products.push_back({k, p, channels, true, false, batch});
         first = false;
     } else if (auto* dense = dynamic_cast<Dense*>(&layer)) {
         const std::size_t in = *dense->in_features(), out = *dense->out_features();

@@ -82,6 +82,11 @@ class BasicConv2d : public BasicWindowLayer<T> {
     // The output z of the last forward, [batch, O OH OW].
     const Matrix<T>& output() const { return output_; }
 
+    // Whether backward computes the input gradient as the convolution of the output gradient
+    // with the filters flipped (a stride-1 convolution as large as its input; backward_samples),
+    // one product [C, O k k] . [O k k, OH OW] per sample, instead of W^T dy and col2im.
+    bool input_grad_by_convolution() const;
+
     const Conv2dOptions& options() const { return options_; }
     // [out, in k k]: PyTorch's [out, in, k, k], row-major.
     Matrix<T>& weight() { return weight_; }
@@ -111,7 +116,11 @@ class BasicConv2d : public BasicWindowLayer<T> {
     Matrix<T> columns_;
     Matrix<T> output_;      // [batch, O OH OW]
     Matrix<T> grad_input_;  // [batch, C H W]
-    // Per thread: the column gradient of one sample [C k k, OH OW], and that thread's share of
+    // The filters flipped, in and out channels swapped, [C, O k k], for the input gradient of a
+    // stride-1 convolution as large as its input (backward_samples).
+    Matrix<T> flipped_weight_;
+    // Per thread: the column gradient of one sample [C k k, OH OW] (or, for the flipped filters,
+    // the column matrix of its output gradient [O k k, OH OW]), and that thread's share of
     // dW [O, C k k] and db [O], added up after the parallel part in a fixed order (so that
     // results do not depend on timing).
     Matrix<T> column_grad_;       // [threads, C k k OH OW]
