@@ -138,13 +138,12 @@ BlasKernelChoice choose_blas_kernels(const std::string& running_core, const CpuI
         const std::string asked =
             environment.openblas_coretype ? environment.openblas_coretype : "(unset)";
         const std::string from = environment.switched_from;
-        choice.message = "bnlab: OpenBLAS chose its " +
-                         (is_generic_blas_core(from) ? "generic " + from + " kernels on this " +
-                                                           cpu.describe()
-                                                     : from + " kernels on this " +
-                                                           cpu.describe() + ", where its " +
-                                                           better + " kernels are faster") +
-                         "; restarted with OPENBLAS_CORETYPE=" + asked;
+        choice.message =
+            "bnlab: OpenBLAS chose its " +
+            (is_generic_blas_core(from) ? "generic " + from + " kernels on this " + cpu.describe()
+                                        : from + " kernels on this " + cpu.describe() +
+                                              ", where its " + better + " kernels are faster") +
+            "; restarted with OPENBLAS_CORETYPE=" + asked;
         if (running_core != asked)
             choice.message += ", but OpenBLAS runs " + running_core + ": its kernels stay slow";
         else
