@@ -77,9 +77,9 @@ void add_products(BasicLayer<float>& layer, std::size_t batch, bool& first,
         products.push_back({channels, p, k, false, false, batch});
         products.push_back({channels, k, p, false, true, batch});
         const std::size_t in_channels = conv->options().in_channels(),
-                          flipped_inner = channels * (k / in_channels);
+                          kernel = conv->options().window().kernel;
         if (!first && conv->input_grad_by_convolution())
-            products.push_back({in_channels, p, flipped_inner, false, false, batch});
+            products.push_back({in_channels, p, channels * kernel * kernel, false, false, batch});
         else if (!first)
             products.push_back({k, p, channels, true, false, batch});
         first = false;

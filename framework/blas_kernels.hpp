@@ -75,10 +75,10 @@ BlasKernelChoice choose_blas_kernels(const std::string& running_core, const CpuI
                                      const BlasEnvironment& environment);
 
 // Call first in main (before MPI_Init, threads or files): when OpenBLAS runs a replaced core
-// (generic kernels on a CPU that has better ones, or Zen's where Haswell's are faster), starts the program again with OPENBLAS_CORETYPE set, and does not
-// return; the restarted program prints one line saying so. Otherwise returns at once. `argv` is
-// main's (null-terminated, as main gets it). Prints one line and exits with status 2 for a bad
-// BNLAB_BLAS_CORE.
+// (generic kernels on a CPU that has better ones, or Zen's where Haswell's are faster), starts the
+// program again with OPENBLAS_CORETYPE set, and does not return; the restarted program prints one
+// line saying so. Otherwise returns at once. `argv` is main's (null-terminated, as main gets it).
+// Prints one line and exits with status 2 for a bad BNLAB_BLAS_CORE.
 void select_blas_kernels(char** argv);
 
 // Called by bnlab on its first matrix product: prints once, on stderr, how to get the right
