@@ -8,6 +8,7 @@
 #include "framework/csv.hpp"
 #include "framework/data.hpp"
 #include "framework/data_parallel.hpp"
+#include "framework/direct_conv.hpp"
 #include "framework/idx.hpp"
 #include "framework/layer.hpp"
 #include "framework/loss.hpp"

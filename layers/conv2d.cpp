@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 
+#include <cstring>
+#include <type_traits>
+
 #include "framework/blas_threads.hpp"
+#include "framework/direct_conv.hpp"
 #include "layers/conv_block.hpp"
 
 namespace bnlab {
@@ -17,12 +22,24 @@ std::string conv_name(const Conv2dOptions& options) {
            "x" + std::to_string(options.window().kernel) + ")";
 }
 
+// BNLAB_CONV: the algorithm of every Conv2d whose options say automatic.
+ConvAlgorithm algorithm_from_environment() {
+    const char* value = std::getenv("BNLAB_CONV");
+    if (!value || !*value || std::strcmp(value, "auto") == 0) return ConvAlgorithm::automatic;
+    if (std::strcmp(value, "im2col") == 0) return ConvAlgorithm::im2col;
+    if (std::strcmp(value, "direct") == 0) return ConvAlgorithm::direct;
+    throw std::invalid_argument("BNLAB_CONV: expected auto, im2col or direct, got '" +
+                                std::string(value) + "'");
+}
+
 }  // namespace
 
 template <typename T>
 BasicConv2d<T>::BasicConv2d(const Conv2dOptions& options, Rng& rng)
     : BasicWindowLayer<T>(options.window()),
       options_(options),
+      algorithm_(options.algorithm() == ConvAlgorithm::automatic ? algorithm_from_environment()
+                                                                 : options.algorithm()),
       weight_(allocate_tensor<T, 2>(
           {options.out_channels(),
            options.in_channels() * options.window().kernel * options.window().kernel},
@@ -36,6 +53,19 @@ BasicConv2d<T>::BasicConv2d(const Conv2dOptions& options, Rng& rng)
                                     std::to_string(options.in_channels()) + " -> " +
                                     std::to_string(options.out_channels()));
     check_window("Conv2d", options.window(), false);
+    if (options.algorithm() == ConvAlgorithm::direct) {
+        const Window& window = options.window();
+        if (window.kernel != 3 || window.stride != 1 || window.padding != 1 ||
+            !std::is_same_v<T, float>)
+            throw std::invalid_argument(
+                "Conv2d: the direct algorithm computes 3x3 convolutions with stride 1 and "
+                "padding 1 on float, got " +
+                window_string(window) + (std::is_same_v<T, float> ? "" : " on double"));
+        if (!direct_conv_available())
+            throw std::invalid_argument(
+                "Conv2d: the direct algorithm needs a CPU with AVX2 and FMA, which this one "
+                "lacks; use ConvAlgorithm::im2col or automatic");
+    }
     const double fan_in = double(weight_.shape(1));
     const double bound = 1.0 / std::sqrt(fan_in);
     for (T& w : weight_)
@@ -46,7 +76,7 @@ BasicConv2d<T>::BasicConv2d(const Conv2dOptions& options, Rng& rng)
 }
 
 template <typename T>
-bool BasicConv2d<T>::direct() const {
+bool BasicConv2d<T>::input_is_columns() const {
     const Window& window = options_.window();
     return window.kernel == 1 && window.stride == 1 && window.padding == 0;
 }
@@ -86,8 +116,10 @@ struct ShiftedRun {
 ShiftedRun shifted_run(const WindowGeometry& g, long dh, long dw) {
     const long H = long(g.height), W = long(g.width);
     const long first = std::clamp(-dh, 0L, H), end = std::clamp(H - dh, first, H);
-    return {std::size_t(first), std::size_t(end), std::size_t(first * W + std::max(0L, -dw)),
-            std::size_t(std::max(first * W + std::max(0L, -dw), end * W - std::max(0L, dw)))};
+    // within the rows' positions [first W, end W) also when |dw| >= W (a 1-wide image)
+    const long run_first = std::min(first * W + std::max(0L, -dw), end * W);
+    return {std::size_t(first), std::size_t(end), std::size_t(run_first),
+            std::size_t(std::max(run_first, end * W - std::max(0L, dw)))};
 }
 
 // Sets to 0 the positions of rows [first, end) whose column ow + dw is outside the image (one
@@ -223,8 +255,22 @@ void col2im(T* __restrict col, const WindowGeometry& g, const Window& window, T*
 
 template <typename T>
 bool BasicConv2d<T>::input_grad_by_convolution() const {
-    return !direct() && this->geometry_.known() &&
+    return !input_is_columns() && this->geometry_.known() &&
            shifts_planes(this->geometry_, options_.window());
+}
+
+template <typename T>
+bool BasicConv2d<T>::runs_direct() const {
+    if (!std::is_same_v<T, float> || !this->geometry_.known()) return false;
+    // chosen in the options (checked by the constructor)
+    if (options_.algorithm() != ConvAlgorithm::automatic)
+        return options_.algorithm() == ConvAlgorithm::direct;
+    const Window& window = options_.window();
+    if (window.kernel != 3 || window.stride != 1 || window.padding != 1 || !direct_conv_available())
+        return false;
+    // chosen by BNLAB_CONV
+    if (algorithm_ != ConvAlgorithm::automatic) return algorithm_ == ConvAlgorithm::direct;
+    return direct_conv_preferred(this->geometry_.height, this->geometry_.width);
 }
 
 template <typename T>
@@ -235,16 +281,20 @@ const Matrix<T>& BasicConv2d<T>::forward(const Matrix<T>& input) {
 template <typename T>
 const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSample after) {
     this->check_window_input(input);
+    if (runs_direct()) {
+        forward_direct(input, after);
+        return output_;
+    }
     const std::size_t batch = input.shape(0), O = options_.out_channels(), K = column_rows(),
                       P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
     ensure_shape(columns_, batch, K * P);
     ensure_shape(output_, batch, O * P);
-    const bool is_direct = direct();
+    const bool is_columns = input_is_columns();
     run_parts(parts_for(batch), batch, [&](int part, std::size_t first, std::size_t end) {
         for (std::size_t n = first; n < end; ++n) {
             const T* x = input.data() + n * in_size;
             T* col = columns_.data() + n * K * P;
-            if (is_direct)
+            if (is_columns)
                 std::copy_n(x, in_size, col);
             else
                 im2col(x, this->geometry_, options_.window(), col);
@@ -265,17 +315,102 @@ const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSa
 }
 
 template <typename T>
+void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after) {
+    if constexpr (std::is_same_v<T, float>) {
+        const std::size_t batch = input.shape(0), C = options_.in_channels(),
+                          O = options_.out_channels(), P = this->geometry_.out_positions(),
+                          in_size = this->geometry_.in_size();
+        const PaddedImage g{this->geometry_.height, this->geometry_.width};
+        const int parts = parts_for(batch);
+        ensure_shape(padded_input_, batch, g.size(C));
+        ensure_shape(output_, batch, O * P);
+        ensure_shape(packed_weight_, 1, packed_filters_size(O, C));
+        // the kernels' output (for O, and for C in backward), then the padded gradient
+        ensure_shape(direct_scratch_, std::size_t(parts),
+                     direct_conv_rows(std::max(O, C)) * g.out_stride() + g.size(O));
+        pack_filters(weight_.data(), O, C, false, packed_weight_.data());
+        const float* bias = options_.bias() ? bias_.data() : nullptr;
+        run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
+            float* grid = direct_scratch_.data() + std::size_t(part) * direct_scratch_.shape(1);
+            for (std::size_t n = first; n < end; ++n) {
+                float* x = padded_input_.data() + n * padded_input_.shape(1);
+                pad_image(input.data() + n * in_size, C, g, x);
+                // y[o, h, w] = b[o] + sum_{c,kh,kw} W[o, c, kh, kw] x[c, h - 1 + kh, w - 1 + kw]
+                direct_conv3x3(x, C, g, packed_weight_.data(), O, grid);
+                float* y = output_.data() + n * O * P;
+                crop_output(grid, O, g, bias, y);
+                after(part, n, y);
+            }
+        });
+    } else {
+        (void)input, (void)after;
+        throw std::logic_error("Conv2d: the direct kernels compute float only");
+    }
+}
+
+template <typename T>
+void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
+    if constexpr (std::is_same_v<T, float>) {
+        const std::size_t batch = output_.shape(0), C = options_.in_channels(),
+                          O = options_.out_channels(), K = column_rows(),
+                          P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
+        const PaddedImage g{this->geometry_.height, this->geometry_.width};
+        const int parts = parts_for(batch);
+        if (input_grad) {
+            ensure_shape(grad_input_, batch, in_size);
+            ensure_shape(packed_flipped_weight_, 1, packed_filters_size(C, O));
+            pack_filters(weight_.data(), O, C, true, packed_flipped_weight_.data());
+        }
+        run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
+            float* dW = weight_grad_part_.data() + std::size_t(part) * (O * K + O);
+            float* db = dW + O * K;
+            float* grid = direct_scratch_.data() + std::size_t(part) * direct_scratch_.shape(1);
+            float* padded_dy = grid + (direct_scratch_.shape(1) - g.size(O));
+            std::fill_n(dW, O * K + O, 0.f);
+            for (std::size_t n = first; n < end; ++n) {
+                const float* dy = grad_of(part, n);
+                // db[o] += sum_p dy[n, o, p]
+                for (std::size_t o = 0; o < O; ++o) {
+                    const float* __restrict dy_row = dy + o * P;
+                    db[o] += sum_in_lanes<float>(P, [&](std::size_t p) { return dy_row[p]; });
+                }
+                pad_image(dy, O, g, padded_dy);
+                // dW[o, c, kh, kw] += sum_{h,w} dy[o, h, w] x[c, h - 1 + kh, w - 1 + kw]
+                direct_conv3x3_weight_grad(padded_input_.data() + n * padded_input_.shape(1), C,
+                                           padded_dy, O, g, dW);
+                if (!input_grad) continue;
+                // dx[c, h, w] = sum_{o,kh,kw} W[o, c, 2 - kh, 2 - kw] dy[o, h - 1 + kh, w - 1 + kw]
+                direct_conv3x3(padded_dy, O, g, packed_flipped_weight_.data(), C, grid);
+                crop_output(grid, C, g, nullptr, grad_input_.data() + n * in_size);
+            }
+        });
+    } else {
+        (void)grad_of, (void)input_grad;
+        throw std::logic_error("Conv2d: the direct kernels compute float only");
+    }
+}
+
+template <typename T>
 const Matrix<T>& BasicConv2d<T>::backward(const Matrix<T>& grad_output) {
     const std::size_t O = options_.out_channels(), P = this->geometry_.out_positions();
-    this->check_grad_output(grad_output, columns_.shape(0), O * P);
+    this->check_grad_output(grad_output, output_.shape(0), O * P);
     return backward_samples([&](int, std::size_t n) { return grad_output.data() + n * O * P; });
 }
 
 template <typename T>
 const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
+    if (runs_direct()) {
+        const std::size_t O = options_.out_channels();
+        ensure_shape(weight_grad_part_, std::size_t(parts_for(output_.shape(0))),
+                     O * column_rows() + O);
+        backward_direct(grad_of, this->input_grad_needed_);
+        add_weight_grad_parts(parts_for(output_.shape(0)));
+        if (!this->input_grad_needed_) return this->no_input_grad();
+        return grad_input_;
+    }
     const std::size_t batch = columns_.shape(0), O = options_.out_channels(), K = column_rows(),
                       P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
-    const bool input_grad = this->input_grad_needed_, is_direct = direct();
+    const bool input_grad = this->input_grad_needed_, is_columns = input_is_columns();
     const Window& window = options_.window();
     // A stride-1 convolution as large as its input: its input gradient is the convolution of
     // dy with the filters flipped (in and out channels swapped), one product [C, O k k] .
@@ -290,7 +425,7 @@ const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
     ensure_shape(weight_grad_part_, std::size_t(parts), O * K + O);
     if (input_grad) {
         ensure_shape(grad_input_, batch, in_size);
-        if (!is_direct)
+        if (!is_columns)
             ensure_shape(column_grad_, std::size_t(parts), (by_convolution ? OKK : K) * P);
     }
     if (by_convolution) {
@@ -320,7 +455,7 @@ const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
             gemm(false, true, O, K, P, T(1), dy, P, col, P, T(1), dW, K);
             if (!input_grad) continue;
             T* dx = grad_input_.data() + n * in_size;
-            if (is_direct) {
+            if (is_columns) {
                 // dx = W^T dy
                 gemm(true, false, K, P, O, T(1), weight_.data(), K, dy, P, T(0), dx, P);
                 continue;
@@ -340,6 +475,14 @@ const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
             col2im(dcol, this->geometry_, window, dx);
         }
     });
+    add_weight_grad_parts(parts);
+    if (!input_grad) return this->no_input_grad();
+    return grad_input_;
+}
+
+template <typename T>
+void BasicConv2d<T>::add_weight_grad_parts(int parts) {
+    const std::size_t O = options_.out_channels(), K = column_rows();
     for (int part = 0; part < parts; ++part) {
         const T* __restrict dW = weight_grad_part_.data() + std::size_t(part) * (O * K + O);
         T* __restrict total = weight_grad_.data();
@@ -349,8 +492,6 @@ const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
             for (std::size_t o = 0; o < O; ++o)
                 bias_grad_(o) += dW[O * K + o];
     }
-    if (!input_grad) return this->no_input_grad();
-    return grad_input_;
 }
 
 template <typename T>

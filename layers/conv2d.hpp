@@ -14,6 +14,18 @@
 
 namespace bnlab {
 
+// How a Conv2d computes; every way gives the same numbers to float rounding.
+enum class ConvAlgorithm {
+    // direct where it measured faster than im2col (framework/direct_conv.hpp's
+    // direct_conv_preferred), else im2col; the environment variable BNLAB_CONV=im2col or
+    // BNLAB_CONV=direct chooses for every automatic layer instead (direct where it can run)
+    automatic,
+    // im2col and OpenBLAS's sgemm: any convolution
+    im2col,
+    // framework/direct_conv.hpp's kernels: 3x3, stride 1, padding 1, float, a CPU with AVX2 and FMA
+    direct,
+};
+
 // Options with chained setters, as libtorch's Conv2dOptions:
 // Conv2dOptions(1, 16, 3).stride(1).padding(1).bias(true).
 class Conv2dOptions {
@@ -35,16 +47,22 @@ class Conv2dOptions {
         bias_ = value;
         return *this;
     }
+    Conv2dOptions& algorithm(ConvAlgorithm value) {
+        algorithm_ = value;
+        return *this;
+    }
 
     std::size_t in_channels() const { return in_channels_; }
     std::size_t out_channels() const { return out_channels_; }
     const Window& window() const { return window_; }
     bool bias() const { return bias_; }
+    ConvAlgorithm algorithm() const { return algorithm_; }
 
   private:
     std::size_t in_channels_, out_channels_;
     Window window_;
     bool bias_ = true;
+    ConvAlgorithm algorithm_ = ConvAlgorithm::automatic;
 };
 
 template <typename T>
@@ -86,6 +104,9 @@ class BasicConv2d : public BasicWindowLayer<T> {
     // with the filters flipped (a stride-1 convolution as large as its input; backward_samples),
     // one product [C, O k k] . [O k k, OH OW] per sample, instead of W^T dy and col2im.
     bool input_grad_by_convolution() const;
+    // Whether forward and backward run framework/direct_conv.hpp's kernels (the options'
+    // algorithm, or for automatic BNLAB_CONV and direct_conv_preferred, on the input shape).
+    bool runs_direct() const;
 
     const Conv2dOptions& options() const { return options_; }
     // [out, in k k]: PyTorch's [out, in, k, k], row-major.
@@ -100,11 +121,18 @@ class BasicConv2d : public BasicWindowLayer<T> {
 
   private:
     // Whether the input is its own column matrix (1x1 kernel, stride 1, no padding).
-    bool direct() const;
+    bool input_is_columns() const;
+    // The direct kernels' passes (T = float only).
+    void forward_direct(const Matrix<T>& input, AfterSample after);
+    void backward_direct(SampleGradient grad_of, bool input_grad);
+    // Adds each part's share of dW and db (weight_grad_part_) to the gradients, in part order.
+    void add_weight_grad_parts(int parts);
     // Rows of the column matrix (C k k) and its columns (OH OW).
     std::size_t column_rows() const { return weight_.shape(1); }
 
     Conv2dOptions options_;
+    // The options' algorithm, or for automatic BNLAB_CONV's (automatic when unset).
+    ConvAlgorithm algorithm_;
 
     Matrix<T> weight_;       // [O, C k k]
     Vector<T> bias_;         // [O] (zeros, never trained, without bias)
@@ -112,8 +140,10 @@ class BasicConv2d : public BasicWindowLayer<T> {
     Vector<T> bias_grad_;    // [O]
 
     // Caches of the last forward, for backward: each sample's column matrix (the input itself
-    // for a direct convolution), [batch, C k k OH OW].
+    // for a 1x1 convolution), [batch, C k k OH OW]; with the direct kernels, each sample padded
+    // instead (framework/direct_conv.hpp), [batch, C (H + 2)(W + 2) + slack].
     Matrix<T> columns_;
+    Matrix<T> padded_input_;
     Matrix<T> output_;      // [batch, O OH OW]
     Matrix<T> grad_input_;  // [batch, C H W]
     // The filters flipped, in and out channels swapped, [C, O k k], for the input gradient of a
@@ -125,6 +155,12 @@ class BasicConv2d : public BasicWindowLayer<T> {
     // results do not depend on timing).
     Matrix<T> column_grad_;       // [threads, C k k OH OW]
     Matrix<T> weight_grad_part_;  // [threads, O C k k + O]
+    // The direct kernels' filters, packed (framework/direct_conv.hpp's pack_filters), for the
+    // output and, flipped, for the input gradient; per thread, the kernels' output on the
+    // padded grid [max(O, C) rounded up to a block, out_stride] and one sample's output
+    // gradient padded [O (H + 2)(W + 2) + slack].
+    Matrix<T> packed_weight_, packed_flipped_weight_;  // [1, packed_filters_size]
+    Matrix<T> direct_scratch_;                         // [threads, grid + padded gradient]
 };
 
 using Conv2d = BasicConv2d<float>;

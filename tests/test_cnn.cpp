@@ -27,31 +27,166 @@ TEST_CASE("Conv2d gradients match finite differences: padding, stride, 1x1, no b
                           13);
     BasicConv2d<double> no_bias(Conv2dOptions(1, 2, 2).stride(3).bias(false), rng);
     check_layer_gradients(shaped(no_bias, {1, 7, 7}), random_matrix<double>(2, 49, rng), 14);
+    // 3x3 with padding 1 on a 1-wide and a 1-pixel image: every shifted plane but the middle
+    // one is all padding (im2col once wrote past the column matrix here)
+    BasicConv2d<double> narrow(Conv2dOptions(2, 3, 3).padding(1), rng);
+    check_layer_gradients(shaped(narrow, {2, 4, 1}), random_matrix<double>(2, 2 * 4, rng), 15);
+    BasicConv2d<double> pixel(Conv2dOptions(2, 3, 3).padding(1), rng);
+    check_layer_gradients(shaped(pixel, {2, 1, 1}), random_matrix<double>(2, 2, rng), 16);
+}
+
+namespace {
+
+// Forward and backward of `conv` (float) on x and dy: y, dx, dW and db as doubles.
+struct ConvResults {
+    Matrix<double> y, dx, dW, db;
+};
+template <typename T>
+ConvResults run_conv(BasicConv2d<T>& conv, const Matrix<float>& x, const Matrix<float>& dy) {
+    conv.zero_grad();
+    const Matrix<T> y = conv.forward(xt::cast<T>(x));
+    const Matrix<T> dx = conv.backward(xt::cast<T>(dy));
+    Matrix<double> db = xt::zeros<double>({std::size_t(1), conv.bias_grad().size()});
+    std::copy(conv.bias_grad().begin(), conv.bias_grad().end(), db.begin());
+    return {xt::cast<double>(y), xt::cast<double>(dx), xt::cast<double>(conv.weight_grad()), db};
+}
+
+// Largest |a - b| over the largest |b|.
+double deviation(const Matrix<double>& a, const Matrix<double>& b) {
+    REQUIRE(a.shape() == b.shape());
+    const double scale = xt::amax(xt::abs(b))();
+    return scale == 0.0 ? double(xt::amax(xt::abs(a))()) : xt::amax(xt::abs(a - b))() / scale;
+}
+
+}  // namespace
+
+TEST_CASE("Conv2d's direct 3x3 kernels give im2col's numbers: odd sizes, channels, bias, batch 1") {
+    if (!direct_conv_available()) {
+        MESSAGE("this CPU lacks AVX2 or FMA: the direct kernels are not run");
+        return;
+    }
+    struct Case {
+        std::size_t in, out, height, width, batch;
+        bool bias;
+    };
+    // Channels in and out of blocks of 4, a 1-pixel and a 1-wide image, ResNet's first stage.
+    for (const Case& c :
+         {Case{3, 5, 7, 9, 3, true}, Case{1, 16, 28, 28, 2, true}, Case{6, 3, 4, 1, 2, false},
+          Case{5, 8, 1, 1, 2, true}, Case{4, 7, 3, 17, 1, false}, Case{16, 16, 14, 14, 1, true}}) {
+        CAPTURE(c.in);
+        CAPTURE(c.out);
+        CAPTURE(c.height);
+        CAPTURE(c.width);
+        Rng rng(7);
+        const Conv2dOptions options = Conv2dOptions(c.in, c.out, 3).padding(1).bias(c.bias);
+        Rng weights(8);
+        Conv2d direct(Conv2dOptions(options).algorithm(ConvAlgorithm::direct), weights);
+        Rng same_weights(8);
+        BasicConv2d<double> exact(Conv2dOptions(options).algorithm(ConvAlgorithm::im2col),
+                                  same_weights);
+        const Shape shape{c.in, c.height, c.width};
+        direct.set_input_shape(shape);
+        exact.set_input_shape(shape);
+        REQUIRE(direct.runs_direct());
+        // The same float weights in both (the double layer draws them unrounded)
+        std::copy(direct.weight().begin(), direct.weight().end(), exact.weight().begin());
+        std::copy(direct.bias().begin(), direct.bias().end(), exact.bias().begin());
+        const Matrix<float> x = random_matrix<float>(c.batch, c.in * c.height * c.width, rng);
+        const Matrix<float> dy = random_matrix<float>(c.batch, c.out * c.height * c.width, rng);
+        const ConvResults got = run_conv(direct, x, dy), want = run_conv(exact, x, dy);
+        // Float sums of at most C 9 (forward), O 9 (dx) and batch H W (dW, db) products, against
+        // the same in double: rounding, well under 1e-6 of each tensor's scale.
+        CHECK(deviation(got.y, want.y) <= 1e-6);
+        CHECK(deviation(got.dx, want.dx) <= 1e-6);
+        CHECK(deviation(got.dW, want.dW) <= 1e-6);
+        CHECK(deviation(got.db, want.db) <= 1e-6);
+    }
 }
 
 TEST_CASE("Conv2d on 2 threads gives the 1-thread results") {
-    Rng rng(2);
-    Conv2d conv(Conv2dOptions(3, 8, 3).padding(1), rng);
-    conv.set_input_shape({3, 9, 9});
-    const Matrix<float> x = random_matrix<float>(7, 3 * 81, rng);
-    const Matrix<float> dy = random_matrix<float>(7, 8 * 81, rng);
-    auto run = [&](int threads) {
-        set_threads(threads);
-        conv.zero_grad();
-        Matrix<float> y = conv.forward(x);
-        Matrix<float> dx = conv.backward(dy);
-        return std::make_tuple(y, dx, Matrix<float>(conv.weight_grad()));
-    };
-    const auto [y1, dx1, dw1] = run(1);
-    const auto [y2, dx2, dw2] = run(2);
-    set_threads(1);
-    CHECK(y1 == y2);  // each sample is computed by one thread either way
-    CHECK(dx1 == dx2);
-    // dW is summed per thread, then over threads: the same sum in another order, equal to
-    // float rounding relative to the gradient's scale.
-    const float difference = xt::amax(xt::abs(dw1 - dw2))(), scale = xt::amax(xt::abs(dw1))();
-    INFO("largest dW difference " << difference << " of " << scale);
-    CHECK(difference <= 1e-6f * scale);
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::im2col, ConvAlgorithm::direct}) {
+        if (algorithm == ConvAlgorithm::direct && !direct_conv_available()) continue;
+        CAPTURE(int(algorithm));
+        Rng rng(2);
+        Conv2d conv(Conv2dOptions(3, 8, 3).padding(1).algorithm(algorithm), rng);
+        conv.set_input_shape({3, 9, 9});
+        const Matrix<float> x = random_matrix<float>(7, 3 * 81, rng);
+        const Matrix<float> dy = random_matrix<float>(7, 8 * 81, rng);
+        auto run = [&](int threads) {
+            set_threads(threads);
+            conv.zero_grad();
+            Matrix<float> y = conv.forward(x);
+            Matrix<float> dx = conv.backward(dy);
+            return std::make_tuple(y, dx, Matrix<float>(conv.weight_grad()));
+        };
+        const auto [y1, dx1, dw1] = run(1);
+        const auto [y2, dx2, dw2] = run(2);
+        set_threads(1);
+        CHECK(y1 == y2);  // each sample is computed by one thread either way
+        CHECK(dx1 == dx2);
+        // dW is summed per thread, then over threads: the same sum in another order, equal to
+        // float rounding relative to the gradient's scale.
+        const float difference = xt::amax(xt::abs(dw1 - dw2))(), scale = xt::amax(xt::abs(dw1))();
+        INFO("largest dW difference " << difference << " of " << scale);
+        CHECK(difference <= 1e-6f * scale);
+    }
+}
+
+TEST_CASE("Conv2d's direct algorithm refuses what it cannot compute, naming it") {
+    Rng rng(3);
+    if (direct_conv_available()) {
+        CHECK(message_of([&] {
+                  Conv2d(Conv2dOptions(2, 3, 5).padding(2).algorithm(ConvAlgorithm::direct), rng);
+              }) ==
+              "Conv2d: the direct algorithm computes 3x3 convolutions with stride 1 and "
+              "padding 1 on float, got 5x5, padding 2");
+        CHECK(message_of([&] {
+                  Conv2d(
+                      Conv2dOptions(2, 3, 3).stride(2).padding(1).algorithm(ConvAlgorithm::direct),
+                      rng);
+              }) ==
+              "Conv2d: the direct algorithm computes 3x3 convolutions with stride 1 and "
+              "padding 1 on float, got 3x3, stride 2, padding 1");
+    } else {
+        CHECK(message_of([&] {
+                  Conv2d(Conv2dOptions(2, 3, 3).padding(1).algorithm(ConvAlgorithm::direct), rng);
+              }) ==
+              "Conv2d: the direct algorithm needs a CPU with AVX2 and FMA, which this one "
+              "lacks; use ConvAlgorithm::im2col or automatic");
+    }
+    CHECK(message_of([&] {
+              BasicConv2d<double>(
+                  Conv2dOptions(2, 3, 3).padding(1).algorithm(ConvAlgorithm::direct), rng);
+          }) ==
+          "Conv2d: the direct algorithm computes 3x3 convolutions with stride 1 and "
+          "padding 1 on float, got 3x3, padding 1 on double");
+    // automatic takes it for large maps only, and never for other windows or double
+    Conv2d small(Conv2dOptions(2, 3, 3).padding(1), rng),
+        large(Conv2dOptions(2, 3, 3).padding(1), rng),
+        strided(Conv2dOptions(2, 3, 3).stride(2).padding(1), rng);
+    small.set_input_shape({2, 8, 8});
+    large.set_input_shape({2, 28, 28});
+    strided.set_input_shape({2, 28, 28});
+    CHECK(!small.runs_direct());
+    CHECK(large.runs_direct() == direct_conv_preferred(28, 28));
+    CHECK(!strided.runs_direct());
+    // BNLAB_CONV chooses for the automatic layers made after it is set, where they can run it
+    ::setenv("BNLAB_CONV", "direct", 1);
+    Conv2d forced(Conv2dOptions(2, 3, 3).padding(1), rng),
+        chosen(Conv2dOptions(2, 3, 3).padding(1).algorithm(ConvAlgorithm::im2col), rng),
+        wide(Conv2dOptions(2, 3, 5).padding(2), rng);
+    ::setenv("BNLAB_CONV", "im2col", 1);
+    Conv2d never(Conv2dOptions(2, 3, 3).padding(1), rng);
+    for (Conv2d* conv : {&forced, &chosen, &wide, &never})
+        conv->set_input_shape({2, 28, 28});
+    CHECK(forced.runs_direct() == direct_conv_available());
+    CHECK(!chosen.runs_direct());
+    CHECK(!wide.runs_direct());
+    CHECK(!never.runs_direct());
+    ::setenv("BNLAB_CONV", "fast", 1);
+    CHECK(message_of([&] { Conv2d(Conv2dOptions(2, 3, 3).padding(1), rng); }) ==
+          "BNLAB_CONV: expected auto, im2col or direct, got 'fast'");
+    ::unsetenv("BNLAB_CONV");
 }
 
 TEST_CASE("Pooling gradients match finite differences") {

@@ -188,6 +188,19 @@ TEST_CASE("Training steps of a CNN allocate nothing after the first, on 1 and 3 
         normalized.add<Dense>(16, 10, rng);
         SGD normalized_sgd(normalized.parameters(), SGDOptions(0.05).momentum(0.9));
         CHECK(allocations_in_steps(normalized_sgd, normalized, batches, 5) == 0);
+        // Conv2d's direct kernels (framework/direct_conv.hpp), alone and in a fused block.
+        if (direct_conv_available()) {
+            Sequential direct_model(Shape{2, 8, 8});
+            direct_model.add<Conv2d>(
+                Conv2dOptions(2, 8, 3).padding(1).algorithm(ConvAlgorithm::direct), rng);
+            direct_model.add<Conv2d>(
+                Conv2dOptions(8, 8, 3).padding(1).algorithm(ConvAlgorithm::direct), rng);
+            direct_model.add<BatchNorm2d>(8);
+            direct_model.add<ReLU>();
+            direct_model.add<Dense>(512, 10, rng);
+            SGD direct_sgd(direct_model.parameters(), SGDOptions(0.05).momentum(0.9));
+            CHECK(allocations_in_steps(direct_sgd, direct_model, batches, 5) == 0);
+        }
         set_threads(saved);
     }
 }

@@ -185,6 +185,18 @@ TEST_CASE("Conv2d forward and backward match PyTorch: stride, padding, 1x1, no b
     check_layer("conv_k5_pad2", wide);
 }
 
+TEST_CASE("Conv2d 3x3 with padding 1 matches PyTorch through im2col and the direct kernels") {
+    for (ConvAlgorithm algorithm : {ConvAlgorithm::im2col, ConvAlgorithm::direct}) {
+        if (algorithm == ConvAlgorithm::direct && !direct_conv_available()) continue;
+        CAPTURE(int(algorithm));
+        Rng rng(0);
+        Conv2d conv(Conv2dOptions(3, 5, 3).padding(1).algorithm(algorithm), rng);
+        check_layer("conv_3x3_pad1", conv);
+        Conv2d no_bias(Conv2dOptions(6, 3, 3).padding(1).bias(false).algorithm(algorithm), rng);
+        check_layer("conv_3x3_pad1_nobias", no_bias);
+    }
+}
+
 TEST_CASE("MaxPool2d, AvgPool2d and global average pooling match PyTorch") {
     MaxPool2d max2(2);
     check_layer("maxpool_2", max2);

@@ -188,6 +188,9 @@ golden["conv_stride2_pad1"] = conv(3, 4, 3, (2, 3, 7, 6), stride=2, padding=1)
 golden["conv_1x1"] = conv(4, 5, 1, (2, 4, 3, 3))
 golden["conv_k2_nobias"] = conv(2, 3, 2, (3, 2, 5, 4), bias=False)
 golden["conv_k5_pad2"] = conv(2, 3, 5, (2, 2, 6, 6), padding=2)
+# 3x3, stride 1, padding 1 (Conv2d's direct kernels): odd sizes, channels not in blocks of 4
+golden["conv_3x3_pad1"] = conv(3, 5, 3, (3, 3, 7, 9), padding=1)
+golden["conv_3x3_pad1_nobias"] = conv(6, 3, 3, (2, 6, 4, 1), padding=1, bias=False)
 
 
 def pool(layer, x_shape):

@@ -1,0 +1,103 @@
+#include "framework/direct_conv.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <xsimd/xsimd.hpp>
+
+namespace bnlab {
+
+std::size_t PaddedImage::out_stride() const {
+    return (grid() + direct_conv_positions - 1) / direct_conv_positions * direct_conv_positions;
+}
+
+std::size_t PaddedImage::size(std::size_t channels) const {
+    return channels * plane() + direct_conv_slack;
+}
+
+bool direct_conv_available() {
+#if defined(__x86_64__)
+    static const bool available = xsimd::available_architectures().fma3_avx2;
+    return available;
+#else
+    return false;
+#endif
+}
+
+bool direct_conv_preferred(std::size_t height, std::size_t width) {
+#if defined(__x86_64__)
+    static const bool measured_cpu =
+        direct_conv_available() && !xsimd::available_architectures().avx512f;
+#else
+    const bool measured_cpu = false;
+#endif
+    return measured_cpu && height * width >= direct_conv_min_positions;
+}
+
+void pad_image(const float* image, std::size_t channels, const PaddedImage& g, float* padded) {
+    const std::size_t H = g.height, W = g.width, row = g.row();
+    float* p = padded;
+    for (std::size_t c = 0; c < channels; ++c) {
+        // the top border and the first row's left one
+        p = std::fill_n(p, row + 1, 0.f);
+        for (std::size_t h = 0; h < H; ++h) {
+            p = std::copy_n(image + (c * H + h) * W, W, p);
+            // this row's right border and the next one's left
+            if (h + 1 < H) p = std::fill_n(p, 2, 0.f);
+        }
+        // the last row's right border and the bottom border
+        p = std::fill_n(p, row + 1, 0.f);
+    }
+    std::fill_n(p, direct_conv_slack, 0.f);
+}
+
+void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
+                 float* image) {
+    const std::size_t H = g.height, W = g.width, row = g.row(), stride = g.out_stride();
+    for (std::size_t o = 0; o < channels; ++o) {
+        const float b = bias ? bias[o] : 0.f;
+        for (std::size_t h = 0; h < H; ++h) {
+            const float* __restrict from = out + o * stride + h * row;
+            float* __restrict to = image + (o * H + h) * W;
+            for (std::size_t w = 0; w < W; ++w)
+                to[w] = from[w] + b;
+        }
+    }
+}
+
+std::size_t packed_filters_size(std::size_t out_channels, std::size_t in_channels) {
+    return direct_conv_rows(out_channels) * in_channels * 9;
+}
+
+void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_channels,
+                  bool flipped, float* packed) {
+    // The packed convolution's outputs and inputs
+    const std::size_t outputs = flipped ? in_channels : out_channels,
+                      inputs = flipped ? out_channels : in_channels, taps = inputs * 9,
+                      blocks = direct_conv_rows(outputs) / direct_conv_block;
+    const auto filter = [&](std::size_t o, std::size_t tap) {
+        if (!flipped) return weight[o * taps + tap];
+        // W'[o, i, kh, kw] = W[i, o, 2 - kh, 2 - kw]
+        const std::size_t i = tap / 9, kh = tap / 3 % 3, kw = tap % 3;
+        return weight[i * outputs * 9 + (o * 3 + 2 - kh) * 3 + (2 - kw)];
+    };
+    for (std::size_t b = 0; b < blocks; ++b)
+        for (std::size_t tap = 0; tap < taps; ++tap)
+            for (std::size_t j = 0; j < direct_conv_block; ++j) {
+                const std::size_t o = b * direct_conv_block + j;
+                *packed++ = o < outputs ? filter(o, tap) : 0.f;
+            }
+}
+
+#if !defined(__x86_64__)
+void direct_conv3x3(const float*, std::size_t, const PaddedImage&, const float*, std::size_t,
+                    float*) {
+    throw std::logic_error("direct_conv3x3: built for x86-64 only");
+}
+void direct_conv3x3_weight_grad(const float*, std::size_t, const float*, std::size_t,
+                                const PaddedImage&, float*) {
+    throw std::logic_error("direct_conv3x3_weight_grad: built for x86-64 only");
+}
+#endif
+
+}  // namespace bnlab

@@ -1,0 +1,86 @@
+#pragma once
+// A 3x3 convolution with stride 1 and padding 1 (ResNet's and VGG's layer) computed from the
+// image itself, without im2col. Through im2col, each sample's input is copied nine times into a
+// [C 9, H W] matrix, which OpenBLAS then packs again for a product whose inner dimension is
+// only C 9 (144 in ResNet's first stage); here each filter tap is broadcast and multiplied with
+// vectors of 8 image values read in place, the sums staying in registers over all C 9 taps.
+//
+// Images are stored padded: each channel as an (H + 2) x (W + 2) plane with a border of zeros,
+// the planes one after another, then direct_conv_slack zeros. On the padded grid, output
+// position q = h (W + 2) + w reads input q + kh (W + 2) + kw for tap (kh, kw): one offset per
+// tap, so 8 neighbouring outputs read 8 neighbouring inputs. The two positions per row with
+// w >= W are computed too, and dropped.
+//
+// The kernels are compiled for AVX2 with FMA (framework/direct_conv_avx2.cpp) and run only on
+// CPUs that have both (direct_conv_available); Conv2d uses im2col elsewhere.
+
+#include <cstddef>
+
+namespace bnlab {
+
+// The padded layout of [C, H, W] images for the direct kernels.
+struct PaddedImage {
+    std::size_t height = 0, width = 0;
+    std::size_t row() const { return width + 2; }
+    std::size_t plane() const { return (height + 2) * row(); }
+    // Output positions on the padded grid, h (W + 2) + w for h < H, w < W + 2.
+    std::size_t grid() const { return height * row(); }
+    // The row length of direct_conv3x3's output: grid() rounded up to whole register blocks.
+    std::size_t out_stride() const;
+    // Floats of a padded image with `channels` channels, the slack included.
+    std::size_t size(std::size_t channels) const;
+};
+
+// Zeros after the last plane that the kernels may read (for dropped positions only).
+constexpr std::size_t direct_conv_slack = 64;
+// Output channels computed together (the filters are packed in blocks of this many), and output
+// positions: 4 x 16 sums in 8 AVX2 registers, beside the 2 image vectors and 1 broadcast tap.
+constexpr std::size_t direct_conv_block = 4;
+constexpr std::size_t direct_conv_positions = 16;
+// Rows of direct_conv3x3's output for `channels` output channels (rounded up to whole blocks).
+inline std::size_t direct_conv_rows(std::size_t channels) {
+    return (channels + direct_conv_block - 1) / direct_conv_block * direct_conv_block;
+}
+// The smallest map (height x width) direct_conv_preferred takes.
+constexpr std::size_t direct_conv_min_positions = 14 * 14;
+
+// Whether this CPU has AVX2 and FMA, which the kernels need.
+bool direct_conv_available();
+// Whether the kernels measured faster than im2col and OpenBLAS for maps of height x width on
+// this CPU (docs/performance.md): on CPUs with AVX2 and FMA but not AVX-512 (where OpenBLAS's
+// own AVX-512 kernels have not been compared with them), for maps of at least
+// direct_conv_min_positions positions.
+bool direct_conv_preferred(std::size_t height, std::size_t width);
+
+// padded <- image [C, H, W] with its zero border and slack.
+void pad_image(const float* image, std::size_t channels, const PaddedImage& g, float* padded);
+
+// Floats of the packed filters of a convolution with `out_channels` outputs of `in_channels`
+// inputs.
+std::size_t packed_filters_size(std::size_t out_channels, std::size_t in_channels);
+// Conv2d's filters weight [O, C 3 3] (PyTorch's [O, C, 3, 3]) packed in blocks of
+// direct_conv_block output channels, tap by tap: packed[(b C 9 + t) 4 + i] = W[4 b + i, t], 0
+// past the last channel; packed_filters_size(O, C) floats. Flipped, the filters of the input
+// gradient's convolution (C outputs of O inputs) instead, packed_filters_size(C, O) floats:
+// W'[c, o, kh, kw] = W[o, c, 2 - kh, 2 - kw].
+void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_channels,
+                  bool flipped, float* packed);
+
+// image[o, h, w] = out[o, h (W + 2) + w] (+ bias[o] unless bias is null): direct_conv3x3's output
+// without its dropped positions, as [channels, H, W].
+void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
+                 float* image);
+
+// out[o, q] = sum_{c, kh, kw} W[o, c, kh, kw] x[c, q + kh (W + 2) + kw] for every o <
+// direct_conv_rows(out_channels) and q < g.out_stride() (out: rows of out_stride()).
+void direct_conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
+                    const float* packed_filters, std::size_t out_channels, float* out);
+
+// dW[o, (c 3 + kh) 3 + kw] += sum_{h, w} dy[o, h, w] x[c, h + kh - 1, w + kw - 1], from the
+// padded input and the padded output gradient (whose zero border stands for the dropped
+// positions of the grid).
+void direct_conv3x3_weight_grad(const float* padded_input, std::size_t in_channels,
+                                const float* padded_grad, std::size_t out_channels,
+                                const PaddedImage& g, float* weight_grad);
+
+}  // namespace bnlab
