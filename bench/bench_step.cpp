@@ -66,8 +66,10 @@ struct Product {
 // A Dense in -> out: forward x W^T, weight gradient dy^T x, input gradient dy W. A Conv2d, per
 // sample: y = W col [O, P] (inner C k k), dW += dy col^T [O, C k k] (inner P), and dcol = W^T dy
 // [C k k, P] (inner O), or, where the layer computes the input gradient as a convolution,
-// dx = W' col(dy) [C, P] (inner O k k). The model's first weighted layer computes no input
-// gradient (`first`).
+// dx = W' col(dy) [C, P] (inner O k k). A Conv2d on the direct kernels (Conv2d::runs_direct)
+// counts the same products: they are its arithmetic, and the limit that arithmetic at sgemm's
+// speed, which the direct kernels, reading the image in place, can pass. The model's first
+// weighted layer computes no input gradient (`first`).
 // Layers inside others (nested models, residual blocks) count too.
 void add_products(BasicLayer<float>& layer, std::size_t batch, bool& first,
                   std::vector<Product>& products) {

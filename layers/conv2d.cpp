@@ -325,9 +325,7 @@ void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after) {
         ensure_shape(padded_input_, batch, g.size(C));
         ensure_shape(output_, batch, O * P);
         ensure_shape(packed_weight_, 1, packed_filters_size(O, C));
-        // the kernels' output (for O, and for C in backward), then the padded gradient
-        ensure_shape(direct_scratch_, std::size_t(parts),
-                     direct_conv_rows(std::max(O, C)) * g.out_stride() + g.size(O));
+        ensure_direct_scratch(parts);
         pack_filters(weight_.data(), O, C, false, packed_weight_.data());
         const float* bias = options_.bias() ? bias_.data() : nullptr;
         run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
@@ -349,6 +347,15 @@ void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after) {
 }
 
 template <typename T>
+void BasicConv2d<T>::ensure_direct_scratch(int parts) {
+    const std::size_t C = options_.in_channels(), O = options_.out_channels();
+    const PaddedImage g{this->geometry_.height, this->geometry_.width};
+    // the kernels' output (O rows forward, C rows for the input gradient), then the padded dy
+    ensure_shape(direct_scratch_, std::size_t(parts),
+                 direct_conv_rows(std::max(O, C)) * g.out_stride() + g.size(O));
+}
+
+template <typename T>
 void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
     if constexpr (std::is_same_v<T, float>) {
         const std::size_t batch = output_.shape(0), C = options_.in_channels(),
@@ -356,6 +363,7 @@ void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
                           P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
         const PaddedImage g{this->geometry_.height, this->geometry_.width};
         const int parts = parts_for(batch);
+        ensure_direct_scratch(parts);  // the thread count may have changed since forward
         if (input_grad) {
             ensure_shape(grad_input_, batch, in_size);
             ensure_shape(packed_flipped_weight_, 1, packed_filters_size(C, O));

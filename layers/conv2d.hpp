@@ -125,6 +125,7 @@ class BasicConv2d : public BasicWindowLayer<T> {
     // The direct kernels' passes (T = float only).
     void forward_direct(const Matrix<T>& input, AfterSample after);
     void backward_direct(SampleGradient grad_of, bool input_grad);
+    void ensure_direct_scratch(int parts);
     // Adds each part's share of dW and db (weight_grad_part_) to the gradients, in part order.
     void add_weight_grad_parts(int parts);
     // Rows of the column matrix (C k k) and its columns (OH OW).

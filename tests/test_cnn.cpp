@@ -112,18 +112,23 @@ TEST_CASE("Conv2d on 2 threads gives the 1-thread results") {
         conv.set_input_shape({3, 9, 9});
         const Matrix<float> x = random_matrix<float>(7, 3 * 81, rng);
         const Matrix<float> dy = random_matrix<float>(7, 8 * 81, rng);
-        auto run = [&](int threads) {
-            set_threads(threads);
+        // forward on one count of threads, backward on another (set between them)
+        auto run = [&](int forward_threads, int backward_threads) {
+            set_threads(forward_threads);
             conv.zero_grad();
             Matrix<float> y = conv.forward(x);
+            set_threads(backward_threads);
             Matrix<float> dx = conv.backward(dy);
             return std::make_tuple(y, dx, Matrix<float>(conv.weight_grad()));
         };
-        const auto [y1, dx1, dw1] = run(1);
-        const auto [y2, dx2, dw2] = run(2);
+        const auto [y1, dx1, dw1] = run(1, 1);
+        const auto [y2, dx2, dw2] = run(2, 2);
+        const auto [y12, dx12, dw12] = run(1, 2);
         set_threads(1);
         CHECK(y1 == y2);  // each sample is computed by one thread either way
         CHECK(dx1 == dx2);
+        CHECK(dx12 == dx2);
+        CHECK(dw12 == dw2);
         // dW is summed per thread, then over threads: the same sum in another order, equal to
         // float rounding relative to the gradient's scale.
         const float difference = xt::amax(xt::abs(dw1 - dw2))(), scale = xt::amax(xt::abs(dw1))();
