@@ -5,7 +5,9 @@
 // (x is zero outside the image). Computed as Caffe, Darknet and PyTorch's CPU fallback do: im2col
 // copies each sample's receptive fields into the columns of a [C k k, OH OW] matrix, and one
 // sgemm W[O, C k k] . col[C k k, OH OW] gives the sample's output, already the next layer's
-// [O, OH, OW] row. A 1x1 stride-1 convolution reads the input as that matrix directly.
+// [O, OH, OW] row. A 1x1 stride-1 convolution reads the input as that matrix directly. A 3x3
+// stride-1 padding-1 convolution on a large enough map runs framework/direct_conv.hpp's kernels
+// instead, on CPUs with AVX2 and FMA (ConvAlgorithm).
 
 #include "framework/blas_threads.hpp"
 #include "framework/layer.hpp"
