@@ -160,9 +160,13 @@ const Matrix<T>& BasicResidual<T>::backward(const Matrix<T>& grad_output) {
             const T* __restrict dy = grad_output.data();
             const T* __restrict s = sum_.data();
             T* __restrict ds = grad_sum_.data();
-            // ds = dy where s > 0, else 0
-            for (std::size_t i = first; i < end; ++i)
-                ds[i] = s[i] > T(0) ? dy[i] : T(0);
+            // ds = dy where s > 0, else 0 (dy read before the choice: GCC then makes it a vector
+            // select; with the read inside the choice it was a branch per value, 8 % of
+            // ResNet-20's step)
+            for (std::size_t i = first; i < end; ++i) {
+                const T gradient = dy[i];
+                ds[i] = s[i] > T(0) ? gradient : T(0);
+            }
         });
         grad_sum = &grad_sum_;
     }
