@@ -251,6 +251,15 @@ void col2im(T* __restrict col, const WindowGeometry& g, const Window& window, T*
             }
 }
 
+// db[o] += sum_p dy[o, p] for one sample's output gradient dy [O, P].
+template <typename T>
+void add_bias_grad(const T* dy, std::size_t O, std::size_t P, T* db) {
+    for (std::size_t o = 0; o < O; ++o) {
+        const T* __restrict dy_row = dy + o * P;
+        db[o] += sum_in_lanes<T>(P, [&](std::size_t p) { return dy_row[p]; });
+    }
+}
+
 }  // namespace
 
 template <typename T>
@@ -377,11 +386,7 @@ void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
             std::fill_n(dW, O * K + O, 0.f);
             for (std::size_t n = first; n < end; ++n) {
                 const float* dy = grad_of(part, n);
-                // db[o] += sum_p dy[n, o, p]
-                for (std::size_t o = 0; o < O; ++o) {
-                    const float* __restrict dy_row = dy + o * P;
-                    db[o] += sum_in_lanes<float>(P, [&](std::size_t p) { return dy_row[p]; });
-                }
+                add_bias_grad(dy, O, P, db);
                 pad_image(dy, O, g, padded_dy);
                 // dW[o, c, kh, kw] += sum_{h,w} dy[o, h, w] x[c, h - 1 + kh, w - 1 + kw]
                 direct_conv3x3_weight_grad(padded_input_.data() + n * padded_input_.shape(1), C,
@@ -409,10 +414,10 @@ template <typename T>
 const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
     if (runs_direct()) {
         const std::size_t O = options_.out_channels();
-        ensure_shape(weight_grad_part_, std::size_t(parts_for(output_.shape(0))),
-                     O * column_rows() + O);
+        const int parts = parts_for(output_.shape(0));
+        ensure_shape(weight_grad_part_, std::size_t(parts), O * column_rows() + O);
         backward_direct(grad_of, this->input_grad_needed_);
-        add_weight_grad_parts(parts_for(output_.shape(0)));
+        add_weight_grad_parts(parts);
         if (!this->input_grad_needed_) return this->no_input_grad();
         return grad_input_;
     }
@@ -453,11 +458,7 @@ const Matrix<T>& BasicConv2d<T>::backward_samples(SampleGradient grad_of) {
         std::fill_n(dW, O * K + O, T(0));
         for (std::size_t n = first; n < end; ++n) {
             const T* dy = grad_of(part, n);
-            // db[o] += sum_p dy[n, o, p]
-            for (std::size_t o = 0; o < O; ++o) {
-                const T* __restrict dy_row = dy + o * P;
-                db[o] += sum_in_lanes<T>(P, [&](std::size_t p) { return dy_row[p]; });
-            }
+            add_bias_grad(dy, O, P, db);
             const T* col = columns_.data() + n * K * P;
             // dW += dy col^T
             gemm(false, true, O, K, P, T(1), dy, P, col, P, T(1), dW, K);
