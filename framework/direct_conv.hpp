@@ -42,7 +42,7 @@ inline std::size_t direct_conv_rows(std::size_t channels) {
     return (channels + direct_conv_block - 1) / direct_conv_block * direct_conv_block;
 }
 // The smallest map (height x width) direct_conv_preferred takes.
-constexpr std::size_t direct_conv_min_positions = 14 * 14;
+constexpr std::size_t direct_conv_min_positions = 7 * 7;
 
 // Whether this CPU has AVX2 and FMA, which the kernels need.
 bool direct_conv_available();
@@ -76,11 +76,16 @@ void crop_output(const float* out, std::size_t channels, const PaddedImage& g, c
 void direct_conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
                     const float* packed_filters, std::size_t out_channels, float* out);
 
-// dW[o, (c 3 + kh) 3 + kw] += sum_{h, w} dy[o, h, w] x[c, h + kh - 1, w + kw - 1], from the
-// padded input and the padded output gradient (whose zero border stands for the dropped
-// positions of the grid).
-void direct_conv3x3_weight_grad(const float* padded_input, std::size_t in_channels,
-                                const float* padded_grad, std::size_t out_channels,
-                                const PaddedImage& g, float* weight_grad);
+// dW[o, (c 3 + kh) 3 + kw] += sum_{n, h, w} dy_n[o, h, w] x_n[c, h + kh - 1, w + kw - 1] over
+// `samples` samples, from their padded inputs (input_stride floats apart) and padded output
+// gradients (grad_stride floats apart; their zero border stands for the dropped positions of
+// the grid). The samples are summed in registers before the registers' lanes are added, which
+// on small maps (7 x 7: 8 vectors a row of taps) costs as much as the products.
+void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
+                                std::size_t in_channels, const float* padded_grads,
+                                std::size_t grad_stride, std::size_t out_channels,
+                                std::size_t samples, const PaddedImage& g, float* weight_grad);
+// Samples the direct backward gives direct_conv3x3_weight_grad at a time.
+constexpr std::size_t direct_conv_weight_grad_samples = 4;
 
 }  // namespace bnlab

@@ -13,11 +13,13 @@ constexpr std::size_t kLanes = Batch::size;
 constexpr std::size_t kVectors = direct_conv_positions / kLanes;
 static_assert(kVectors * kLanes == direct_conv_positions);
 
-// dW[i, (c 3 + kh) 3 + kw] += sum_q dy[i, q] x[c, q + kh row + kw] for the Outputs rows of dy
-// (each plane floats after the last) and dW (taps floats each): 3 Outputs sums in registers,
-// one per kw, over the whole grid, then added across their lanes.
+// dW[i, (c 3 + kh) 3 + kw] += sum_{s, q} dy_s[i, q] x_s[c, q + kh row + kw] for the Outputs rows
+// of dy (each plane floats after the last) and dW (taps floats each), over `samples` samples
+// (x_s = x + s x_stride, dy_s = dy + s dy_stride): 3 Outputs sums in registers, one per kw, over
+// the whole grid of every sample, then added across their lanes once.
 template <std::size_t Outputs>
-void weight_grad_rows(const float* x, std::size_t in_channels, const float* dy,
+void weight_grad_rows(const float* x, std::size_t x_stride, std::size_t in_channels,
+                      const float* dy, std::size_t dy_stride, std::size_t samples,
                       const PaddedImage& g, std::size_t grid, float* dW) {
     const std::size_t row = g.row(), plane = g.plane(), taps = in_channels * 9;
     for (std::size_t c = 0; c < in_channels; ++c)
@@ -26,16 +28,19 @@ void weight_grad_rows(const float* x, std::size_t in_channels, const float* dy,
             for (auto& sums : sum)
                 for (Batch& s : sums)
                     s = Batch(0.f);
-            const float* x_row = x + c * plane + kh * row;
-            for (std::size_t q = 0; q < grid; q += kLanes) {
-                const Batch x0 = Batch::load_unaligned(x_row + q),
-                            x1 = Batch::load_unaligned(x_row + q + 1),
-                            x2 = Batch::load_unaligned(x_row + q + 2);
-                for (std::size_t i = 0; i < Outputs; ++i) {
-                    const Batch d = Batch::load_unaligned(dy + i * plane + q);
-                    sum[i][0] = xsimd::fma(d, x0, sum[i][0]);
-                    sum[i][1] = xsimd::fma(d, x1, sum[i][1]);
-                    sum[i][2] = xsimd::fma(d, x2, sum[i][2]);
+            for (std::size_t s = 0; s < samples; ++s) {
+                const float* x_row = x + s * x_stride + c * plane + kh * row;
+                const float* dy_s = dy + s * dy_stride;
+                for (std::size_t q = 0; q < grid; q += kLanes) {
+                    const Batch x0 = Batch::load_unaligned(x_row + q),
+                                x1 = Batch::load_unaligned(x_row + q + 1),
+                                x2 = Batch::load_unaligned(x_row + q + 2);
+                    for (std::size_t i = 0; i < Outputs; ++i) {
+                        const Batch d = Batch::load_unaligned(dy_s + i * plane + q);
+                        sum[i][0] = xsimd::fma(d, x0, sum[i][0]);
+                        sum[i][1] = xsimd::fma(d, x1, sum[i][1]);
+                        sum[i][2] = xsimd::fma(d, x2, sum[i][2]);
+                    }
                 }
             }
             for (std::size_t i = 0; i < Outputs; ++i)
@@ -80,20 +85,22 @@ void direct_conv3x3(const float* padded_input, std::size_t in_channels, const Pa
         }
 }
 
-void direct_conv3x3_weight_grad(const float* padded_input, std::size_t in_channels,
-                                const float* padded_grad, std::size_t out_channels,
-                                const PaddedImage& g, float* weight_grad) {
+void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
+                                std::size_t in_channels, const float* padded_grads,
+                                std::size_t grad_stride, std::size_t out_channels,
+                                std::size_t samples, const PaddedImage& g, float* weight_grad) {
     // dy on the grid: position q = h row + w is padded_grad[(h + 1) row + 1 + w], and the
     // dropped positions (w >= W, and the last vector's tail) read its zero border or slack.
-    const float* dy = padded_grad + g.row() + 1;
+    const float* dy = padded_grads + g.row() + 1;
     const std::size_t grid = (g.grid() + kLanes - 1) / kLanes * kLanes, taps = in_channels * 9;
     std::size_t o = 0;
     for (; o + direct_conv_block <= out_channels; o += direct_conv_block)
-        weight_grad_rows<direct_conv_block>(padded_input, in_channels, dy + o * g.plane(), g, grid,
+        weight_grad_rows<direct_conv_block>(padded_inputs, input_stride, in_channels,
+                                            dy + o * g.plane(), grad_stride, samples, g, grid,
                                             weight_grad + o * taps);
     for (; o < out_channels; ++o)
-        weight_grad_rows<1>(padded_input, in_channels, dy + o * g.plane(), g, grid,
-                            weight_grad + o * taps);
+        weight_grad_rows<1>(padded_inputs, input_stride, in_channels, dy + o * g.plane(),
+                            grad_stride, samples, g, grid, weight_grad + o * taps);
 }
 
 }  // namespace bnlab

@@ -160,10 +160,10 @@ class BasicConv2d : public BasicWindowLayer<T> {
     Matrix<T> weight_grad_part_;  // [threads, O C k k + O]
     // The direct kernels' filters, packed (framework/direct_conv.hpp's pack_filters), for the
     // output and, flipped, for the input gradient; per thread, the kernels' output on the
-    // padded grid [max(O, C) rounded up to a block, out_stride] and one sample's output
-    // gradient padded [O (H + 2)(W + 2) + slack].
+    // padded grid [max(O, C) rounded up to a block, out_stride] and the output gradients of
+    // direct_conv_weight_grad_samples samples padded [O (H + 2)(W + 2) + slack each].
     Matrix<T> packed_weight_, packed_flipped_weight_;  // [1, packed_filters_size]
-    Matrix<T> direct_scratch_;                         // [threads, grid + padded gradient]
+    Matrix<T> direct_scratch_;                         // [threads, grid + padded gradients]
 };
 
 using Conv2d = BasicConv2d<float>;

@@ -73,9 +73,16 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
         for (std::size_t p = 0; p < P; ++p)
             a[p] = ReLUFunction::value(z[p]);
     }
-    if (max_pool_)
+    if (max_pool_) {
+        const std::uint32_t* __restrict where = argmax_.data() + out_offset;
         max_pool_channel(a, pool_geometry_, max_pool_->window(), output_.data() + out_offset,
                          argmax_.data() + out_offset);
+        if (batchnorm_) {
+            T* __restrict z_at_max = z_at_max_.data() + out_offset;
+            for (std::size_t j = 0; j < OP; ++j)
+                z_at_max[j] = z[where[j]];
+        }
+    }
     else if (avg_pool_)
         avg_pool_channel(a, pool_geometry_, avg_pool_->window(), output_.data() + out_offset);
 }
@@ -91,6 +98,7 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
     const int parts = parts_for(batch);
     ensure_shape(output_, batch, O * out_positions());
     if (max_pool_) argmax_.resize({batch, O * out_positions()});
+    if (max_pool_ && batchnorm_) ensure_shape(z_at_max_, batch, O * out_positions());
     ensure_shape(activation_rows_, std::size_t(parts), P);
     sample_statistics_.resize(batch * O * 2);
 
@@ -188,8 +196,9 @@ void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, s
     // part, at every position, then dy, at the maxima, where relu'(a) = 1
     for (std::size_t p = 0; p < P; ++p)
         dz[p] = scale * (-mean_dy - (z[p] - mean) * inv_std * mean_dy_xhat);
+    const T* __restrict z_at_max = z_at_max_.data() + offset;
     for (std::size_t j = 0; j < out_positions(); ++j) {
-        const T a = gamma * ((z[where[j]] - mean) * inv_std) + beta;
+        const T a = gamma * ((z_at_max[j] - mean) * inv_std) + beta;
         dz[where[j]] += scale * dy[j] * T(a > T(0));
     }
 }
@@ -222,17 +231,19 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                         const T gamma = batchnorm_->gamma_(c), beta = batchnorm_->beta_(c);
                         const std::size_t offset = (n * O + c) * out_positions();
                         const T* __restrict dy = grad_output.data() + offset;
-                        const std::uint32_t* __restrict where = argmax_.data() + offset;
-                        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-                        for (std::size_t j = 0; j < out_positions(); ++j) {
-                            const T x_hat = (z[where[j]] - mean) * inv_std;
-                            // dy relu'(a), a = gamma xhat + beta
-                            const T d = dy[j] * T(gamma * x_hat + beta > T(0));
-                            sum_dy += double(d);
-                            sum_dy_xhat += double(d) * double(x_hat);
-                        }
-                        sums[0] = sum_dy;
-                        sums[1] = sum_dy_xhat;
+                        const T* __restrict z_at_max = z_at_max_.data() + offset;
+                        const auto x_hat = [&](std::size_t j) {
+                            return (z_at_max[j] - mean) * inv_std;
+                        };
+                        // dy relu'(a), a = gamma xhat + beta
+                        const auto d = [&](std::size_t j) {
+                            return dy[j] * T(gamma * x_hat(j) + beta > T(0));
+                        };
+                        sums[0] = sum_in_lanes<double>(out_positions(),
+                                                       [&](std::size_t j) { return double(d(j)); });
+                        sums[1] = sum_in_lanes<double>(out_positions(), [&](std::size_t j) {
+                            return double(d(j)) * double(x_hat(j));
+                        });
                         continue;
                     }
                     gradient_before_relu(grad_output, n, c, z, dz);

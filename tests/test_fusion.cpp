@@ -93,7 +93,7 @@ const std::vector<Pattern>& patterns() {
                 list.push_back({name + ", conv 3x3 padding 1 on 2x9x9", Shape{2, 9, 9},
                                 Conv2dOptions(2, 4, 3).padding(1), batchnorm, pool, window});
                 // The same through Conv2d's direct kernels (which real networks take for maps
-                // from 14x14 up), where the CPU runs them.
+                // from 7x7 up), where the CPU runs them.
                 if (direct_conv_available())
                     list.push_back(
                         {name + ", conv 3x3 padding 1 direct on 2x9x9", Shape{2, 9, 9},
