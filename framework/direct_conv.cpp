@@ -51,20 +51,6 @@ void pad_image(const float* image, std::size_t channels, const PaddedImage& g, f
     std::fill_n(p, direct_conv_slack, 0.f);
 }
 
-void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
-                 float* image) {
-    const std::size_t H = g.height, W = g.width, row = g.row(), stride = g.out_stride();
-    for (std::size_t o = 0; o < channels; ++o) {
-        const float b = bias ? bias[o] : 0.f;
-        for (std::size_t h = 0; h < H; ++h) {
-            const float* __restrict from = out + o * stride + h * row;
-            float* __restrict to = image + (o * H + h) * W;
-            for (std::size_t w = 0; w < W; ++w)
-                to[w] = from[w] + b;
-        }
-    }
-}
-
 std::size_t packed_filters_size(std::size_t out_channels, std::size_t in_channels) {
     return direct_conv_rows(out_channels) * in_channels * 9;
 }
@@ -93,6 +79,9 @@ void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_
 void direct_conv3x3(const float*, std::size_t, const PaddedImage&, const float*, std::size_t,
                     float*) {
     throw std::logic_error("direct_conv3x3: built for x86-64 only");
+}
+void crop_output(const float*, std::size_t, const PaddedImage&, const float*, float*) {
+    throw std::logic_error("crop_output: built for x86-64 only");
 }
 void direct_conv3x3_weight_grad(const float*, std::size_t, std::size_t, const float*,
                                 std::size_t, std::size_t, std::size_t, const PaddedImage&,

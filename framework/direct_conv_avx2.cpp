@@ -85,6 +85,32 @@ void direct_conv3x3(const float* padded_input, std::size_t in_channels, const Pa
         }
 }
 
+void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
+                 float* image) {
+    const std::size_t H = g.height, W = g.width, row = g.row(), stride = g.out_stride(),
+                      vectors = (W + kLanes - 1) / kLanes, size = channels * H * W;
+    for (std::size_t o = 0; o < channels; ++o) {
+        const Batch b(bias ? bias[o] : 0.f);
+        for (std::size_t h = 0; h < H; ++h) {
+            const float* from = out + o * stride + h * row;
+            const std::size_t at = (o * H + h) * W;
+            float* to = image + at;
+            // Whole vectors: the floats past the row's end land on the rows after it, which are
+            // written later (what they read past the row lies in the next row of the grid, or
+            // in the scratch after it). The image's last rows, where they would land past its
+            // end, one float at a time.
+            if (at + vectors * kLanes <= size) {
+                for (std::size_t v = 0; v < vectors; ++v)
+                    (Batch::load_unaligned(from + v * kLanes) + b).store_unaligned(to + v * kLanes);
+            } else {
+                const float scalar_bias = bias ? bias[o] : 0.f;
+                for (std::size_t w = 0; w < W; ++w)
+                    to[w] = from[w] + scalar_bias;
+            }
+        }
+    }
+}
+
 void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
                                 std::size_t in_channels, const float* padded_grads,
                                 std::size_t grad_stride, std::size_t out_channels,

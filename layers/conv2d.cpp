@@ -288,18 +288,27 @@ const Matrix<T>& BasicConv2d<T>::forward(const Matrix<T>& input) {
 }
 
 template <typename T>
-const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSample after) {
+T* BasicConv2d<T>::sample_output(int part, std::size_t n, bool keep_output) {
+    return keep_output ? output_.data() + n * output_.shape(1)
+                       : part_output_.data() + std::size_t(part) * part_output_.shape(1);
+}
+
+template <typename T>
+const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSample after,
+                                                 bool keep_output) {
     this->check_window_input(input);
-    if (runs_direct()) {
-        forward_direct(input, after);
-        return output_;
-    }
     const std::size_t batch = input.shape(0), O = options_.out_channels(), K = column_rows(),
                       P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
-    ensure_shape(columns_, batch, K * P);
+    const int parts = parts_for(batch);
     ensure_shape(output_, batch, O * P);
+    if (!keep_output) ensure_shape(part_output_, std::size_t(parts), O * P);
+    if (runs_direct()) {
+        forward_direct(input, after, keep_output);
+        return output_;
+    }
+    ensure_shape(columns_, batch, K * P);
     const bool is_columns = input_is_columns();
-    run_parts(parts_for(batch), batch, [&](int part, std::size_t first, std::size_t end) {
+    run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
         for (std::size_t n = first; n < end; ++n) {
             const T* x = input.data() + n * in_size;
             T* col = columns_.data() + n * K * P;
@@ -309,7 +318,7 @@ const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSa
                 im2col(x, this->geometry_, options_.window(), col);
             // y = W col, then y[o, :] += b[o] while y is in cache (filling y with the bias
             // first wrote the whole batch's maps one more time)
-            T* y = output_.data() + n * O * P;
+            T* y = sample_output(part, n, keep_output);
             gemm(false, false, O, P, K, T(1), weight_.data(), K, col, P, T(0), y, P);
             for (std::size_t o = 0; o < O; ++o) {
                 T* __restrict row = y + o * P;
@@ -324,15 +333,14 @@ const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSa
 }
 
 template <typename T>
-void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after) {
+void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after,
+                                    bool keep_output) {
     if constexpr (std::is_same_v<T, float>) {
         const std::size_t batch = input.shape(0), C = options_.in_channels(),
-                          O = options_.out_channels(), P = this->geometry_.out_positions(),
-                          in_size = this->geometry_.in_size();
+                          O = options_.out_channels(), in_size = this->geometry_.in_size();
         const PaddedImage g{this->geometry_.height, this->geometry_.width};
         const int parts = parts_for(batch);
         ensure_shape(padded_input_, batch, g.size(C));
-        ensure_shape(output_, batch, O * P);
         ensure_shape(packed_weight_, 1, packed_filters_size(O, C));
         ensure_direct_scratch(parts);
         pack_filters(weight_.data(), O, C, false, packed_weight_.data());
@@ -344,13 +352,13 @@ void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after) {
                 pad_image(input.data() + n * in_size, C, g, x);
                 // y[o, h, w] = b[o] + sum_{c,kh,kw} W[o, c, kh, kw] x[c, h - 1 + kh, w - 1 + kw]
                 direct_conv3x3(x, C, g, packed_weight_.data(), O, grid);
-                float* y = output_.data() + n * O * P;
+                float* y = sample_output(part, n, keep_output);
                 crop_output(grid, O, g, bias, y);
                 after(part, n, y);
             }
         });
     } else {
-        (void)input, (void)after;
+        (void)input, (void)after, (void)keep_output;
         throw std::logic_error("Conv2d: the direct kernels compute float only");
     }
 }

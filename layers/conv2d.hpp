@@ -93,8 +93,13 @@ class BasicConv2d : public BasicWindowLayer<T> {
     // to work on each sample while it is in cache. forward_samples computes each sample n's
     // output z [O, OH OW] (into the cache output()), then calls after(part, n, z); the parts run
     // at once on bnlab's threads, part p taking the same samples whenever the batch is the same.
+    // Without keep_output, z is written to a scratch of the part's instead, valid during
+    // after() only, and output() keeps its shape but no values (backward needs none of them):
+    // for a group whose backward needs only its own output, this saves writing the batch's
+    // maps to memory and reading them back.
     using AfterSample = FunctionRef<void(int part, std::size_t n, T* z)>;
-    const Matrix<T>& forward_samples(const Matrix<T>& input, AfterSample after);
+    const Matrix<T>& forward_samples(const Matrix<T>& input, AfterSample after,
+                                     bool keep_output = true);
     // backward of the last forward, each sample's output gradient [O, OH OW] given by
     // grad_of(part, n) just before it is used (it may point into a scratch of the part's).
     using SampleGradient = FunctionRef<const T*(int part, std::size_t n)>;
@@ -125,7 +130,9 @@ class BasicConv2d : public BasicWindowLayer<T> {
     // Whether the input is its own column matrix (1x1 kernel, stride 1, no padding).
     bool input_is_columns() const;
     // The direct kernels' passes (T = float only).
-    void forward_direct(const Matrix<T>& input, AfterSample after);
+    void forward_direct(const Matrix<T>& input, AfterSample after, bool keep_output);
+    // Where sample n's output z goes: output() or, without keep_output, the part's scratch.
+    T* sample_output(int part, std::size_t n, bool keep_output);
     void backward_direct(SampleGradient grad_of, bool input_grad);
     void ensure_direct_scratch(int parts);
     // Adds each part's share of dW and db (weight_grad_part_) to the gradients, in part order.
@@ -148,6 +155,7 @@ class BasicConv2d : public BasicWindowLayer<T> {
     Matrix<T> columns_;
     Matrix<T> padded_input_;
     Matrix<T> output_;      // [batch, O OH OW]
+    Matrix<T> part_output_;  // [threads, O OH OW]: z without keep_output (forward_samples)
     Matrix<T> grad_input_;  // [batch, C H W]
     // The filters flipped, in and out channels swapped, [C, O k k], for the input gradient of a
     // stride-1 convolution as large as its input (backward_samples).

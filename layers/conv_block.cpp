@@ -60,6 +60,16 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
     const std::size_t P = positions(), OP = out_positions();
     const std::size_t out_offset = (n * channels() + c) * OP;
     const bool pooled = max_pool_ || avg_pool_;
+    if (max_pool_ && !batchnorm_) {
+        // max_j relu(z_j) = relu(max_j z_j), at the same window position wherever the gradient
+        // can differ from 0 (relu'(z) = 0 where both are 0; a NaN wins either way): the pooling
+        // reads z, and only the pooled values go through ReLU.
+        T* __restrict y = output_.data() + out_offset;
+        max_pool_channel(z, pool_geometry_, max_pool_->window(), y, argmax_.data() + out_offset);
+        for (std::size_t j = 0; j < OP; ++j)
+            y[j] = ReLUFunction::value(y[j]);
+        return;
+    }
     T* __restrict a = pooled ? row : output_.data() + out_offset;
     if (batchnorm_) {
         const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),
@@ -103,7 +113,9 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
     sample_statistics_.resize(batch * O * 2);
 
     // The convolution, sample by sample; each sample's statistics (training with BatchNorm),
-    // or its whole block (otherwise), while its output is in cache.
+    // or its whole block (otherwise), while its output is in cache. Without BatchNorm and
+    // average pooling, backward needs only the block's output (relu'(z) = 1 where a > 0), so
+    // z is not kept.
     conv_.forward_samples(input, [&](int part, std::size_t n, T* z) {
         if (!batch_statistics_) {
             for (std::size_t c = 0; c < O; ++c)
@@ -123,7 +135,7 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
             sample_statistics_[(n * O + c) * 2] = mean;
             sample_statistics_[(n * O + c) * 2 + 1] = squares;
         }
-    });
+    }, backward_reads_z());
     if (!batch_statistics_) return output_;
 
     // BatchNorm's own check, after the convolution's (as the layers one by one), before any
@@ -162,10 +174,12 @@ void BasicConvBlock<T>::gradient_before_relu(const Matrix<T>& grad_output, std::
     } else {
         std::copy_n(dy, P, dz);
     }
-    // dx = dy relu'(a), relu'(a) = 1 where a > 0 (NaN: 0), a computed again from z
+    // dx = dy relu'(a), relu'(a) = 1 where a > 0 (NaN: 0), a computed again from z, or without
+    // pooling read from the output (z > 0 exactly where relu(z) > 0)
     if (!batchnorm_) {
+        const T* __restrict a = avg_pool_ ? z : output_.data() + (n * channels() + c) * OP;
         for (std::size_t p = 0; p < P; ++p)
-            dz[p] *= T(z[p] > T(0));
+            dz[p] *= T(a[p] > T(0));
         return;
     }
     const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),
@@ -182,10 +196,12 @@ void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, s
     const T* __restrict dy = grad_output.data() + offset;
     const std::uint32_t* __restrict where = argmax_.data() + offset;
     if (!batchnorm_) {
-        // dz[argmax] += dy relu'(z); every other position gets 0
+        // dz[argmax] += dy relu'(z), relu'(z) = 1 where the window's output relu(z) > 0; every
+        // other position gets 0
+        const T* __restrict a = output_.data() + offset;
         std::fill_n(dz, P, T(0));
         for (std::size_t j = 0; j < out_positions(); ++j)
-            dz[where[j]] += dy[j] * T(z[where[j]] > T(0));
+            dz[where[j]] += dy[j] * T(a[j] > T(0));
         return;
     }
     const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),

@@ -65,6 +65,9 @@ class BasicConvBlock : public BasicFusedGroup<T> {
     std::size_t positions() const { return conv_.geometry().out_positions(); }
     std::size_t channels() const { return conv_.options().out_channels(); }
     std::size_t out_positions() const;
+    // Whether backward reads the convolution's output z (BatchNorm's x hat, or relu'(z) under
+    // an average pooling), so that forward keeps it.
+    bool backward_reads_z() const { return batchnorm_ || avg_pool_; }
 
     BasicConv2d<T>& conv_;
     BasicBatchNorm<T>* batchnorm_;
