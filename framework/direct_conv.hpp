@@ -67,7 +67,9 @@ void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_
                   bool flipped, float* packed);
 
 // image[o, h, w] = out[o, h (W + 2) + w] (+ bias[o] unless bias is null): direct_conv3x3's output
-// without its dropped positions, as [channels, H, W].
+// without its dropped positions, as [channels, H, W]. Whole vectors per row (AVX2, like the
+// kernels): `out` may be read up to 7 floats past each row, as the kernels' output rows and the
+// scratch after them allow.
 void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
                  float* image);
 
