@@ -34,23 +34,6 @@ bool direct_conv_preferred(std::size_t height, std::size_t width) {
     return measured_cpu && height * width >= direct_conv_min_positions;
 }
 
-void pad_image(const float* image, std::size_t channels, const PaddedImage& g, float* padded) {
-    const std::size_t H = g.height, W = g.width, row = g.row();
-    float* p = padded;
-    for (std::size_t c = 0; c < channels; ++c) {
-        // the top border and the first row's left one
-        p = std::fill_n(p, row + 1, 0.f);
-        for (std::size_t h = 0; h < H; ++h) {
-            p = std::copy_n(image + (c * H + h) * W, W, p);
-            // this row's right border and the next one's left
-            if (h + 1 < H) p = std::fill_n(p, 2, 0.f);
-        }
-        // the last row's right border and the bottom border
-        p = std::fill_n(p, row + 1, 0.f);
-    }
-    std::fill_n(p, direct_conv_slack, 0.f);
-}
-
 std::size_t packed_filters_size(std::size_t out_channels, std::size_t in_channels) {
     return direct_conv_rows(out_channels) * in_channels * 9;
 }
@@ -79,6 +62,9 @@ void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_
 void direct_conv3x3(const float*, std::size_t, const PaddedImage&, const float*, std::size_t,
                     float*) {
     throw std::logic_error("direct_conv3x3: built for x86-64 only");
+}
+void pad_image(const float*, std::size_t, const PaddedImage&, float*) {
+    throw std::logic_error("pad_image: built for x86-64 only");
 }
 void crop_output(const float*, std::size_t, const PaddedImage&, const float*, float*) {
     throw std::logic_error("crop_output: built for x86-64 only");

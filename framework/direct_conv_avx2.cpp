@@ -1,5 +1,7 @@
 // The direct 3x3 kernels (framework/direct_conv.hpp) for AVX2 with FMA, in a file of their own
 // compiled with -mavx2 -mfma (see CMakeLists.txt): nothing else here may be compiled for AVX2.
+#include <algorithm>
+
 #include <xsimd/xsimd.hpp>
 
 #include "framework/direct_conv.hpp"
@@ -83,6 +85,35 @@ void direct_conv3x3(const float* padded_input, std::size_t in_channels, const Pa
                 for (std::size_t j = 0; j < kVectors; ++j)
                     sum[i][j].store_unaligned(out + (b * B + i) * stride + q + j * kLanes);
         }
+}
+
+void pad_image(const float* image, std::size_t channels, const PaddedImage& g, float* padded) {
+    const std::size_t H = g.height, W = g.width, row = g.row(),
+                      vectors = (W + kLanes - 1) / kLanes, size = channels * H * W;
+    float* p = padded;
+    for (std::size_t c = 0; c < channels; ++c) {
+        // the top border and the first row's left one
+        p = std::fill_n(p, row + 1, 0.f);
+        for (std::size_t h = 0; h < H; ++h) {
+            const std::size_t at = (c * H + h) * W;
+            // Whole vectors, where they do not read past the image: the floats past the row's
+            // end land on the borders and rows after it, which are written later (the last
+            // ones on the slack).
+            if (at + vectors * kLanes <= size) {
+                for (std::size_t v = 0; v < vectors; ++v)
+                    Batch::load_unaligned(image + at + v * kLanes)
+                        .store_unaligned(p + v * kLanes);
+                p += W;
+            } else {
+                p = std::copy_n(image + at, W, p);
+            }
+            // this row's right border and the next one's left
+            if (h + 1 < H) p = std::fill_n(p, 2, 0.f);
+        }
+        // the last row's right border and the bottom border
+        p = std::fill_n(p, row + 1, 0.f);
+    }
+    std::fill_n(p, direct_conv_slack, 0.f);
 }
 
 void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
