@@ -141,6 +141,12 @@ def main():
                           best_ratio))
             print(f"measured {name}, {threads} thread(s)", file=sys.stderr)
 
+    # One core's FMA peak bounds every step: gflops / (peak x threads) is the share of the
+    # arithmetic units the step keeps busy (counting the products' FLOPs only).
+    peak_program = os.path.join(args.bin, "bench_fma_peak")
+    peak = run_json([peak_program]) if os.path.exists(peak_program) else {}
+    peak_gflops = peak.get("avx512_gflops", peak.get("avx2_fma_gflops"))
+
     first = measurements[0]
     torch_first = measurements[1]
     print(f"CPU: {first['cpu']}. OpenBLAS core: bnlab {first['openblas_core']}, PyTorch "
@@ -148,6 +154,10 @@ def main():
           f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; PyTorch runs with bnlab's). The best "
           f"core's limit is the limit measured on every core this CPU runs, the best of them "
           f"(first row: {first['core_limit_samples_per_s']}).")
+    if peak_gflops:
+        print(f"One core's FMA peak (bench_fma_peak, {'AVX-512' if 'avx512_gflops' in peak else 'AVX2'}"
+              f"): {peak_gflops:.1f} GFLOP/s; the last column is the step's FLOP rate (its "
+              f"products' FLOPs) against it times the threads.")
     print("Threads: bnlab runs each matrix product on its own --threads threads, each block through "
           "single-threaded OpenBLAS (read back: bnlab's / OpenBLAS's own); PyTorch runs with "
           "OPENBLAS_NUM_THREADS and the best torch.set_num_threads.\n")
@@ -157,9 +167,11 @@ def main():
           "; oneDNN for CNNs) "
           "| bnlab / PyTorch (fastest runs) | limit samples/s (on OpenBLAS's threads) "
           "| bnlab % of limit | best core's limit (core) | bnlab % of best core's limit "
-          "| inference bnlab / PyTorch |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| inference bnlab / PyTorch | bnlab GFLOP/s (% of FMA peak) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, threads, ours, best, ours_spread, best_spread, best_ratio in table:
+        of_peak = (f"{100 * ours['gflops'] / (peak_gflops * threads):.0f} %" if peak_gflops
+                   else "no peak measured")
         print(f"| {name}, {ours['batch']} | {threads} (read back: {ours['bnlab_threads']} / "
               f"{ours['openblas_threads']})"
               f" | {ours['samples_per_s']:,.0f} ({ours_spread}) | {best['samples_per_s']:,.0f} "
@@ -172,7 +184,8 @@ def main():
               f"| {ours['best_core_limit_samples_per_s']:,.0f} ({ours['best_core']}) "
               f"| {ours['percent_of_best_core_limit']:.0f} % "
               f"| {ours['inference_samples_per_s']:,.0f} / "
-              f"{best['inference_samples_per_s']:,.0f} |")
+              f"{best['inference_samples_per_s']:,.0f} "
+              f"| {ours['gflops']:.1f} ({of_peak}) |")
 
     if args.rows in ("cnn", "resnet"):
         return write_out(args, measurements)
