@@ -103,6 +103,21 @@ struct Moments {
     double variance() const { return count > 0 ? squares / count : 0.0; }
 };
 
+// One channel's mean = sum_i x_i / n and squares = sum_i (x_i - mean)^2 over x[0, n), in double
+// with sum_in_lanes's 8 running sums: the fused block's per-sample statistics.
+template <typename T>
+void channel_moments(const T* x, std::size_t n, double& mean, double& squares) {
+    mean = sum_in_lanes<double>(n, [&](std::size_t i) { return double(x[i]); }) / double(n);
+    squares = sum_in_lanes<double>(n, [&](std::size_t i) {
+        const double centered = double(x[i]) - mean;
+        return centered * centered;
+    });
+}
+// The same sums, bit for bit, on AVX2 where the CPU has it (4 doubles a vector instead of 2).
+void channel_moments(const float* x, std::size_t n, double& mean, double& squares);
+// The AVX2 kernel (layers/simd_avx2.cpp), for CPUs that have it.
+void channel_moments_avx2(const float* x, std::size_t n, double& mean, double& squares);
+
 template <typename T>
 class BasicBatchNorm : public BasicLayer<T> {
   public:

@@ -123,15 +123,9 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
             return;
         }
         for (std::size_t c = 0; c < O; ++c) {
-            const T* __restrict values = z + c * P;
             // the sample's mean_nc = (1/P) sum_p z, and M2_nc = sum_p (z - mean_nc)^2
-            const double mean =
-                sum_in_lanes<double>(P, [&](std::size_t p) { return double(values[p]); }) /
-                double(P);
-            const double squares = sum_in_lanes<double>(P, [&](std::size_t p) {
-                const double centered = double(values[p]) - mean;
-                return centered * centered;
-            });
+            double mean, squares;
+            channel_moments(z + c * P, P, mean, squares);
             sample_statistics_[(n * O + c) * 2] = mean;
             sample_statistics_[(n * O + c) * 2 + 1] = squares;
         }

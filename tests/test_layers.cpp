@@ -5,6 +5,8 @@
 #include <memory>
 #include <vector>
 
+#include <xsimd/xsimd.hpp>
+
 #include "helpers.hpp"
 
 using namespace bnlab;
@@ -199,6 +201,23 @@ TEST_CASE("BatchNorm's statistics keep their digits over a large offset, 1-D and
         // A float's rounding at 1000 is 3.1e-5 (0.0031 of the spread).
         CHECK(worst_mean <= 0.004);
         CHECK(worst_var <= 1e-5);
+    }
+}
+
+TEST_CASE("channel_moments on float gives the generic sums bit for bit (AVX2 where the CPU has it)") {
+    // The fused block's per-sample statistics: the AVX2 kernel keeps sum_in_lanes's 8 running
+    // sums and rounds each square before adding it, so it must give the same doubles.
+    if (!xsimd::available_architectures().avx2)
+        MESSAGE("this CPU lacks AVX2: both sides run the generic code");
+    Rng rng(21);
+    for (std::size_t n : {1, 7, 8, 9, 49, 196, 784, 1001}) {
+        CAPTURE(n);
+        const Matrix<float> x = random_matrix<float>(1, n, rng, 0.37, 12.5);
+        double mean = 0, squares = 0, generic_mean = 0, generic_squares = 0;
+        channel_moments(x.data(), n, mean, squares);
+        channel_moments<float>(x.data(), n, generic_mean, generic_squares);
+        CHECK(mean == generic_mean);
+        CHECK(squares == generic_squares);
     }
 }
 
