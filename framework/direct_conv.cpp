@@ -69,9 +69,8 @@ void pad_image(const float*, std::size_t, const PaddedImage&, float*) {
 void crop_output(const float*, std::size_t, const PaddedImage&, const float*, float*) {
     throw std::logic_error("crop_output: built for x86-64 only");
 }
-void direct_conv3x3_weight_grad(const float*, std::size_t, std::size_t, const float*,
-                                std::size_t, std::size_t, std::size_t, const PaddedImage&,
-                                float*) {
+void direct_conv3x3_weight_grad(const float*, std::size_t, std::size_t, const float*, std::size_t,
+                                std::size_t, std::size_t, const PaddedImage&, float*) {
     throw std::logic_error("direct_conv3x3_weight_grad: built for x86-64 only");
 }
 #endif

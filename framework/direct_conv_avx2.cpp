@@ -88,8 +88,8 @@ void direct_conv3x3(const float* padded_input, std::size_t in_channels, const Pa
 }
 
 void pad_image(const float* image, std::size_t channels, const PaddedImage& g, float* padded) {
-    const std::size_t H = g.height, W = g.width, row = g.row(),
-                      vectors = (W + kLanes - 1) / kLanes, size = channels * H * W;
+    const std::size_t H = g.height, W = g.width, row = g.row(), vectors = (W + kLanes - 1) / kLanes,
+                      size = channels * H * W;
     float* p = padded;
     for (std::size_t c = 0; c < channels; ++c) {
         // the top border and the first row's left one
@@ -101,8 +101,7 @@ void pad_image(const float* image, std::size_t channels, const PaddedImage& g, f
             // ones on the slack).
             if (at + vectors * kLanes <= size) {
                 for (std::size_t v = 0; v < vectors; ++v)
-                    Batch::load_unaligned(image + at + v * kLanes)
-                        .store_unaligned(p + v * kLanes);
+                    Batch::load_unaligned(image + at + v * kLanes).store_unaligned(p + v * kLanes);
                 p += W;
             } else {
                 p = std::copy_n(image + at, W, p);

@@ -333,8 +333,7 @@ const Matrix<T>& BasicConv2d<T>::forward_samples(const Matrix<T>& input, AfterSa
 }
 
 template <typename T>
-void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after,
-                                    bool keep_output) {
+void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after, bool keep_output) {
     if constexpr (std::is_same_v<T, float>) {
         const std::size_t batch = input.shape(0), C = options_.in_channels(),
                           O = options_.out_channels(), in_size = this->geometry_.in_size();
@@ -394,8 +393,7 @@ void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
             float* grid = direct_scratch_.data() + std::size_t(part) * direct_scratch_.shape(1);
             float* padded_dys = grid + direct_conv_rows(std::max(O, C)) * g.out_stride();
             std::fill_n(dW, O * K + O, 0.f);
-            for (std::size_t group = first; group < end;
-                 group += direct_conv_weight_grad_samples) {
+            for (std::size_t group = first; group < end; group += direct_conv_weight_grad_samples) {
                 const std::size_t group_end =
                     std::min(end, group + direct_conv_weight_grad_samples);
                 for (std::size_t n = group; n < group_end; ++n) {
@@ -404,7 +402,8 @@ void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
                     add_bias_grad(dy, O, P, db);
                     pad_image(dy, O, g, padded_dy);
                     if (!input_grad) continue;
-                    // dx[c, h, w] = sum_{o,kh,kw} W[o, c, 2 - kh, 2 - kw] dy[o, h - 1 + kh, w - 1 + kw]
+                    // dx[c, h, w] = sum_{o,kh,kw} W[o, c, 2 - kh, 2 - kw] dy[o, h - 1 + kh, w - 1 +
+                    // kw]
                     direct_conv3x3(padded_dy, O, g, packed_flipped_weight_.data(), C, grid);
                     crop_output(grid, C, g, nullptr, grad_input_.data() + n * in_size);
                 }

@@ -154,9 +154,9 @@ class BasicConv2d : public BasicWindowLayer<T> {
     // instead (framework/direct_conv.hpp), [batch, C (H + 2)(W + 2) + slack].
     Matrix<T> columns_;
     Matrix<T> padded_input_;
-    Matrix<T> output_;      // [batch, O OH OW]
+    Matrix<T> output_;       // [batch, O OH OW]
     Matrix<T> part_output_;  // [threads, O OH OW]: z without keep_output (forward_samples)
-    Matrix<T> grad_input_;  // [batch, C H W]
+    Matrix<T> grad_input_;   // [batch, C H W]
     // The filters flipped, in and out channels swapped, [C, O k k], for the input gradient of a
     // stride-1 convolution as large as its input (backward_samples).
     Matrix<T> flipped_weight_;

@@ -92,8 +92,7 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
             for (std::size_t j = 0; j < OP; ++j)
                 z_at_max[j] = z[where[j]];
         }
-    }
-    else if (avg_pool_)
+    } else if (avg_pool_)
         avg_pool_channel(a, pool_geometry_, avg_pool_->window(), output_.data() + out_offset);
 }
 
@@ -116,7 +115,7 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
     // or its whole block (otherwise), while its output is in cache. Without BatchNorm and
     // average pooling, backward needs only the block's output (relu'(z) = 1 where a > 0), so
     // z is not kept.
-    conv_.forward_samples(input, [&](int part, std::size_t n, T* z) {
+    const auto after_sample = [&](int part, std::size_t n, T* z) {
         if (!batch_statistics_) {
             for (std::size_t c = 0; c < O; ++c)
                 activate_and_pool(n, c, z + c * P, activation_rows_.data() + std::size_t(part) * P);
@@ -129,7 +128,8 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
             sample_statistics_[(n * O + c) * 2] = mean;
             sample_statistics_[(n * O + c) * 2 + 1] = squares;
         }
-    }, backward_reads_z());
+    };
+    conv_.forward_samples(input, after_sample, backward_reads_z());
     if (!batch_statistics_) return output_;
 
     // BatchNorm's own check, after the convolution's (as the layers one by one), before any

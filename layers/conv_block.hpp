@@ -81,11 +81,12 @@ class BasicConvBlock : public BasicFusedGroup<T> {
                                              // deviations per channel, then the gradient sums
     xt::xtensor<std::uint32_t, 2> argmax_;   // [batch, O OH' OW']: the maximum's position in
                                              // its channel
-    Matrix<T> z_at_max_;  // [batch, O OH' OW'] with max pooling after BatchNorm: z at each
-                          // window's maximum, so BatchNorm's backward sums read it in order
-    Matrix<T> output_;                       // [batch, O OH' OW']
-    Matrix<T> activation_rows_;              // [threads, OH OW]: a, one channel at a time
-    Matrix<T> grad_z_;                       // [threads, O OH OW]: one sample's dz
+    // With max pooling after BatchNorm: z at each window's maximum, so that BatchNorm's
+    // backward sums read it in order.
+    Matrix<T> z_at_max_;         // [batch, O OH' OW']
+    Matrix<T> output_;           // [batch, O OH' OW']
+    Matrix<T> activation_rows_;  // [threads, OH OW]: a, one channel at a time
+    Matrix<T> grad_z_;           // [threads, O OH OW]: one sample's dz
 };
 
 using ConvBlock = BasicConvBlock<float>;
