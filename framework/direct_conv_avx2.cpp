@@ -51,6 +51,27 @@ void weight_grad_rows(const float* x, std::size_t x_stride, std::size_t in_chann
         }
 }
 
+// Whether a row of W floats at `at` of an image of `size` floats can be copied by whole
+// vectors: the last vector's floats past the row stay inside the image.
+bool fits_whole_vectors(std::size_t at, std::size_t W, std::size_t size) {
+    return at + (W + kLanes - 1) / kLanes * kLanes <= size;
+}
+
+// to[w] = from[w] (+ bias with AddBias) for w < W: by whole vectors, reading and writing up to
+// kLanes - 1 floats past the row, when `whole_vectors`; else one float at a time.
+template <bool AddBias>
+void copy_row(const float* from, std::size_t W, bool whole_vectors, float bias, float* to) {
+    if (!whole_vectors) {
+        for (std::size_t w = 0; w < W; ++w)
+            to[w] = AddBias ? from[w] + bias : from[w];
+        return;
+    }
+    for (std::size_t w = 0; w < W; w += kLanes) {
+        const Batch v = Batch::load_unaligned(from + w);
+        (AddBias ? v + Batch(bias) : v).store_unaligned(to + w);
+    }
+}
+
 }  // namespace
 
 void direct_conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
@@ -88,24 +109,17 @@ void direct_conv3x3(const float* padded_input, std::size_t in_channels, const Pa
 }
 
 void pad_image(const float* image, std::size_t channels, const PaddedImage& g, float* padded) {
-    const std::size_t H = g.height, W = g.width, row = g.row(), vectors = (W + kLanes - 1) / kLanes,
-                      size = channels * H * W;
+    const std::size_t H = g.height, W = g.width, row = g.row(), size = channels * H * W;
     float* p = padded;
     for (std::size_t c = 0; c < channels; ++c) {
         // the top border and the first row's left one
         p = std::fill_n(p, row + 1, 0.f);
         for (std::size_t h = 0; h < H; ++h) {
+            // the floats past the row's end land on the borders and rows after it, which are
+            // written later (the last ones on the slack)
             const std::size_t at = (c * H + h) * W;
-            // Whole vectors, where they do not read past the image: the floats past the row's
-            // end land on the borders and rows after it, which are written later (the last
-            // ones on the slack).
-            if (at + vectors * kLanes <= size) {
-                for (std::size_t v = 0; v < vectors; ++v)
-                    Batch::load_unaligned(image + at + v * kLanes).store_unaligned(p + v * kLanes);
-                p += W;
-            } else {
-                p = std::copy_n(image + at, W, p);
-            }
+            copy_row<false>(image + at, W, fits_whole_vectors(at, W, size), 0.f, p);
+            p += W;
             // this row's right border and the next one's left
             if (h + 1 < H) p = std::fill_n(p, 2, 0.f);
         }
@@ -118,27 +132,16 @@ void pad_image(const float* image, std::size_t channels, const PaddedImage& g, f
 void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
                  float* image) {
     const std::size_t H = g.height, W = g.width, row = g.row(), stride = g.out_stride(),
-                      vectors = (W + kLanes - 1) / kLanes, size = channels * H * W;
-    for (std::size_t o = 0; o < channels; ++o) {
-        const Batch b(bias ? bias[o] : 0.f);
+                      size = channels * H * W;
+    for (std::size_t o = 0; o < channels; ++o)
         for (std::size_t h = 0; h < H; ++h) {
-            const float* from = out + o * stride + h * row;
+            // the floats past the row's end land on the rows after it, which are written later
+            // (what they read past the row lies in the next row of the grid, or in the scratch
+            // after it)
             const std::size_t at = (o * H + h) * W;
-            float* to = image + at;
-            // Whole vectors: the floats past the row's end land on the rows after it, which are
-            // written later (what they read past the row lies in the next row of the grid, or
-            // in the scratch after it). The image's last rows, where they would land past its
-            // end, one float at a time.
-            if (at + vectors * kLanes <= size) {
-                for (std::size_t v = 0; v < vectors; ++v)
-                    (Batch::load_unaligned(from + v * kLanes) + b).store_unaligned(to + v * kLanes);
-            } else {
-                const float scalar_bias = bias ? bias[o] : 0.f;
-                for (std::size_t w = 0; w < W; ++w)
-                    to[w] = from[w] + scalar_bias;
-            }
+            copy_row<true>(out + o * stride + h * row, W, fits_whole_vectors(at, W, size),
+                           bias ? bias[o] : 0.f, image + at);
         }
-    }
 }
 
 void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
