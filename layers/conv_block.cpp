@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
 
 #include "framework/blas_threads.hpp"
 #include "layers/relu.hpp"
@@ -60,14 +63,24 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
     const std::size_t P = positions(), OP = out_positions();
     const std::size_t out_offset = (n * channels() + c) * OP;
     const bool pooled = max_pool_ || avg_pool_;
-    if (max_pool_ && !batchnorm_) {
-        // max_j relu(z_j) = relu(max_j z_j), at the same window position wherever the gradient
-        // can differ from 0 (relu'(z) = 0 where both are 0; a NaN wins either way): the pooling
-        // reads z, and only the pooled values go through ReLU.
+    if (max_pool_) {
+        // Without BatchNorm, max_j relu(z_j) = relu(max_j z_j), at the same window position
+        // wherever the gradient can differ from 0 (relu'(z) = 0 where both are 0; a NaN wins
+        // either way): the pooling reads z, and only the pooled values go through ReLU. With
+        // BatchNorm, the pooling computes a = relu(bn(z)) pixel by pixel as it compares them,
+        // and keeps z at each maximum for backward.
         T* __restrict y = output_.data() + out_offset;
-        max_pool_channel(z, pool_geometry_, max_pool_->window(), y, argmax_.data() + out_offset);
-        for (std::size_t j = 0; j < OP; ++j)
-            y[j] = ReLUFunction::value(y[j]);
+        std::uint32_t* where = argmax_.data() + out_offset;
+        if (!batchnorm_) {
+            max_pool_channel(z, pool_geometry_, max_pool_->window(), PoolPixel<T>{}, y, where);
+            for (std::size_t j = 0; j < OP; ++j)
+                y[j] = ReLUFunction::value(y[j]);
+            return;
+        }
+        const PoolPixel<T> pixel{true, batchnorm_->mean_(c), batchnorm_->inv_std_(c),
+                                 batchnorm_->gamma_(c), batchnorm_->beta_(c)};
+        max_pool_channel(z, pool_geometry_, max_pool_->window(), pixel, y, where,
+                         z_at_max_.data() + out_offset);
         return;
     }
     T* __restrict a = pooled ? row : output_.data() + out_offset;
@@ -83,16 +96,7 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
         for (std::size_t p = 0; p < P; ++p)
             a[p] = ReLUFunction::value(z[p]);
     }
-    if (max_pool_) {
-        const std::uint32_t* __restrict where = argmax_.data() + out_offset;
-        max_pool_channel(a, pool_geometry_, max_pool_->window(), output_.data() + out_offset,
-                         argmax_.data() + out_offset);
-        if (batchnorm_) {
-            T* __restrict z_at_max = z_at_max_.data() + out_offset;
-            for (std::size_t j = 0; j < OP; ++j)
-                z_at_max[j] = z[where[j]];
-        }
-    } else if (avg_pool_)
+    if (avg_pool_)
         avg_pool_channel(a, pool_geometry_, avg_pool_->window(), output_.data() + out_offset);
 }
 
@@ -189,6 +193,40 @@ void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, s
     const std::size_t P = positions(), offset = (n * channels() + c) * out_positions();
     const T* __restrict dy = grad_output.data() + offset;
     const std::uint32_t* __restrict where = argmax_.data() + offset;
+#if defined(__x86_64__)
+    if constexpr (std::is_same_v<T, float>) {
+        static const bool avx2 = xsimd::available_architectures().avx2;
+        const Window& w = max_pool_->window();
+        if (avx2 && w.kernel == 2 && w.stride == 2 && w.padding == 0) {
+            MaxPoolScatter scatter{z,
+                                   dy,
+                                   where,
+                                   batchnorm_ ? z_at_max_.data() + offset : output_.data() + offset,
+                                   std::uint32_t(pool_geometry_.height),
+                                   std::uint32_t(pool_geometry_.width),
+                                   std::uint32_t(pool_geometry_.out_height),
+                                   std::uint32_t(pool_geometry_.out_width),
+                                   batchnorm_ != nullptr,
+                                   0,
+                                   0,
+                                   0,
+                                   0,
+                                   0,
+                                   0,
+                                   0};
+            if (batchnorm_) {
+                scatter.mean = batchnorm_->mean_(c);
+                scatter.inv_std = batchnorm_->inv_std_(c);
+                scatter.gamma = batchnorm_->gamma_(c);
+                scatter.beta = batchnorm_->beta_(c);
+                scatter.scale = scatter.gamma * scatter.inv_std;
+                scatter.mean_dy = batchnorm_->sum_dy_(c) * inv_count;
+                scatter.mean_dy_xhat = batchnorm_->sum_dy_xhat_(c) * inv_count;
+            }
+            return max_pool_scatter_2x2_avx2(scatter, dz);
+        }
+    }
+#endif
     if (!batchnorm_) {
         // dz[argmax] += dy relu'(z), relu'(z) = 1 where the window's output relu(z) > 0; every
         // other position gets 0

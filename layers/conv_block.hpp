@@ -89,6 +89,22 @@ class BasicConvBlock : public BasicFusedGroup<T> {
     Matrix<T> grad_z_;           // [threads, O OH OW]: one sample's dz
 };
 
+// The gradient of one channel before a 2x2 max pooling with stride 2 and ReLU (and BatchNorm,
+// when `batchnorm`): BasicConvBlock's scatter through the pooling on AVX2 (CPUs that have it:
+// layers/simd_avx2.cpp), the same numbers.
+struct MaxPoolScatter {
+    const float* z;              // [H, W]: the convolution's output (read with BatchNorm only)
+    const float* dy;             // [OH, OW]: the block's output gradient
+    const std::uint32_t* where;  // [OH, OW]: each maximum's position in the channel
+    const float* at_max;         // [OH, OW]: z at the maxima (BatchNorm), else the block's output
+    std::uint32_t H, W, OH, OW;
+    bool batchnorm;
+    // BatchNorm's: mu, 1/sqrt(sigma2 + eps), gamma, beta, gamma/sqrt(sigma2 + eps), mean(dy),
+    // mean(dy xhat)
+    float mean, inv_std, gamma, beta, scale, mean_dy, mean_dy_xhat;
+};
+void max_pool_scatter_2x2_avx2(const MaxPoolScatter& scatter, float* dz);
+
 using ConvBlock = BasicConvBlock<float>;
 extern template class BasicConvBlock<float>;
 extern template class BasicConvBlock<double>;

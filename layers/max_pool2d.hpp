@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "framework/window.hpp"
+#include "layers/relu.hpp"
 
 namespace bnlab {
 
@@ -34,12 +35,35 @@ class BasicMaxPool2d : public BasicWindowLayer<T> {
     Matrix<T> grad_input_;                  // [batch, C H W]
 };
 
-// One channel [H, W] -> [OH, OW] of a sample, with each output's index of its maximum in the
-// channel in `where`: what forward does for each channel, and what a fused group
-// (layers/conv_block.hpp) does on a channel it has just computed.
+// What the pooling compares at each pixel x: x itself, or, in a fused block
+// (layers/conv_block.hpp), BatchNorm's output after ReLU,
+//   relu(gamma ((x - mu) inv_std) + beta)
+// computed as the two layers compute it, so that the maxima and their positions are theirs.
 template <typename T>
-void max_pool_channel(const T* x, const WindowGeometry& g, const Window& w, T* y,
-                      std::uint32_t* where);
+struct PoolPixel {
+    bool normalize = false;
+    T mean = 0, inv_std = 1, gamma = 1, beta = 0;
+    T operator()(T x) const {
+        if (!normalize) return x;
+        const T y = gamma * ((x - mean) * inv_std) + beta;
+        return ReLUFunction::value(y);
+    }
+};
+
+// One channel [H, W] -> [OH, OW] of a sample: y = the maximum of `pixel` over each window, with
+// the maximum's index in the channel in `where` and, unless `input_at_max` is null, the input
+// x there. What forward does for each channel (with the plain pixel), and what a fused group
+// does on a channel it has just computed.
+template <typename T>
+void max_pool_channel(const T* x, const WindowGeometry& g, const Window& w,
+                      const PoolPixel<T>& pixel, T* y, std::uint32_t* where,
+                      T* input_at_max = nullptr);
+
+// max_pool_channel's 2x2 window with stride 2 on AVX2 (CPUs that have it: layers/simd_avx2.cpp),
+// for a channel H x W with OH x OW outputs.
+void max_pool_channel_2x2_avx2(const float* x, std::uint32_t H, std::uint32_t W, std::uint32_t OH,
+                               std::uint32_t OW, const PoolPixel<float>& pixel, float* y,
+                               std::uint32_t* where, float* x_at_max);
 
 using MaxPool2d = BasicMaxPool2d<float>;
 extern template class BasicMaxPool2d<float>;

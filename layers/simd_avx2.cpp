@@ -1,10 +1,15 @@
-// Sigmoid's and Tanh's element-wise kernels for AVX2, and BatchNorm's per-sample moments, in a
-// file of their own compiled with -mavx2 -mfma (see CMakeLists.txt); framework/simd.hpp and
-// layers/batch_norm.cpp pick them at run time on CPUs that have it. This file instantiates nothing
-// but these kernels, so no code built for AVX2 can stand in for another file's.
+// Sigmoid's and Tanh's element-wise kernels for AVX2, BatchNorm's per-sample moments and the 2x2
+// max pooling's rows, in a file of their own compiled with -mavx2 -mfma (see CMakeLists.txt);
+// framework/simd.hpp and layers/batch_norm.cpp pick them at run time on CPUs that have it. This
+// file instantiates nothing but these kernels, so no code built for AVX2 can stand in for another
+// file's.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "layers/batch_norm.hpp"
+#include "layers/conv_block.hpp"
+#include "layers/max_pool2d.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
 
@@ -23,6 +28,14 @@ namespace {
 // The products must be rounded before they are added, as in the SSE2 code: the empty asm keeps
 // GCC from contracting a multiply and an add into one FMA (which rounds once).
 inline __m256d rounded(__m256d product) {
+    asm volatile("" : "+x"(product));
+    return product;
+}
+inline __m256 rounded(__m256 product) {
+    asm volatile("" : "+x"(product));
+    return product;
+}
+inline float rounded(float product) {
     asm volatile("" : "+x"(product));
     return product;
 }
@@ -54,6 +67,48 @@ double sum_in_8_lanes(const float* x, std::size_t n, VectorTerm vector_term,
     return sum;
 }
 
+// to[0, n) = from[0, n) for n <= 16, in at most two (overlapping) vector moves: std::copy_n
+// would call memmove for each few floats.
+template <typename Value>
+void copy_few(const Value* from, std::uint32_t n, Value* to) {
+    static_assert(sizeof(Value) == 4);
+    const auto move = [&](std::uint32_t at, auto load, auto store) {
+        store(to + at, load(from + at));
+    };
+    const auto load8 = [](const Value* at) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at));
+    };
+    const auto store8 = [](Value* at, __m256i v) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(at), v);
+    };
+    const auto load4 = [](const Value* at) {
+        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    };
+    const auto store4 = [](Value* at, __m128i v) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(at), v);
+    };
+    if (n >= 8) {
+        move(0, load8, store8);
+        move(n - 8, load8, store8);
+    } else if (n >= 4) {
+        move(0, load4, store4);
+        move(n - 4, load4, store4);
+    } else {
+        for (std::uint32_t i = 0; i < n; ++i)
+            to[i] = from[i];
+    }
+}
+
+// Asks for floats [at, at + n) of the channel after `channel` (P floats each) to be brought into
+// L1: a fused block's passes over the batch's z after its statistics read each channel once, from
+// L3, and the hardware's prefetch does not keep up (the scatter's loads waited a quarter of its
+// time). A prefetch past the last channel is harmless (it never faults).
+inline void prefetch_next_channel(const float* channel, std::uint32_t P, std::uint32_t at,
+                                  std::uint32_t n) {
+    for (std::uint32_t line = 0; line < n; line += 16)
+        _mm_prefetch(reinterpret_cast<const char*>(channel + P + at + line), _MM_HINT_T0);
+}
+
 }  // namespace
 
 void channel_moments_avx2(const float* x, std::size_t n, double& mean, double& squares) {
@@ -68,6 +123,223 @@ void channel_moments_avx2(const float* x, std::size_t n, double& mean, double& s
             return rounded(_mm256_mul_pd(centered, centered));
         },
         [&](double v) { return rounded((v - mean) * (v - mean)); });
+}
+
+void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::uint32_t W,
+                               std::uint32_t OH, std::uint32_t OW, const PoolPixel<float>& pixel,
+                               float* __restrict y, std::uint32_t* __restrict where,
+                               float* __restrict x_at_max) {
+    const __m256 mean = _mm256_set1_ps(pixel.mean), inv_std = _mm256_set1_ps(pixel.inv_std),
+                 gamma = _mm256_set1_ps(pixel.gamma), beta = _mm256_set1_ps(pixel.beta),
+                 zero = _mm256_setzero_ps();
+    // PoolPixel on 8 floats: relu(gamma ((x - mu) inv_std) + beta), rounded as the scalar code
+    const auto pixel_vector = [&](__m256 x) {
+        if (!pixel.normalize) return x;
+        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(x, mean), inv_std);
+        const __m256 y = _mm256_add_ps(rounded(_mm256_mul_ps(gamma, x_hat)), beta);
+        return _mm256_andnot_ps(_mm256_cmp_ps(y, zero, _CMP_LT_OQ), y);
+    };
+    // wins = v > current or v is NaN
+    const auto beats = [](__m256 v, __m256 current) {
+        return _mm256_or_ps(_mm256_cmp_ps(v, current, _CMP_GT_OQ),
+                            _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    };
+    const auto select_at = [](__m256 wins, __m256i candidate, __m256i current) {
+        return _mm256_castps_si256(
+            _mm256_blendv_ps(_mm256_castsi256_ps(current), _mm256_castsi256_ps(candidate), wins));
+    };
+    // The even and the odd pixels of 16 (a: 0-7, b: 8-15), in the order of outputs
+    // 0 1 4 5 2 3 6 7 (each 128-bit half shuffled alone); `in_order` puts the outputs back.
+    const auto even = [](__m256 a, __m256 b) { return _mm256_shuffle_ps(a, b, 0x88); };
+    const auto odd = [](__m256 a, __m256 b) { return _mm256_shuffle_ps(a, b, 0xdd); };
+    const auto in_order = [](__m256 v) {
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8));
+    };
+    const __m256i steps = _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
+    // Outputs ow .. ow + 7 from their windows' 16 upper and 16 lower pixels (a: 0-7, b: 8-15)
+    struct Outputs {
+        __m256 value, input;
+        __m256i at;
+    };
+    const auto pool = [&](std::uint32_t top, std::uint32_t ow, __m256 upper_a, __m256 upper_b,
+                          __m256 lower_a, __m256 lower_b) {
+        const __m256 pixel_upper_a = pixel_vector(upper_a), pixel_upper_b = pixel_vector(upper_b),
+                     pixel_lower_a = pixel_vector(lower_a), pixel_lower_b = pixel_vector(lower_b);
+        const __m256 v0 = even(pixel_upper_a, pixel_upper_b),
+                     v1 = odd(pixel_upper_a, pixel_upper_b);
+        const __m256 v2 = even(pixel_lower_a, pixel_lower_b),
+                     v3 = odd(pixel_lower_a, pixel_lower_b);
+        const __m256i at0 = _mm256_add_epi32(_mm256_set1_epi32(int(top + 2 * ow)), steps);
+        const __m256 wins1 = beats(v1, v0);
+        __m256 value = _mm256_blendv_ps(v0, v1, wins1);
+        __m256i at = select_at(wins1, _mm256_add_epi32(at0, _mm256_set1_epi32(1)), at0);
+        __m256 input = _mm256_blendv_ps(even(upper_a, upper_b), odd(upper_a, upper_b), wins1);
+        const __m256 wins2 = beats(v2, value);
+        value = _mm256_blendv_ps(value, v2, wins2);
+        at = select_at(wins2, _mm256_add_epi32(at0, _mm256_set1_epi32(int(W))), at);
+        input = _mm256_blendv_ps(input, even(lower_a, lower_b), wins2);
+        const __m256 wins3 = beats(v3, value);
+        value = _mm256_blendv_ps(value, v3, wins3);
+        at = select_at(wins3, _mm256_add_epi32(at0, _mm256_set1_epi32(int(W + 1))), at);
+        input = _mm256_blendv_ps(input, odd(lower_a, lower_b), wins3);
+        return Outputs{in_order(value), in_order(input),
+                       _mm256_castps_si256(in_order(_mm256_castsi256_ps(at)))};
+    };
+    // Rows of fewer than 8 outputs: masked loads (nothing read past the row's
+    // end), stores through a buffer (masked stores are slow on Zen 3).
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const auto first_n = [&](std::uint32_t n) {  // lanes < n
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lanes);
+    };
+    const __m256i load_a = first_n(2 * OW), load_b = first_n(2 * OW > 8 ? 2 * OW - 8 : 0);
+    for (std::uint32_t oh = 0; oh < OH; ++oh) {
+        const std::uint32_t top = 2 * oh * W;
+        prefetch_next_channel(x, H * W, top, 2 * W);
+        const float *upper = x + top, *lower = x + top + W;
+        float* best = y + oh * OW;
+        std::uint32_t* best_at = where + oh * OW;
+        float* input_at_best = x_at_max ? x_at_max + oh * OW : nullptr;
+        const auto whole = [&](std::uint32_t ow) {
+            const Outputs out =
+                pool(top, ow, _mm256_loadu_ps(upper + 2 * ow), _mm256_loadu_ps(upper + 2 * ow + 8),
+                     _mm256_loadu_ps(lower + 2 * ow), _mm256_loadu_ps(lower + 2 * ow + 8));
+            _mm256_storeu_ps(best + ow, out.value);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(best_at + ow), out.at);
+            if (input_at_best) _mm256_storeu_ps(input_at_best + ow, out.input);
+        };
+        std::uint32_t ow = 0;
+        for (; ow + 8 <= OW; ow += 8)
+            whole(ow);
+        if (ow == OW) continue;
+        // the last outputs: the last eight again (recomputing an output gives the same value)
+        if (OW >= 8) {
+            whole(OW - 8);
+            continue;
+        }
+        const Outputs out =
+            pool(top, ow, _mm256_maskload_ps(upper, load_a), _mm256_maskload_ps(upper + 8, load_b),
+                 _mm256_maskload_ps(lower, load_a), _mm256_maskload_ps(lower + 8, load_b));
+        alignas(32) float values[8], inputs[8];
+        alignas(32) std::uint32_t positions[8];
+        _mm256_store_ps(values, out.value);
+        _mm256_store_ps(inputs, out.input);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(positions), out.at);
+        copy_few(values, OW, best);
+        copy_few(positions, OW, best_at);
+        if (input_at_best) copy_few(inputs, OW, input_at_best);
+    }
+}
+
+void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
+    const std::uint32_t W = s.W, OW = s.OW;
+    const __m256 mean = _mm256_set1_ps(s.mean), inv_std = _mm256_set1_ps(s.inv_std),
+                 gamma = _mm256_set1_ps(s.gamma), beta = _mm256_set1_ps(s.beta),
+                 scale = _mm256_set1_ps(s.scale), minus_mean_dy = _mm256_set1_ps(-s.mean_dy),
+                 mean_dy_xhat = _mm256_set1_ps(s.mean_dy_xhat), zero = _mm256_setzero_ps(),
+                 one = _mm256_set1_ps(1.0f);
+    // dz before the pooling's gradient is added: BatchNorm's means' part
+    // gamma / sqrt(sigma2 + eps) (-mean(dy) - xhat mean(dy xhat)), or 0 without BatchNorm
+    const auto base = [&](__m256 z) {
+        if (!s.batchnorm) return zero;
+        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(z, mean), inv_std);
+        return _mm256_mul_ps(
+            scale, _mm256_sub_ps(minus_mean_dy, rounded(_mm256_mul_ps(x_hat, mean_dy_xhat))));
+    };
+    const auto base_scalar = [&](float z) {
+        if (!s.batchnorm) return 0.0f;
+        return s.scale * (-s.mean_dy - rounded((z - s.mean) * s.inv_std * s.mean_dy_xhat));
+    };
+    // The gradient each output sends to its maximum: scale dy relu'(a), a = gamma xhat + beta at
+    // the maximum (BatchNorm), or dy relu'(a) with a the block's output
+    const auto sent = [&](__m256 dy, __m256 at_max) {
+        if (!s.batchnorm)
+            return _mm256_mul_ps(dy, _mm256_and_ps(_mm256_cmp_ps(at_max, zero, _CMP_GT_OQ), one));
+        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(at_max, mean), inv_std);
+        const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma, x_hat)), beta);
+        return _mm256_mul_ps(_mm256_mul_ps(scale, dy),
+                             _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
+    };
+    // outputs 0-3 and 4-7 of 8, each twice (the two pixels of its window in a row); and two masks
+    // of 8 outputs interleaved the same way
+    const auto in_halves = [](__m256 v) {
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8));
+    };
+    const auto is = [](__m256i k, int value) {
+        return _mm256_castsi256_ps(_mm256_cmpeq_epi32(k, _mm256_set1_epi32(value)));
+    };
+    const __m256i twice_lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    // The 16 x 2 pixels of outputs ow .. ow + 7 of output row oh: base + sent where the maximum is
+    // (selected, not added: other pixels keep the base's bits), into upper[16] and lower[16].
+    const auto scatter = [&](std::uint32_t oh, std::uint32_t ow, __m256 dy, __m256 at_max,
+                             __m256i where, __m256 z_upper_a, __m256 z_upper_b, __m256 z_lower_a,
+                             __m256 z_lower_b, float* upper, float* lower) {
+        const std::uint32_t top = 2 * oh * W;
+        // the maximum's place in its window: 0, 1 (upper row), W, W + 1 (lower row)
+        const __m256i k = _mm256_sub_epi32(
+            where, _mm256_add_epi32(_mm256_set1_epi32(int(top + 2 * ow)), twice_lanes));
+        const __m256 add = in_halves(sent(dy, at_max));
+        const __m256 add_a = _mm256_unpacklo_ps(add, add), add_b = _mm256_unpackhi_ps(add, add);
+        const __m256 m0 = in_halves(is(k, 0)), m1 = in_halves(is(k, 1)),
+                     m2 = in_halves(is(k, int(W))), m3 = in_halves(is(k, int(W + 1)));
+        const auto pixels = [&](__m256 z, __m256 added, __m256 here) {
+            const __m256 b = base(z);
+            return _mm256_blendv_ps(b, _mm256_add_ps(b, added), here);
+        };
+        _mm256_storeu_ps(upper, pixels(z_upper_a, add_a, _mm256_unpacklo_ps(m0, m1)));
+        _mm256_storeu_ps(upper + 8, pixels(z_upper_b, add_b, _mm256_unpackhi_ps(m0, m1)));
+        _mm256_storeu_ps(lower, pixels(z_lower_a, add_a, _mm256_unpacklo_ps(m2, m3)));
+        _mm256_storeu_ps(lower + 8, pixels(z_lower_b, add_b, _mm256_unpackhi_ps(m2, m3)));
+    };
+    // z at position p of the channel, read only with BatchNorm (without, s.z may be null)
+    const auto load = [&](std::uint32_t p) {
+        return s.batchnorm ? _mm256_loadu_ps(s.z + p) : zero;
+    };
+    const auto z_at = [&](std::uint32_t p) { return s.batchnorm ? s.z[p] : 0.0f; };
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const auto first_n = [&](std::uint32_t n) {  // lanes < n
+        return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lanes);
+    };
+    const __m256i short_outputs = first_n(OW), short_a = first_n(2 * OW),
+                  short_b = first_n(2 * OW > 8 ? 2 * OW - 8 : 0);
+    const auto masked = [&](std::uint32_t p, __m256i mask) {
+        return s.batchnorm ? _mm256_maskload_ps(s.z + p, mask) : zero;
+    };
+    for (std::uint32_t oh = 0; oh < s.OH; ++oh) {
+        const std::uint32_t top = 2 * oh * W;
+        if (s.batchnorm) prefetch_next_channel(s.z, s.H * W, top, 2 * W);
+        const float* dy = s.dy + oh * OW;
+        const float* at_max = s.at_max + oh * OW;
+        const std::uint32_t* where = s.where + oh * OW;
+        const auto whole = [&](std::uint32_t ow) {
+            const std::uint32_t p = top + 2 * ow;
+            scatter(oh, ow, _mm256_loadu_ps(dy + ow), _mm256_loadu_ps(at_max + ow),
+                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(where + ow)), load(p),
+                    load(p + 8), load(p + W), load(p + W + 8), dz + p, dz + p + W);
+        };
+        std::uint32_t ow = 0;
+        for (; ow + 8 <= OW; ow += 8)
+            whole(ow);
+        if (ow < OW && OW >= 8) whole(OW - 8);  // the last eight again: the same values
+        if (OW < 8) {
+            // masked loads (nothing read past the row), stores through a buffer
+            alignas(32) float upper[16], lower[16];
+            scatter(oh, 0, _mm256_maskload_ps(dy, short_outputs),
+                    _mm256_maskload_ps(at_max, short_outputs),
+                    _mm256_maskload_epi32(reinterpret_cast<const int*>(where), short_outputs),
+                    masked(top, short_a), masked(top + 8, short_b), masked(top + W, short_a),
+                    masked(top + W + 8, short_b), upper, lower);
+            copy_few(upper, 2 * OW, dz + top);
+            copy_few(lower, 2 * OW, dz + top + W);
+        }
+        // a last column no window reaches (W odd)
+        for (std::uint32_t w = 2 * OW; w < W; ++w) {
+            dz[top + w] = base_scalar(z_at(top + w));
+            dz[top + W + w] = base_scalar(z_at(top + W + w));
+        }
+    }
+    // a last row no window reaches (H odd)
+    for (std::uint32_t p = 2 * s.OH * W; p < s.H * W; ++p)
+        dz[p] = base_scalar(z_at(p));
 }
 
 }  // namespace bnlab

@@ -4,6 +4,7 @@
 // odd sizes and a batch of 1; and the same bits on 1 and 2 threads.
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 
 #include "helpers.hpp"
@@ -325,4 +326,149 @@ TEST_CASE("A fused block given a batch of the wrong width changes nothing and na
     CHECK(message_of([&] { model.forward(wrong); }).find("Conv2d(1 -> 2, 3x3)") !=
           std::string::npos);
     CHECK(dynamic_cast<BatchNorm&>(model[1]).num_batches_tracked() == 0);
+}
+
+namespace {
+
+// Channel values with ties (a quarter of them a multiple of 0.5 in [-1, 1]), and one NaN when
+// asked: the cases where which pixel wins depends on the rule.
+std::vector<float> channel_values(std::size_t size, Rng& rng, bool nan) {
+    const Matrix<float> random = random_matrix<float>(1, size, rng, 1.0, 0.0);
+    std::vector<float> values(random.begin(), random.end());
+    for (std::size_t i = 0; i < size; i += 4)
+        values[i] = std::round(values[i] * 2.0f) / 2.0f;
+    if (nan) values[size / 3] = std::nanf("");
+    return values;
+}
+
+// The bits of a float (NaN included), for exact comparisons.
+std::uint32_t bits(float value) {
+    std::uint32_t result;
+    std::memcpy(&result, &value, sizeof result);
+    return result;
+}
+
+struct PoolCase {
+    std::uint32_t H, W;
+};
+// 28 and 14 are the cnn preset's maps (14 and 7 outputs a row); odd sizes leave a last row and
+// column no window reaches; 1, 8, 9, 16 and 17 outputs a row (a last block of 8 again).
+const PoolCase pool_cases[] = {{28, 28}, {14, 14}, {7, 7},  {5, 9},  {9, 5}, {2, 2},
+                               {3, 3},   {6, 16},  {4, 32}, {3, 34}, {2, 18}};
+
+const PoolPixel<float> pool_pixels[] = {PoolPixel<float>{},
+                                        PoolPixel<float>{true, 0.25f, 1.7f, 0.9f, -0.1f},
+                                        PoolPixel<float>{true, -0.5f, 0.6f, -1.3f, 0.2f}};
+
+}  // namespace
+
+TEST_CASE("The fused 2x2 max pooling gives the plain rule's maxima, positions and inputs") {
+    // max_pool_channel with a PoolPixel (on AVX2 where the CPU has it) against the rule written
+    // out: the first largest pixel(x) in row-major window order wins, a NaN wins over anything
+    // before it; bit for bit.
+    if (!xsimd::available_architectures().avx2)
+        MESSAGE("this CPU lacks AVX2: the SSE2 and scalar code is checked");
+    Rng rng(5);
+    const Window window{2, 2, 0};
+    for (const PoolCase& size : pool_cases)
+        for (const PoolPixel<float>& pixel : pool_pixels)
+            for (bool nan : {false, true}) {
+                CAPTURE(size.H);
+                CAPTURE(size.W);
+                CAPTURE(pixel.gamma);
+                CAPTURE(nan);
+                const WindowGeometry g = window_geometry(Shape{1, size.H, size.W}, window);
+                const std::vector<float> x = channel_values(size.H * size.W, rng, nan);
+                const std::size_t OP = g.out_positions();
+                std::vector<float> y(OP), x_at_max(OP);
+                std::vector<std::uint32_t> where(OP);
+                max_pool_channel(x.data(), g, window, pixel, y.data(), where.data(),
+                                 x_at_max.data());
+                for (std::size_t oh = 0; oh < g.out_height; ++oh)
+                    for (std::size_t ow = 0; ow < g.out_width; ++ow) {
+                        std::size_t best_at = 2 * oh * size.W + 2 * ow;
+                        float best = pixel(x[best_at]);
+                        for (std::size_t at :
+                             {best_at + 1, best_at + size.W, best_at + size.W + 1}) {
+                            const float value = pixel(x[at]);
+                            if (value > best || std::isnan(value)) {
+                                best = value;
+                                best_at = at;
+                            }
+                        }
+                        const std::size_t j = oh * g.out_width + ow;
+                        CHECK(bits(y[j]) == bits(best));
+                        CHECK(where[j] == best_at);
+                        CHECK(bits(x_at_max[j]) == bits(x[best_at]));
+                    }
+            }
+}
+
+TEST_CASE(
+    "The fused block's AVX2 gradient through 2x2 max pooling is the scalar code's, bit for bit") {
+    // max_pool_scatter_2x2_avx2 against the block's generic loop (layers/conv_block.cpp): the
+    // means' part of BatchNorm's gradient at every pixel, then the gradient at each maximum
+    // added; without BatchNorm, 0 and dy relu'(a).
+    if (!xsimd::available_architectures().avx2) {
+        MESSAGE("this CPU lacks AVX2: nothing to check");
+        return;
+    }
+    Rng rng(8);
+    const Window window{2, 2, 0};
+    for (const PoolCase& size : pool_cases)
+        for (const PoolPixel<float>& pixel : pool_pixels) {
+            CAPTURE(size.H);
+            CAPTURE(size.W);
+            CAPTURE(pixel.gamma);
+            const WindowGeometry g = window_geometry(Shape{1, size.H, size.W}, window);
+            const std::size_t P = size.H * size.W, OP = g.out_positions();
+            const std::vector<float> z = channel_values(P, rng, false);
+            std::vector<float> y(OP), z_at_max(OP);
+            std::vector<std::uint32_t> where(OP);
+            max_pool_channel(z.data(), g, window, pixel, y.data(), where.data(), z_at_max.data());
+            const std::vector<float> dy = channel_values(OP, rng, false);
+            const bool batchnorm = pixel.normalize;
+            const float scale = pixel.gamma * pixel.inv_std, mean_dy = 0.03f, mean_dy_xhat = -0.21f;
+            // the generic code, as in BasicConvBlock::scatter_through_max_pool
+            std::vector<float> expected(P);
+            for (std::size_t p = 0; p < P; ++p)
+                expected[p] =
+                    batchnorm
+                        ? scale * (-mean_dy - (z[p] - pixel.mean) * pixel.inv_std * mean_dy_xhat)
+                        : 0.0f;
+            for (std::size_t j = 0; j < OP; ++j) {
+                if (!batchnorm) {
+                    expected[where[j]] += dy[j] * float(y[j] > 0.0f);
+                    continue;
+                }
+                const float a =
+                    pixel.gamma * ((z_at_max[j] - pixel.mean) * pixel.inv_std) + pixel.beta;
+                expected[where[j]] += scale * dy[j] * float(a > 0.0f);
+            }
+            const MaxPoolScatter scatter{batchnorm ? z.data() : nullptr,
+                                         dy.data(),
+                                         where.data(),
+                                         batchnorm ? z_at_max.data() : y.data(),
+                                         size.H,
+                                         size.W,
+                                         std::uint32_t(g.out_height),
+                                         std::uint32_t(g.out_width),
+                                         batchnorm,
+                                         pixel.mean,
+                                         pixel.inv_std,
+                                         pixel.gamma,
+                                         pixel.beta,
+                                         scale,
+                                         mean_dy,
+                                         mean_dy_xhat};
+            // a guard after the channel: nothing is written past it
+            std::vector<float> dz(P + 16, 7.0f);
+            max_pool_scatter_2x2_avx2(scatter, dz.data());
+            std::size_t differing = 0;
+            for (std::size_t p = 0; p < P; ++p)
+                differing += bits(dz[p]) != bits(expected[p]);
+            CHECK(differing == 0);
+            for (std::size_t p = P; p < P + 16; ++p)
+                CHECK(dz[p] == 7.0f);
+        }
 }
