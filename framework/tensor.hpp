@@ -81,12 +81,12 @@ void copy_into(Matrix<T>& destination, const Matrix<T>& source) {
     std::copy(source.begin(), source.end(), destination.begin());
 }
 
-// sum_{i < count} term(i), accumulated in Sum over 8 running partial sums: the compiler may not
-// reorder one chain of dependent additions (and waits on each), but runs 8 independent ones in
-// vector registers. The tail goes to the first; the 8 are added in order at the end.
-template <typename Sum, typename Term>
+// sum_{i < count} term(i), accumulated in Sum over kLanes (8 unless given) running partial sums:
+// the compiler may not reorder one chain of dependent additions (and waits on each), but runs
+// independent ones in vector registers. The tail goes to the first; the lanes are added in order
+// at the end.
+template <typename Sum, std::size_t kLanes = 8, typename Term>
 Sum sum_in_lanes(std::size_t count, Term term) {
-    constexpr std::size_t kLanes = 8;
     Sum lanes[kLanes] = {};
     std::size_t i = 0;
     for (; i + kLanes <= count; i += kLanes)

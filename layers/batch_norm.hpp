@@ -104,11 +104,11 @@ struct Moments {
 };
 
 // One channel's mean = sum_i x_i / n and squares = sum_i (x_i - mean)^2 over x[0, n), in double
-// with sum_in_lanes's 8 running sums: the fused block's per-sample statistics.
+// with 16 running sums (sum_in_lanes<double, 16>): the fused block's per-sample statistics.
 template <typename T>
 void channel_moments(const T* x, std::size_t n, double& mean, double& squares) {
-    mean = sum_in_lanes<double>(n, [&](std::size_t i) { return double(x[i]); }) / double(n);
-    squares = sum_in_lanes<double>(n, [&](std::size_t i) {
+    mean = sum_in_lanes<double, 16>(n, [&](std::size_t i) { return double(x[i]); }) / double(n);
+    squares = sum_in_lanes<double, 16>(n, [&](std::size_t i) {
         const double centered = double(x[i]) - mean;
         return centered * centered;
     });

@@ -280,6 +280,18 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                         const std::size_t offset = (n * O + c) * out_positions();
                         const T* __restrict dy = grad_output.data() + offset;
                         const T* __restrict z_at_max = z_at_max_.data() + offset;
+#if defined(__x86_64__)
+                        if constexpr (std::is_same_v<T, float>) {
+                            static const bool avx2 = xsimd::available_architectures().avx2;
+                            if (avx2) {
+                                max_pool_grad_sums_avx2(
+                                    dy, z_at_max, out_positions(),
+                                    PoolPixel<float>{true, mean, inv_std, gamma, beta}, sums[0],
+                                    sums[1]);
+                                continue;
+                            }
+                        }
+#endif
                         const auto x_hat = [&](std::size_t j) {
                             return (z_at_max[j] - mean) * inv_std;
                         };
@@ -287,9 +299,9 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                         const auto d = [&](std::size_t j) {
                             return dy[j] * T(gamma * x_hat(j) + beta > T(0));
                         };
-                        sums[0] = sum_in_lanes<double>(out_positions(),
-                                                       [&](std::size_t j) { return double(d(j)); });
-                        sums[1] = sum_in_lanes<double>(out_positions(), [&](std::size_t j) {
+                        sums[0] = sum_in_lanes<double, 16>(
+                            out_positions(), [&](std::size_t j) { return double(d(j)); });
+                        sums[1] = sum_in_lanes<double, 16>(out_positions(), [&](std::size_t j) {
                             return double(d(j)) * double(x_hat(j));
                         });
                         continue;

@@ -44,27 +44,43 @@ inline double rounded(double product) {
     return product;
 }
 
-// sum_{i < n} term(x[i]) with sum_in_lanes's 8 running sums (framework/tensor.hpp): lanes 0-3 and
-// 4-7 in two registers, the tail on lane 0, the 8 added in order.
-template <typename VectorTerm, typename ScalarTerm>
-double sum_in_8_lanes(const float* x, std::size_t n, VectorTerm vector_term,
-                      ScalarTerm scalar_term) {
-    __m256d low = _mm256_setzero_pd(), high = _mm256_setzero_pd();
+// sum_{i < n} term(i) as sum_in_lanes<double, 16> (framework/tensor.hpp) adds it: lanes 0-3, 4-7,
+// 8-11 and 12-15 in four registers (four chains of additions, so that the sums wait less on
+// each addition's latency), the tail on lane 0, the 16 added in order. vector_terms(i) gives
+// terms i .. i + 7 as EightDoubles; scalar_term(i) one term.
+template <typename VectorTerms, typename ScalarTerm>
+double sum_in_16_lanes(std::size_t n, VectorTerms vector_terms, ScalarTerm scalar_term) {
+    __m256d sums[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+                       _mm256_setzero_pd()};
     std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_loadu_ps(x + i);
-        low = _mm256_add_pd(low, vector_term(_mm256_cvtps_pd(_mm256_castps256_ps128(v))));
-        high = _mm256_add_pd(high, vector_term(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+    for (; i + 16 <= n; i += 16) {
+        const auto [first_low, first_high] = vector_terms(i);
+        const auto [second_low, second_high] = vector_terms(i + 8);
+        sums[0] = _mm256_add_pd(sums[0], first_low);
+        sums[1] = _mm256_add_pd(sums[1], first_high);
+        sums[2] = _mm256_add_pd(sums[2], second_low);
+        sums[3] = _mm256_add_pd(sums[3], second_high);
     }
-    alignas(32) double lanes[8];
-    _mm256_store_pd(lanes, low);
-    _mm256_store_pd(lanes + 4, high);
+    alignas(32) double lanes[16];
+    for (int k = 0; k < 4; ++k)
+        _mm256_store_pd(lanes + 4 * k, sums[k]);
     for (; i < n; ++i)
-        lanes[0] += scalar_term(double(x[i]));
+        lanes[0] += scalar_term(i);
     double sum = 0;
     for (double lane : lanes)
         sum += lane;
     return sum;
+}
+
+// 8 doubles as two vectors: 0-3 and 4-7
+struct EightDoubles {
+    __m256d low, high;
+};
+
+// 8 floats as doubles
+inline EightDoubles to_doubles(__m256 v) {
+    return {_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+            _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))};
 }
 
 // to[0, n) = from[0, n) for n <= 16, in at most two (overlapping) vector moves: std::copy_n
@@ -112,17 +128,55 @@ inline void prefetch_next_channel(const float* channel, std::uint32_t P, std::ui
 }  // namespace
 
 void channel_moments_avx2(const float* x, std::size_t n, double& mean, double& squares) {
-    mean = sum_in_8_lanes(
-               x, n, [](__m256d v) { return v; }, [](double v) { return v; }) /
+    mean = sum_in_16_lanes(
+               n, [&](std::size_t i) { return to_doubles(_mm256_loadu_ps(x + i)); },
+               [&](std::size_t i) { return double(x[i]); }) /
            double(n);
     const __m256d mean_vector = _mm256_set1_pd(mean);
-    squares = sum_in_8_lanes(
-        x, n,
-        [&](__m256d v) {
-            const __m256d centered = _mm256_sub_pd(v, mean_vector);
-            return rounded(_mm256_mul_pd(centered, centered));
+    const auto square = [&](__m256d v) {
+        const __m256d centered = _mm256_sub_pd(v, mean_vector);
+        return rounded(_mm256_mul_pd(centered, centered));
+    };
+    squares = sum_in_16_lanes(
+        n,
+        [&](std::size_t i) {
+            const auto [low, high] = to_doubles(_mm256_loadu_ps(x + i));
+            return EightDoubles{square(low), square(high)};
         },
-        [&](double v) { return rounded((v - mean) * (v - mean)); });
+        [&](std::size_t i) { return rounded((double(x[i]) - mean) * (double(x[i]) - mean)); });
+}
+
+void max_pool_grad_sums_avx2(const float* dy, const float* z_at_max, std::size_t n,
+                             const PoolPixel<float>& bn, double& sum_d, double& sum_d_xhat) {
+    const __m256 mean = _mm256_set1_ps(bn.mean), inv_std = _mm256_set1_ps(bn.inv_std),
+                 gamma = _mm256_set1_ps(bn.gamma), beta = _mm256_set1_ps(bn.beta),
+                 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    // xhat = (z - mu) inv_std, and d = dy relu'(gamma xhat + beta), of 8 outputs from i
+    const auto x_hat = [&](std::size_t i) {
+        return _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(z_at_max + i), mean), inv_std);
+    };
+    const auto d = [&](std::size_t i, __m256 x_hat) {
+        const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma, x_hat)), beta);
+        return _mm256_mul_ps(_mm256_loadu_ps(dy + i),
+                             _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
+    };
+    const auto x_hat_scalar = [&](std::size_t i) { return (z_at_max[i] - bn.mean) * bn.inv_std; };
+    const auto d_scalar = [&](std::size_t i) {
+        return dy[i] * float(rounded(bn.gamma * x_hat_scalar(i)) + bn.beta > 0.0f);
+    };
+    sum_d = sum_in_16_lanes(
+        n, [&](std::size_t i) { return to_doubles(d(i, x_hat(i))); },
+        [&](std::size_t i) { return double(d_scalar(i)); });
+    sum_d_xhat = sum_in_16_lanes(
+        n,
+        [&](std::size_t i) {
+            const __m256 xh = x_hat(i);
+            const auto [d_low, d_high] = to_doubles(d(i, xh));
+            const auto [x_low, x_high] = to_doubles(xh);
+            return EightDoubles{rounded(_mm256_mul_pd(d_low, x_low)),
+                                rounded(_mm256_mul_pd(d_high, x_high))};
+        },
+        [&](std::size_t i) { return rounded(double(d_scalar(i)) * double(x_hat_scalar(i))); });
 }
 
 void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::uint32_t W,

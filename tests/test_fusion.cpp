@@ -472,3 +472,37 @@ TEST_CASE(
                 CHECK(dz[p] == 7.0f);
         }
 }
+
+TEST_CASE("The fused block's AVX2 BatchNorm gradient sums over the maxima are the generic sums") {
+    // max_pool_grad_sums_avx2 against the block's generic sums (sum_in_lanes in double, as in
+    // BasicConvBlock::backward): the same 16 lanes, the same rounding, the same doubles.
+    if (!xsimd::available_architectures().avx2) {
+        MESSAGE("this CPU lacks AVX2: nothing to check");
+        return;
+    }
+    Rng rng(13);
+    for (std::size_t n : {1, 7, 8, 9, 15, 49, 100, 196, 203, 1001})
+        for (const PoolPixel<float>& bn : pool_pixels) {
+            if (!bn.normalize) continue;
+            CAPTURE(n);
+            CAPTURE(bn.gamma);
+            // dy over 40 binary orders of magnitude, so that the double sums round and their
+            // order shows
+            std::vector<float> dy = channel_values(n, rng, false);
+            const std::vector<float> z_at_max = channel_values(n, rng, false);
+            for (std::size_t j = 0; j < n; ++j)
+                dy[j] = std::ldexp(dy[j], int(j * 7919 % 41) - 20);
+            const auto x_hat = [&](std::size_t j) { return (z_at_max[j] - bn.mean) * bn.inv_std; };
+            const auto d = [&](std::size_t j) {
+                return dy[j] * float(bn.gamma * x_hat(j) + bn.beta > 0.0f);
+            };
+            const double expected_d =
+                sum_in_lanes<double, 16>(n, [&](std::size_t j) { return double(d(j)); });
+            const double expected_d_xhat = sum_in_lanes<double, 16>(
+                n, [&](std::size_t j) { return double(d(j)) * double(x_hat(j)); });
+            double sum_d = 0, sum_d_xhat = 0;
+            max_pool_grad_sums_avx2(dy.data(), z_at_max.data(), n, bn, sum_d, sum_d_xhat);
+            CHECK(sum_d == expected_d);
+            CHECK(sum_d_xhat == expected_d_xhat);
+        }
+}

@@ -206,7 +206,7 @@ TEST_CASE("BatchNorm's statistics keep their digits over a large offset, 1-D and
 
 TEST_CASE(
     "channel_moments on float gives the generic sums bit for bit (AVX2 where the CPU has it)") {
-    // The fused block's per-sample statistics: the AVX2 kernel keeps sum_in_lanes's 8 running
+    // The fused block's per-sample statistics: the AVX2 kernel keeps sum_in_lanes's 16 running
     // sums and rounds each square before adding it, so it must give the same doubles.
     if (!xsimd::available_architectures().avx2)
         MESSAGE("this CPU lacks AVX2: both sides run the generic code");
