@@ -83,36 +83,32 @@ inline EightDoubles to_doubles(__m256 v) {
             _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))};
 }
 
-// to[0, n) = from[0, n) for n <= 16, in at most two (overlapping) vector moves: std::copy_n
-// would call memmove for each few floats.
-template <typename Value>
-void copy_few(const Value* from, std::uint32_t n, Value* to) {
-    static_assert(sizeof(Value) == 4);
-    const auto move = [&](std::uint32_t at, auto load, auto store) {
-        store(to + at, load(from + at));
-    };
-    const auto load8 = [](const Value* at) {
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at));
-    };
-    const auto store8 = [](Value* at, __m256i v) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(at), v);
-    };
-    const auto load4 = [](const Value* at) {
-        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
-    };
-    const auto store4 = [](Value* at, __m128i v) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(at), v);
-    };
-    if (n >= 8) {
-        move(0, load8, store8);
-        move(n - 8, load8, store8);
-    } else if (n >= 4) {
-        move(0, load4, store4);
-        move(n - 4, load4, store4);
-    } else {
-        for (std::uint32_t i = 0; i < n; ++i)
-            to[i] = from[i];
+// to[0, n) = v[0, n) for n <= 8, from registers: a masked store is slow on Zen 3, and a store to
+// a buffer copied out again stalls on the copy's loads (they straddle the buffer's stores).
+inline void store_first(float* to, __m256 v, std::uint32_t n) {
+    if (n == 8) return _mm256_storeu_ps(to, v);
+    __m128 part = _mm256_castps256_ps128(v);
+    if (n >= 4) {
+        _mm_storeu_ps(to, part);
+        to += 4;
+        n -= 4;
+        part = _mm256_extractf128_ps(v, 1);
     }
+    if (n >= 2) {
+        _mm_storel_pi(reinterpret_cast<__m64*>(to), part);
+        to += 2;
+        n -= 2;
+        part = _mm_movehl_ps(part, part);
+    }
+    if (n == 1) _mm_store_ss(to, part);
+}
+inline void store_first(std::uint32_t* to, __m256i v, std::uint32_t n) {
+    store_first(reinterpret_cast<float*>(to), _mm256_castsi256_ps(v), n);
+}
+// to[0, n) = the first n of a's 8 then b's 8, n <= 16
+inline void store_first(float* to, __m256 a, __m256 b, std::uint32_t n) {
+    store_first(to, a, std::min<std::uint32_t>(n, 8));
+    if (n > 8) store_first(to + 8, b, n - 8);
 }
 
 // Asks for floats [at, at + n) of the channel after `channel` (P floats each) to be brought into
@@ -239,8 +235,8 @@ void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::
         return Outputs{in_order(value), in_order(input),
                        _mm256_castps_si256(in_order(_mm256_castsi256_ps(at)))};
     };
-    // Rows of fewer than 8 outputs: masked loads (nothing read past the row's
-    // end), stores through a buffer (masked stores are slow on Zen 3).
+    // Rows of fewer than 8 outputs: masked loads (nothing read past the row's end), stores of the
+    // row's outputs alone.
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const auto first_n = [&](std::uint32_t n) {  // lanes < n
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lanes);
@@ -270,17 +266,16 @@ void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::
             whole(OW - 8);
             continue;
         }
-        const Outputs out =
-            pool(top, ow, _mm256_maskload_ps(upper, load_a), _mm256_maskload_ps(upper + 8, load_b),
-                 _mm256_maskload_ps(lower, load_a), _mm256_maskload_ps(lower + 8, load_b));
-        alignas(32) float values[8], inputs[8];
-        alignas(32) std::uint32_t positions[8];
-        _mm256_store_ps(values, out.value);
-        _mm256_store_ps(inputs, out.input);
-        _mm256_store_si256(reinterpret_cast<__m256i*>(positions), out.at);
-        copy_few(values, OW, best);
-        copy_few(positions, OW, best_at);
-        if (input_at_best) copy_few(inputs, OW, input_at_best);
+        // whole vectors where the 32 pixels read are all inside the channel
+        const bool inside = top + W + 16 <= H * W;
+        const auto row_part = [&](const float* at, __m256i mask) {
+            return inside ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, mask);
+        };
+        const Outputs out = pool(top, ow, row_part(upper, load_a), row_part(upper + 8, load_b),
+                                 row_part(lower, load_a), row_part(lower + 8, load_b));
+        store_first(best, out.value, OW);
+        store_first(best_at, out.at, OW);
+        if (input_at_best) store_first(input_at_best, out.input, OW);
     }
 }
 
@@ -323,10 +318,13 @@ void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
     };
     const __m256i twice_lanes = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     // The 16 x 2 pixels of outputs ow .. ow + 7 of output row oh: base + sent where the maximum is
-    // (selected, not added: other pixels keep the base's bits), into upper[16] and lower[16].
+    // (selected, not added: other pixels keep the base's bits).
+    struct Pixels {
+        __m256 upper_a, upper_b, lower_a, lower_b;
+    };
     const auto scatter = [&](std::uint32_t oh, std::uint32_t ow, __m256 dy, __m256 at_max,
                              __m256i where, __m256 z_upper_a, __m256 z_upper_b, __m256 z_lower_a,
-                             __m256 z_lower_b, float* upper, float* lower) {
+                             __m256 z_lower_b) {
         const std::uint32_t top = 2 * oh * W;
         // the maximum's place in its window: 0, 1 (upper row), W, W + 1 (lower row)
         const __m256i k = _mm256_sub_epi32(
@@ -339,10 +337,10 @@ void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
             const __m256 b = base(z);
             return _mm256_blendv_ps(b, _mm256_add_ps(b, added), here);
         };
-        _mm256_storeu_ps(upper, pixels(z_upper_a, add_a, _mm256_unpacklo_ps(m0, m1)));
-        _mm256_storeu_ps(upper + 8, pixels(z_upper_b, add_b, _mm256_unpackhi_ps(m0, m1)));
-        _mm256_storeu_ps(lower, pixels(z_lower_a, add_a, _mm256_unpacklo_ps(m2, m3)));
-        _mm256_storeu_ps(lower + 8, pixels(z_lower_b, add_b, _mm256_unpackhi_ps(m2, m3)));
+        return Pixels{pixels(z_upper_a, add_a, _mm256_unpacklo_ps(m0, m1)),
+                      pixels(z_upper_b, add_b, _mm256_unpackhi_ps(m0, m1)),
+                      pixels(z_lower_a, add_a, _mm256_unpacklo_ps(m2, m3)),
+                      pixels(z_lower_b, add_b, _mm256_unpackhi_ps(m2, m3))};
     };
     // z at position p of the channel, read only with BatchNorm (without, s.z may be null)
     const auto load = [&](std::uint32_t p) {
@@ -366,24 +364,40 @@ void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
         const std::uint32_t* where = s.where + oh * OW;
         const auto whole = [&](std::uint32_t ow) {
             const std::uint32_t p = top + 2 * ow;
-            scatter(oh, ow, _mm256_loadu_ps(dy + ow), _mm256_loadu_ps(at_max + ow),
-                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(where + ow)), load(p),
-                    load(p + 8), load(p + W), load(p + W + 8), dz + p, dz + p + W);
+            const Pixels out =
+                scatter(oh, ow, _mm256_loadu_ps(dy + ow), _mm256_loadu_ps(at_max + ow),
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(where + ow)), load(p),
+                        load(p + 8), load(p + W), load(p + W + 8));
+            _mm256_storeu_ps(dz + p, out.upper_a);
+            _mm256_storeu_ps(dz + p + 8, out.upper_b);
+            _mm256_storeu_ps(dz + p + W, out.lower_a);
+            _mm256_storeu_ps(dz + p + W + 8, out.lower_b);
         };
         std::uint32_t ow = 0;
         for (; ow + 8 <= OW; ow += 8)
             whole(ow);
         if (ow < OW && OW >= 8) whole(OW - 8);  // the last eight again: the same values
         if (OW < 8) {
-            // masked loads (nothing read past the row), stores through a buffer
-            alignas(32) float upper[16], lower[16];
-            scatter(oh, 0, _mm256_maskload_ps(dy, short_outputs),
-                    _mm256_maskload_ps(at_max, short_outputs),
-                    _mm256_maskload_epi32(reinterpret_cast<const int*>(where), short_outputs),
-                    masked(top, short_a), masked(top + 8, short_b), masked(top + W, short_a),
-                    masked(top + W + 8, short_b), upper, lower);
-            copy_few(upper, 2 * OW, dz + top);
-            copy_few(lower, 2 * OW, dz + top + W);
+            // whole vectors where all that is read is inside the channel, else masked loads;
+            // stores of the row's pixels alone
+            const bool outputs_inside = oh * OW + 8 <= s.OH * OW,
+                       pixels_inside = top + W + 16 <= s.H * W;
+            const auto output_part = [&](const float* at) {
+                return outputs_inside ? _mm256_loadu_ps(at) : _mm256_maskload_ps(at, short_outputs);
+            };
+            const __m256i where_part =
+                outputs_inside
+                    ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(where))
+                    : _mm256_maskload_epi32(reinterpret_cast<const int*>(where), short_outputs);
+            const auto pixel_part = [&](std::uint32_t p, __m256i mask) {
+                return pixels_inside ? load(p) : masked(p, mask);
+            };
+            const Pixels out =
+                scatter(oh, 0, output_part(dy), output_part(at_max), where_part,
+                        pixel_part(top, short_a), pixel_part(top + 8, short_b),
+                        pixel_part(top + W, short_a), pixel_part(top + W + 8, short_b));
+            store_first(dz + top, out.upper_a, out.upper_b, 2 * OW);
+            store_first(dz + top + W, out.lower_a, out.lower_b, 2 * OW);
         }
         // a last column no window reaches (W odd)
         for (std::uint32_t w = 2 * OW; w < W; ++w) {
