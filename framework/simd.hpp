@@ -34,6 +34,13 @@ void apply_elementwise(const float* x, float* y, std::size_t n) {
     dispatched(x, y, n);
 }
 
+// Whether this CPU runs AVX2, asked once: the layers' hand-written AVX2 kernels
+// (layers/simd_avx2.cpp) run only where it does.
+inline bool cpu_has_avx2() {
+    static const bool avx2 = xsimd::available_architectures().avx2;
+    return avx2;
+}
+
 struct SimdArchitectureName {
     template <typename Arch>
     const char* operator()(Arch) const {

@@ -4,16 +4,14 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <xsimd/xsimd.hpp>
-
 #include "framework/blas_threads.hpp"
+#include "framework/simd.hpp"
 
 namespace bnlab {
 
 void channel_moments(const float* x, std::size_t n, double& mean, double& squares) {
 #if defined(__x86_64__)
-    static const bool avx2 = xsimd::available_architectures().avx2;
-    if (avx2) return channel_moments_avx2(x, n, mean, squares);
+    if (cpu_has_avx2()) return channel_moments_avx2(x, n, mean, squares);
 #endif
     channel_moments<float>(x, n, mean, squares);
 }

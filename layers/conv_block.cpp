@@ -4,9 +4,8 @@
 #include <stdexcept>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
-
 #include "framework/blas_threads.hpp"
+#include "framework/simd.hpp"
 #include "layers/relu.hpp"
 
 namespace bnlab {
@@ -195,25 +194,18 @@ void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, s
     const std::uint32_t* __restrict where = argmax_.data() + offset;
 #if defined(__x86_64__)
     if constexpr (std::is_same_v<T, float>) {
-        static const bool avx2 = xsimd::available_architectures().avx2;
         const Window& w = max_pool_->window();
-        if (avx2 && w.kernel == 2 && w.stride == 2 && w.padding == 0) {
+        if (cpu_has_avx2() && w.kernel == 2 && w.stride == 2 && w.padding == 0) {
+            const T* at_max = (batchnorm_ ? z_at_max_.data() : output_.data()) + offset;
             MaxPoolScatter scatter{z,
                                    dy,
                                    where,
-                                   batchnorm_ ? z_at_max_.data() + offset : output_.data() + offset,
+                                   at_max,
                                    std::uint32_t(pool_geometry_.height),
                                    std::uint32_t(pool_geometry_.width),
                                    std::uint32_t(pool_geometry_.out_height),
                                    std::uint32_t(pool_geometry_.out_width),
-                                   batchnorm_ != nullptr,
-                                   0,
-                                   0,
-                                   0,
-                                   0,
-                                   0,
-                                   0,
-                                   0};
+                                   batchnorm_ != nullptr};
             if (batchnorm_) {
                 scatter.mean = batchnorm_->mean_(c);
                 scatter.inv_std = batchnorm_->inv_std_(c);
@@ -282,8 +274,7 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                         const T* __restrict z_at_max = z_at_max_.data() + offset;
 #if defined(__x86_64__)
                         if constexpr (std::is_same_v<T, float>) {
-                            static const bool avx2 = xsimd::available_architectures().avx2;
-                            if (avx2) {
+                            if (cpu_has_avx2()) {
                                 max_pool_grad_sums_avx2(
                                     dy, z_at_max, out_positions(),
                                     PoolPixel<float>{true, mean, inv_std, gamma, beta}, sums[0],

@@ -101,7 +101,7 @@ struct MaxPoolScatter {
     bool batchnorm;
     // BatchNorm's: mu, 1/sqrt(sigma2 + eps), gamma, beta, gamma/sqrt(sigma2 + eps), mean(dy),
     // mean(dy xhat)
-    float mean, inv_std, gamma, beta, scale, mean_dy, mean_dy_xhat;
+    float mean = 0, inv_std = 0, gamma = 0, beta = 0, scale = 0, mean_dy = 0, mean_dy_xhat = 0;
 };
 void max_pool_scatter_2x2_avx2(const MaxPoolScatter& scatter, float* dz);
 // BatchNorm's gradient sums over one channel's maxima, on AVX2: with xhat = (z - mu) inv_std
