@@ -100,6 +100,37 @@ Sum sum_in_lanes(std::size_t count, Term term) {
     return sum;
 }
 
+// Two sums in double over the same n terms, a term being a pair: (sum_i first_i, sum_i second_i).
+struct SumPair {
+    double first = 0.0, second = 0.0;
+};
+
+// sum_{i < count} term(i) for pairs, each sum over 16 lanes: lane j adds the terms i = j (mod 16)
+// in order, a last partial block of 16 adding zeros past count; then the lanes as a tree,
+//   t_k = (lane_k + lane_{k+4}) + (lane_{k+8} + lane_{k+12})   (k < 4)
+//   sum = (t_0 + t_2) + (t_1 + t_3)
+// This is the order of four AVX2 vectors of 4 doubles, so the AVX2 kernels that sum this way
+// (layers/simd_avx2.cpp) give the same bits. Two sums in one pass read and convert each value
+// once; the tree waits on 4 additions where adding 16 lanes in order waited on 16 (the fused
+// block's sums run over 49-784 terms, where that wait was a good part of their time).
+template <typename Term>
+SumPair sum_pairs_in_16_lanes(std::size_t count, Term term) {
+    double first[16] = {}, second[16] = {};
+    for (std::size_t i = 0; i < count; i += 16)
+        for (std::size_t j = 0; j < 16; ++j) {
+            const SumPair pair = i + j < count ? term(i + j) : SumPair{};
+            first[j] += pair.first;
+            second[j] += pair.second;
+        }
+    const auto tree = [](const double* lane) {
+        double t[4];
+        for (std::size_t k = 0; k < 4; ++k)
+            t[k] = (lane[k] + lane[k + 4]) + (lane[k + 8] + lane[k + 12]);
+        return (t[0] + t[2]) + (t[1] + t[3]);
+    };
+    return {tree(first), tree(second)};
+}
+
 // result = alpha * op(a) * op(b) + beta * result, op = transpose when asked. BLAS reads the
 // transposed operand in place: no transposed copy is ever made. `result` must already have its
 // final shape. Runs on the threads set by set_threads (framework/blas_threads.hpp).

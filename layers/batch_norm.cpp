@@ -9,6 +9,15 @@
 
 namespace bnlab {
 
+void moments_from_shifted_sums(double shift, SumPair sums, std::size_t n, double& mean,
+                               double& squares) {
+    const double per_value = n > 0 ? sums.first / double(n) : 0.0;
+    mean = shift + per_value;
+    squares = sums.second - sums.first * per_value;
+    // rounding may leave a tiny negative M2 where the values are (nearly) all equal
+    if (squares < 0.0) squares = 0.0;
+}
+
 void channel_moments(const float* x, std::size_t n, double& mean, double& squares) {
 #if defined(__x86_64__)
     if (cpu_has_avx2()) return channel_moments_avx2(x, n, mean, squares);

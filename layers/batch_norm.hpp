@@ -103,15 +103,26 @@ struct Moments {
     double variance() const { return count > 0 ? squares / count : 0.0; }
 };
 
-// One channel's mean = sum_i x_i / n and squares = sum_i (x_i - mean)^2 over x[0, n), in double
-// with 16 running sums (sum_in_lanes<double, 16>): the fused block's per-sample statistics.
+// mean and squares (M2) from sums over values shifted by `shift`, d_i = x_i - shift:
+//   S = sum_i d_i   Q = sum_i d_i^2   mean = shift + S / n   M2 = Q - S (S / n)
+// With a shift of the values' size (one of them), d is of the order of their spread, and
+// Q - S^2 / n does not cancel as E[x^2] - mu^2 does.
+// (Out of line, in batch_norm.cpp: compiled into the AVX2 file, GCC would contract
+// Q - S (S / n) into an FMA there and round it differently from the generic code.)
+void moments_from_shifted_sums(double shift, SumPair sums, std::size_t n, double& mean,
+                               double& squares);
+
+// One channel's mean = sum_i x_i / n and squares = sum_i (x_i - mean)^2 over x[0, n), in double,
+// in one pass over the values shifted by the first (moments_from_shifted_sums), summed by
+// sum_pairs_in_16_lanes: the fused block's per-sample statistics.
 template <typename T>
 void channel_moments(const T* x, std::size_t n, double& mean, double& squares) {
-    mean = sum_in_lanes<double, 16>(n, [&](std::size_t i) { return double(x[i]); }) / double(n);
-    squares = sum_in_lanes<double, 16>(n, [&](std::size_t i) {
-        const double centered = double(x[i]) - mean;
-        return centered * centered;
+    const double shift = n > 0 ? double(x[0]) : 0.0;
+    const SumPair sums = sum_pairs_in_16_lanes(n, [&](std::size_t i) {
+        const double d = double(x[i]) - shift;
+        return SumPair{d, d * d};
     });
+    moments_from_shifted_sums(shift, sums, n, mean, squares);
 }
 // The same sums, bit for bit, on AVX2 where the CPU has it (4 doubles a vector instead of 2).
 void channel_moments(const float* x, std::size_t n, double& mean, double& squares);

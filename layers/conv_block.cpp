@@ -290,11 +290,13 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                         const auto d = [&](std::size_t j) {
                             return dy[j] * T(gamma * x_hat(j) + beta > T(0));
                         };
-                        sums[0] = sum_in_lanes<double, 16>(
-                            out_positions(), [&](std::size_t j) { return double(d(j)); });
-                        sums[1] = sum_in_lanes<double, 16>(out_positions(), [&](std::size_t j) {
-                            return double(d(j)) * double(x_hat(j));
-                        });
+                        const SumPair pair =
+                            sum_pairs_in_16_lanes(out_positions(), [&](std::size_t j) {
+                                const double dj = double(d(j));
+                                return SumPair{dj, dj * double(x_hat(j))};
+                            });
+                        sums[0] = pair.first;
+                        sums[1] = pair.second;
                         continue;
                     }
                     gradient_before_relu(grad_output, n, c, z, dz);

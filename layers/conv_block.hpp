@@ -106,7 +106,7 @@ struct MaxPoolScatter {
 void max_pool_scatter_2x2_avx2(const MaxPoolScatter& scatter, float* dz);
 // BatchNorm's gradient sums over one channel's maxima, on AVX2: with xhat = (z - mu) inv_std
 // and d = dy relu'(gamma xhat + beta) at each of the n maxima, sum_d = sum d and
-// sum_d_xhat = sum d xhat, in double, as sum_in_lanes<double, 16> adds them (the same bits).
+// sum_d_xhat = sum d xhat, in double, as sum_pairs_in_16_lanes adds them (the same bits).
 void max_pool_grad_sums_avx2(const float* dy, const float* z_at_max, std::size_t n,
                              const PoolPixel<float>& batchnorm, double& sum_d, double& sum_d_xhat);
 

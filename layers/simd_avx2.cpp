@@ -44,34 +44,6 @@ inline double rounded(double product) {
     return product;
 }
 
-// sum_{i < n} term(i) as sum_in_lanes<double, 16> (framework/tensor.hpp) adds it: lanes 0-3, 4-7,
-// 8-11 and 12-15 in four registers (four chains of additions, so that the sums wait less on
-// each addition's latency), the tail on lane 0, the 16 added in order. vector_terms(i) gives
-// terms i .. i + 7 as EightDoubles; scalar_term(i) one term.
-template <typename VectorTerms, typename ScalarTerm>
-double sum_in_16_lanes(std::size_t n, VectorTerms vector_terms, ScalarTerm scalar_term) {
-    __m256d sums[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
-                       _mm256_setzero_pd()};
-    std::size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const auto [first_low, first_high] = vector_terms(i);
-        const auto [second_low, second_high] = vector_terms(i + 8);
-        sums[0] = _mm256_add_pd(sums[0], first_low);
-        sums[1] = _mm256_add_pd(sums[1], first_high);
-        sums[2] = _mm256_add_pd(sums[2], second_low);
-        sums[3] = _mm256_add_pd(sums[3], second_high);
-    }
-    alignas(32) double lanes[16];
-    for (int k = 0; k < 4; ++k)
-        _mm256_store_pd(lanes + 4 * k, sums[k]);
-    for (; i < n; ++i)
-        lanes[0] += scalar_term(i);
-    double sum = 0;
-    for (double lane : lanes)
-        sum += lane;
-    return sum;
-}
-
 // 8 doubles as two vectors: 0-3 and 4-7
 struct EightDoubles {
     __m256d low, high;
@@ -81,6 +53,69 @@ struct EightDoubles {
 inline EightDoubles to_doubles(__m256 v) {
     return {_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
             _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))};
+}
+
+// Lanes < n of 8 (n <= 8), as a mask of floats or ints
+inline __m256i first_lanes(std::uint32_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// from[0, n) and zeros after, n <= 8: nothing past from + n is read
+inline __m256 load_first(const float* from, std::uint32_t n) {
+    return n == 8 ? _mm256_loadu_ps(from) : _mm256_maskload_ps(from, first_lanes(n));
+}
+
+// The terms of two sums at 8 consecutive indices
+struct EightPairs {
+    EightDoubles first, second;
+};
+
+// sum_pairs_in_16_lanes (framework/tensor.hpp) on AVX2, the same bits: lanes 0-3, 4-7, 8-11 and
+// 12-15 of each sum in four registers, the last partial block's terms past n replaced by zeros,
+// then the tree. terms(i, valid) gives the pairs i .. i + 7 as EightPairs, reading values only
+// at i .. i + valid - 1 (valid <= 8; what it gives past them is dropped).
+template <typename Terms>
+SumPair sum_pairs_in_16_lanes_avx2(std::size_t n, Terms terms) {
+    const __m256d zero = _mm256_setzero_pd();
+    __m256d first[4] = {zero, zero, zero, zero}, second[4] = {zero, zero, zero, zero};
+    // adds the pairs i .. i + 7 to lanes 8 half .. 8 half + 7
+    const auto add = [&](std::size_t i, std::uint32_t valid, int half) {
+        EightPairs pairs = terms(i, valid);
+        if (valid < 8) {
+            const __m256i lanes = first_lanes(valid);
+            // the low 4 doubles' mask from the low 4 ints, the high ones' from the high 4
+            const __m256d low = _mm256_castsi256_pd(
+                              _mm256_cvtepi32_epi64(_mm256_castsi256_si128(lanes))),
+                          high = _mm256_castsi256_pd(
+                              _mm256_cvtepi32_epi64(_mm256_extracti128_si256(lanes, 1)));
+            for (EightDoubles* terms_of : {&pairs.first, &pairs.second}) {
+                terms_of->low = _mm256_and_pd(terms_of->low, low);
+                terms_of->high = _mm256_and_pd(terms_of->high, high);
+            }
+        }
+        first[2 * half] = _mm256_add_pd(first[2 * half], pairs.first.low);
+        first[2 * half + 1] = _mm256_add_pd(first[2 * half + 1], pairs.first.high);
+        second[2 * half] = _mm256_add_pd(second[2 * half], pairs.second.low);
+        second[2 * half + 1] = _mm256_add_pd(second[2 * half + 1], pairs.second.high);
+    };
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        add(i, 8, 0);
+        add(i + 8, 8, 1);
+    }
+    if (i < n) {
+        const std::uint32_t left = std::uint32_t(n - i);
+        add(i, std::min<std::uint32_t>(left, 8), 0);
+        add(i + 8, left > 8 ? left - 8 : 0, 1);
+    }
+    // t_k = (lane_k + lane_k+4) + (lane_k+8 + lane_k+12), then (t_0 + t_2) + (t_1 + t_3)
+    const auto tree = [](const __m256d* lanes) {
+        const __m256d t =
+            _mm256_add_pd(_mm256_add_pd(lanes[0], lanes[1]), _mm256_add_pd(lanes[2], lanes[3]));
+        const __m128d halves = _mm_add_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
+        return _mm_cvtsd_f64(_mm_add_sd(halves, _mm_unpackhi_pd(halves, halves)));
+    };
+    return {tree(first), tree(second)};
 }
 
 // to[0, n) = v[0, n) for n <= 8, from registers: a masked store is slow on Zen 3, and a store to
@@ -124,22 +159,17 @@ inline void prefetch_next_channel(const float* channel, std::uint32_t P, std::ui
 }  // namespace
 
 void channel_moments_avx2(const float* x, std::size_t n, double& mean, double& squares) {
-    mean = sum_in_16_lanes(
-               n, [&](std::size_t i) { return to_doubles(_mm256_loadu_ps(x + i)); },
-               [&](std::size_t i) { return double(x[i]); }) /
-           double(n);
-    const __m256d mean_vector = _mm256_set1_pd(mean);
-    const auto square = [&](__m256d v) {
-        const __m256d centered = _mm256_sub_pd(v, mean_vector);
-        return rounded(_mm256_mul_pd(centered, centered));
-    };
-    squares = sum_in_16_lanes(
-        n,
-        [&](std::size_t i) {
-            const auto [low, high] = to_doubles(_mm256_loadu_ps(x + i));
-            return EightDoubles{square(low), square(high)};
-        },
-        [&](std::size_t i) { return rounded((double(x[i]) - mean) * (double(x[i]) - mean)); });
+    if (n == 0) return moments_from_shifted_sums(0.0, SumPair{}, 0, mean, squares);
+    // d = x - x_0, and d^2
+    const __m256d shift = _mm256_set1_pd(double(x[0]));
+    const SumPair sums = sum_pairs_in_16_lanes_avx2(n, [&](std::size_t i, std::uint32_t valid) {
+        const auto [low, high] = to_doubles(load_first(x + i, valid));
+        const __m256d d_low = _mm256_sub_pd(low, shift), d_high = _mm256_sub_pd(high, shift);
+        return EightPairs{
+            {d_low, d_high},
+            {rounded(_mm256_mul_pd(d_low, d_low)), rounded(_mm256_mul_pd(d_high, d_high))}};
+    });
+    moments_from_shifted_sums(double(x[0]), sums, n, mean, squares);
 }
 
 void max_pool_grad_sums_avx2(const float* dy, const float* z_at_max, std::size_t n,
@@ -147,32 +177,21 @@ void max_pool_grad_sums_avx2(const float* dy, const float* z_at_max, std::size_t
     const __m256 mean = _mm256_set1_ps(bn.mean), inv_std = _mm256_set1_ps(bn.inv_std),
                  gamma = _mm256_set1_ps(bn.gamma), beta = _mm256_set1_ps(bn.beta),
                  zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-    // xhat = (z - mu) inv_std, and d = dy relu'(gamma xhat + beta), of 8 outputs from i
-    const auto x_hat = [&](std::size_t i) {
-        return _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(z_at_max + i), mean), inv_std);
-    };
-    const auto d = [&](std::size_t i, __m256 x_hat) {
+    const SumPair sums = sum_pairs_in_16_lanes_avx2(n, [&](std::size_t i, std::uint32_t valid) {
+        // xhat = (z - mu) inv_std, and d = dy relu'(gamma xhat + beta)
+        const __m256 x_hat =
+            _mm256_mul_ps(_mm256_sub_ps(load_first(z_at_max + i, valid), mean), inv_std);
         const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma, x_hat)), beta);
-        return _mm256_mul_ps(_mm256_loadu_ps(dy + i),
-                             _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
-    };
-    const auto x_hat_scalar = [&](std::size_t i) { return (z_at_max[i] - bn.mean) * bn.inv_std; };
-    const auto d_scalar = [&](std::size_t i) {
-        return dy[i] * float(rounded(bn.gamma * x_hat_scalar(i)) + bn.beta > 0.0f);
-    };
-    sum_d = sum_in_16_lanes(
-        n, [&](std::size_t i) { return to_doubles(d(i, x_hat(i))); },
-        [&](std::size_t i) { return double(d_scalar(i)); });
-    sum_d_xhat = sum_in_16_lanes(
-        n,
-        [&](std::size_t i) {
-            const __m256 xh = x_hat(i);
-            const auto [d_low, d_high] = to_doubles(d(i, xh));
-            const auto [x_low, x_high] = to_doubles(xh);
-            return EightDoubles{rounded(_mm256_mul_pd(d_low, x_low)),
-                                rounded(_mm256_mul_pd(d_high, x_high))};
-        },
-        [&](std::size_t i) { return rounded(double(d_scalar(i)) * double(x_hat_scalar(i))); });
+        const __m256 d = _mm256_mul_ps(load_first(dy + i, valid),
+                                       _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
+        const auto [d_low, d_high] = to_doubles(d);
+        const auto [x_low, x_high] = to_doubles(x_hat);
+        return EightPairs{
+            {d_low, d_high},
+            {rounded(_mm256_mul_pd(d_low, x_low)), rounded(_mm256_mul_pd(d_high, x_high))}};
+    });
+    sum_d = sums.first;
+    sum_d_xhat = sums.second;
 }
 
 void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::uint32_t W,
@@ -237,11 +256,7 @@ void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::
     };
     // Rows of fewer than 8 outputs: masked loads (nothing read past the row's end), stores of the
     // row's outputs alone.
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const auto first_n = [&](std::uint32_t n) {  // lanes < n
-        return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lanes);
-    };
-    const __m256i load_a = first_n(2 * OW), load_b = first_n(2 * OW > 8 ? 2 * OW - 8 : 0);
+    const __m256i load_a = first_lanes(2 * OW), load_b = first_lanes(2 * OW > 8 ? 2 * OW - 8 : 0);
     for (std::uint32_t oh = 0; oh < OH; ++oh) {
         const std::uint32_t top = 2 * oh * W;
         prefetch_next_channel(x, H * W, top, 2 * W);
@@ -347,12 +362,8 @@ void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
         return s.batchnorm ? _mm256_loadu_ps(s.z + p) : zero;
     };
     const auto z_at = [&](std::uint32_t p) { return s.batchnorm ? s.z[p] : 0.0f; };
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const auto first_n = [&](std::uint32_t n) {  // lanes < n
-        return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(n)), lanes);
-    };
-    const __m256i short_outputs = first_n(OW), short_a = first_n(2 * OW),
-                  short_b = first_n(2 * OW > 8 ? 2 * OW - 8 : 0);
+    const __m256i short_outputs = first_lanes(OW), short_a = first_lanes(2 * OW),
+                  short_b = first_lanes(2 * OW > 8 ? 2 * OW - 8 : 0);
     const auto masked = [&](std::uint32_t p, __m256i mask) {
         return s.batchnorm ? _mm256_maskload_ps(s.z + p, mask) : zero;
     };

@@ -474,7 +474,7 @@ TEST_CASE(
 }
 
 TEST_CASE("The fused block's AVX2 BatchNorm gradient sums over the maxima are the generic sums") {
-    // max_pool_grad_sums_avx2 against the block's generic sums (sum_in_lanes in double, as in
+    // max_pool_grad_sums_avx2 against the block's generic sums (sum_pairs_in_16_lanes, as in
     // BasicConvBlock::backward): the same 16 lanes, the same rounding, the same doubles.
     if (!xsimd::available_architectures().avx2) {
         MESSAGE("this CPU lacks AVX2: nothing to check");
@@ -496,13 +496,12 @@ TEST_CASE("The fused block's AVX2 BatchNorm gradient sums over the maxima are th
             const auto d = [&](std::size_t j) {
                 return dy[j] * float(bn.gamma * x_hat(j) + bn.beta > 0.0f);
             };
-            const double expected_d =
-                sum_in_lanes<double, 16>(n, [&](std::size_t j) { return double(d(j)); });
-            const double expected_d_xhat = sum_in_lanes<double, 16>(
-                n, [&](std::size_t j) { return double(d(j)) * double(x_hat(j)); });
+            const SumPair expected = sum_pairs_in_16_lanes(n, [&](std::size_t j) {
+                return SumPair{double(d(j)), double(d(j)) * double(x_hat(j))};
+            });
             double sum_d = 0, sum_d_xhat = 0;
             max_pool_grad_sums_avx2(dy.data(), z_at_max.data(), n, bn, sum_d, sum_d_xhat);
-            CHECK(sum_d == expected_d);
-            CHECK(sum_d_xhat == expected_d_xhat);
+            CHECK(sum_d == expected.first);
+            CHECK(sum_d_xhat == expected.second);
         }
 }

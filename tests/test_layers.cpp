@@ -204,22 +204,75 @@ TEST_CASE("BatchNorm's statistics keep their digits over a large offset, 1-D and
     }
 }
 
-TEST_CASE(
-    "channel_moments on float gives the generic sums bit for bit (AVX2 where the CPU has it)") {
-    // The fused block's per-sample statistics: the AVX2 kernel keeps sum_in_lanes's 16 running
-    // sums and rounds each square before adding it, so it must give the same doubles.
+TEST_CASE("sum_pairs_in_16_lanes adds lane by lane, zeros past the end, then as a tree") {
+    // Terms over 60 binary orders of magnitude, so that a double sum in another order rounds
+    // differently; the order written out: lane j = sum of terms j, j + 16, ... in order.
+    Rng rng(5);
+    for (std::size_t n : {0, 1, 15, 16, 17, 49, 196, 203}) {
+        CAPTURE(n);
+        std::vector<double> a(n), b(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            a[i] = std::ldexp(rng.normal(), int(i * 7919 % 61) - 30);
+            b[i] = std::ldexp(rng.normal(), int(i * 104729 % 59) - 29);
+        }
+        double lane_a[16] = {}, lane_b[16] = {};
+        for (std::size_t i = 0; i < n; ++i) {
+            lane_a[i % 16] += a[i];
+            lane_b[i % 16] += b[i];
+        }
+        // the last partial block adds zeros: -0.0 + 0.0 = +0.0 shows it, elsewhere it is exact
+        for (std::size_t j = n % 16; n % 16 != 0 && j < 16; ++j) {
+            lane_a[j] += 0.0;
+            lane_b[j] += 0.0;
+        }
+        const auto tree = [](const double* l) {
+            return ((l[0] + l[4]) + (l[8] + l[12])) + ((l[2] + l[6]) + (l[10] + l[14])) +
+                   (((l[1] + l[5]) + (l[9] + l[13])) + ((l[3] + l[7]) + (l[11] + l[15])));
+        };
+        const SumPair sums = sum_pairs_in_16_lanes(n, [&](std::size_t i) {
+            return SumPair{a[i], b[i]};
+        });
+        CHECK(sums.first == tree(lane_a));
+        CHECK(sums.second == tree(lane_b));
+    }
+}
+
+TEST_CASE("channel_moments: one pass, to double rounding, and AVX2 gives the generic bits") {
+    // The fused block's per-sample statistics: sums of the values shifted by the first one.
+    // Against a two-pass reference in long double: the mean to 1e-15 of the spread, M2 to 1e-12
+    // relative, also 1000 + spread (where E[x^2] - mu^2 in double would lose 8 digits) and with
+    // the first value 30 spreads away from the rest. The AVX2 kernel (where the CPU has it) must
+    // give the generic doubles: values over 40 binary orders of magnitude make the lane order
+    // show.
     if (!xsimd::available_architectures().avx2)
         MESSAGE("this CPU lacks AVX2: both sides run the generic code");
     Rng rng(21);
-    for (std::size_t n : {1, 7, 8, 9, 49, 196, 784, 1001}) {
-        CAPTURE(n);
-        const Matrix<float> x = random_matrix<float>(1, n, rng, 0.37, 12.5);
-        double mean = 0, squares = 0, generic_mean = 0, generic_squares = 0;
-        channel_moments(x.data(), n, mean, squares);
-        channel_moments<float>(x.data(), n, generic_mean, generic_squares);
-        CHECK(mean == generic_mean);
-        CHECK(squares == generic_squares);
-    }
+    for (std::size_t n : {1, 7, 8, 9, 15, 16, 17, 49, 196, 784, 1001})
+        for (int kind = 0; kind < 3; ++kind) {
+            CAPTURE(n);
+            CAPTURE(kind);
+            std::vector<float> x(n);
+            for (std::size_t i = 0; i < n; ++i)
+                x[i] = kind == 2 ? std::ldexp(float(rng.normal()), int(i * 7919 % 41) - 20)
+                                 : float((kind == 1 ? 1000.0 : 0.37) + rng.normal());
+            if (kind == 1) x[0] = 1030.0f;
+            long double reference_mean = 0, reference_squares = 0;
+            for (float v : x)
+                reference_mean += v;
+            reference_mean /= n;
+            for (float v : x)
+                reference_squares += (v - reference_mean) * (v - reference_mean);
+            double mean = 0, squares = 0, generic_mean = 0, generic_squares = 0;
+            channel_moments(x.data(), n, mean, squares);
+            channel_moments<float>(x.data(), n, generic_mean, generic_squares);
+            CHECK(mean == generic_mean);
+            CHECK(squares == generic_squares);
+            const double spread = std::sqrt(double(reference_squares / n));
+            CHECK(std::abs(mean - double(reference_mean)) <=
+                  1e-15 * std::max(spread, 1e-30) + 1e-16 * std::abs(mean));
+            CHECK(std::abs(squares - double(reference_squares)) <=
+                  1e-12 * double(reference_squares));
+        }
 }
 
 TEST_CASE("Train and eval modes: BatchNorm's outputs differ, and evaluate() restores the mode") {
