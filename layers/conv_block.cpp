@@ -84,13 +84,11 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
     }
     T* __restrict a = pooled ? row : output_.data() + out_offset;
     if (batchnorm_) {
-        const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),
-                gamma = batchnorm_->gamma_(c), beta = batchnorm_->beta_(c);
-        for (std::size_t p = 0; p < P; ++p) {
-            // y = gamma (z - mu) / sqrt(sigma2 + eps) + beta, then relu(y)
-            const T y = gamma * ((z[p] - mean) * inv_std) + beta;
-            a[p] = ReLUFunction::value(y);
-        }
+        // y = gamma (z - mu) / sqrt(sigma2 + eps) + beta, then relu(y)
+        apply_pixel(z, P,
+                    PoolPixel<T>{true, batchnorm_->mean_(c), batchnorm_->inv_std_(c),
+                                 batchnorm_->gamma_(c), batchnorm_->beta_(c)},
+                    a);
     } else {
         for (std::size_t p = 0; p < P; ++p)
             a[p] = ReLUFunction::value(z[p]);
@@ -243,6 +241,27 @@ void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, s
     }
 }
 
+void relu_batchnorm_grad_sums(const float* dy, const float* z, std::size_t n,
+                              const PoolPixel<float>& batchnorm, double& sum_d,
+                              double& sum_d_xhat) {
+#if defined(__x86_64__)
+    if (cpu_has_avx2())
+        return relu_batchnorm_grad_sums_avx2(dy, z, n, batchnorm, sum_d, sum_d_xhat);
+#endif
+    relu_batchnorm_grad_sums<float>(dy, z, n, batchnorm, sum_d, sum_d_xhat);
+}
+
+void relu_batchnorm_input_grad(const float* dy, const float* z, std::size_t n,
+                               const PoolPixel<float>& batchnorm, float sum_dy, float sum_dy_xhat,
+                               float inv_count, float* dz) {
+#if defined(__x86_64__)
+    if (cpu_has_avx2())
+        return relu_batchnorm_input_grad_avx2(dy, z, n, batchnorm, sum_dy, sum_dy_xhat, inv_count,
+                                              dz);
+#endif
+    relu_batchnorm_input_grad<float>(dy, z, n, batchnorm, sum_dy, sum_dy_xhat, inv_count, dz);
+}
+
 template <typename T>
 const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
     const std::size_t batch = output_.shape(0), O = channels(), P = positions();
@@ -266,44 +285,26 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                     const T* __restrict z = z_all + (n * O + c) * P;
                     const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c);
                     double* sums = sample_statistics_.data() + (n * O + c) * 2;
+                    const PoolPixel<T> bn{true, mean, inv_std, batchnorm_->gamma_(c),
+                                          batchnorm_->beta_(c)};
                     if (max_pool_) {
                         // Only each window's maximum has a gradient: the sums over those.
-                        const T gamma = batchnorm_->gamma_(c), beta = batchnorm_->beta_(c);
                         const std::size_t offset = (n * O + c) * out_positions();
-                        const T* __restrict dy = grad_output.data() + offset;
-                        const T* __restrict z_at_max = z_at_max_.data() + offset;
-#if defined(__x86_64__)
-                        if constexpr (std::is_same_v<T, float>) {
-                            if (cpu_has_avx2()) {
-                                max_pool_grad_sums_avx2(
-                                    dy, z_at_max, out_positions(),
-                                    PoolPixel<float>{true, mean, inv_std, gamma, beta}, sums[0],
-                                    sums[1]);
-                                continue;
-                            }
-                        }
-#endif
-                        const auto x_hat = [&](std::size_t j) {
-                            return (z_at_max[j] - mean) * inv_std;
-                        };
-                        // dy relu'(a), a = gamma xhat + beta
-                        const auto d = [&](std::size_t j) {
-                            return dy[j] * T(gamma * x_hat(j) + beta > T(0));
-                        };
-                        const SumPair pair =
-                            sum_pairs_in_16_lanes(out_positions(), [&](std::size_t j) {
-                                const double dj = double(d(j));
-                                return SumPair{dj, dj * double(x_hat(j))};
-                            });
+                        relu_batchnorm_grad_sums(grad_output.data() + offset,
+                                                 z_at_max_.data() + offset, out_positions(), bn,
+                                                 sums[0], sums[1]);
+                    } else if (!avg_pool_) {
+                        relu_batchnorm_grad_sums(grad_output.data() + (n * O + c) * P, z, P, bn,
+                                                 sums[0], sums[1]);
+                    } else {
+                        gradient_before_relu(grad_output, n, c, z, dz);
+                        const SumPair pair = sum_pairs_in_16_lanes(P, [&](std::size_t p) {
+                            return SumPair{double(dz[p]),
+                                           double(dz[p]) * double((z[p] - mean) * inv_std)};
+                        });
                         sums[0] = pair.first;
                         sums[1] = pair.second;
-                        continue;
                     }
-                    gradient_before_relu(grad_output, n, c, z, dz);
-                    sums[0] = sum_in_lanes<double>(P, [&](std::size_t p) { return double(dz[p]); });
-                    sums[1] = sum_in_lanes<double>(P, [&](std::size_t p) {
-                        return double(dz[p]) * double((z[p] - mean) * inv_std);
-                    });
                 }
         });
         for (std::size_t c = 0; c < O; ++c) {
@@ -333,12 +334,21 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                 scatter_through_max_pool(grad_output, n, c, z, inv_count, dz_c);
                 continue;
             }
+            if (batchnorm_ && !avg_pool_) {
+                const PoolPixel<T> bn{true, batchnorm_->mean_(c), batchnorm_->inv_std_(c),
+                                      batchnorm_->gamma_(c), batchnorm_->beta_(c)};
+                relu_batchnorm_input_grad(grad_output.data() + (n * O + c) * P, z, P, bn,
+                                          batchnorm_->sum_dy_(c), batchnorm_->sum_dy_xhat_(c),
+                                          inv_count, dz_c);
+                continue;
+            }
             gradient_before_relu(grad_output, n, c, z, dz_c);
             if (!batchnorm_) continue;
             const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c),
                     gamma = batchnorm_->gamma_(c), sum_dy = batchnorm_->sum_dy_(c),
                     sum_dy_xhat = batchnorm_->sum_dy_xhat_(c);
-            // dx = gamma / sqrt(sigma2 + eps) (dy - mean(dy) - xhat mean(dy xhat))
+            // after average pooling: dx = gamma / sqrt(sigma2 + eps) (dy - mean(dy) - xhat
+            // mean(dy xhat)), dy the pooling's gradient times relu'
             for (std::size_t p = 0; p < P; ++p) {
                 const T x_hat = (z[p] - mean) * inv_std;
                 dz_c[p] = gamma * inv_std *

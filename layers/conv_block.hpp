@@ -104,11 +104,54 @@ struct MaxPoolScatter {
     float mean = 0, inv_std = 0, gamma = 0, beta = 0, scale = 0, mean_dy = 0, mean_dy_xhat = 0;
 };
 void max_pool_scatter_2x2_avx2(const MaxPoolScatter& scatter, float* dz);
-// BatchNorm's gradient sums over one channel's maxima, on AVX2: with xhat = (z - mu) inv_std
-// and d = dy relu'(gamma xhat + beta) at each of the n maxima, sum_d = sum d and
-// sum_d_xhat = sum d xhat, in double, as sum_pairs_in_16_lanes adds them (the same bits).
-void max_pool_grad_sums_avx2(const float* dy, const float* z_at_max, std::size_t n,
-                             const PoolPixel<float>& batchnorm, double& sum_d, double& sum_d_xhat);
+// BatchNorm's gradient sums through ReLU over n positions of one channel: with
+// xhat = (z - mu) inv_std and d = dy relu'(gamma xhat + beta),
+//   sum_d = sum d        sum_d_xhat = sum d xhat
+// in double, as sum_pairs_in_16_lanes adds them. The fused block's backward takes them over each
+// window's maximum (dy the pooled gradient, z at the maxima) or, without pooling, over every
+// position. `batchnorm` gives mu, inv_std, gamma and beta.
+template <typename T>
+void relu_batchnorm_grad_sums(const T* dy, const T* z, std::size_t n, const PoolPixel<T>& batchnorm,
+                              double& sum_d, double& sum_d_xhat) {
+    const SumPair sums = sum_pairs_in_16_lanes(n, [&](std::size_t i) {
+        const T x_hat = (z[i] - batchnorm.mean) * batchnorm.inv_std;
+        const double d = double(dy[i] * T(batchnorm.gamma * x_hat + batchnorm.beta > T(0)));
+        return SumPair{d, d * double(x_hat)};
+    });
+    sum_d = sums.first;
+    sum_d_xhat = sums.second;
+}
+// The same sums, bit for bit, on AVX2 where the CPU has it.
+void relu_batchnorm_grad_sums(const float* dy, const float* z, std::size_t n,
+                              const PoolPixel<float>& batchnorm, double& sum_d, double& sum_d_xhat);
+// The AVX2 kernel (layers/simd_avx2.cpp), for CPUs that have it.
+void relu_batchnorm_grad_sums_avx2(const float* dy, const float* z, std::size_t n,
+                                   const PoolPixel<float>& batchnorm, double& sum_d,
+                                   double& sum_d_xhat);
+
+// BatchNorm's input gradient through ReLU at each of n positions of one channel (the fused
+// block without pooling), dy the block's output gradient: with xhat = (z - mu) inv_std and
+// d = dy relu'(gamma xhat + beta),
+//   dz = gamma inv_std (d - sum_dy / M - xhat sum_dy_xhat / M)
+// (inv_count = 1/M, or 0 when the statistics were the running ones).
+template <typename T>
+void relu_batchnorm_input_grad(const T* dy, const T* z, std::size_t n,
+                               const PoolPixel<T>& batchnorm, T sum_dy, T sum_dy_xhat, T inv_count,
+                               T* dz) {
+    const T scale = batchnorm.gamma * batchnorm.inv_std, mean_dy = sum_dy * inv_count;
+    for (std::size_t i = 0; i < n; ++i) {
+        const T x_hat = (z[i] - batchnorm.mean) * batchnorm.inv_std;
+        const T d = dy[i] * T(batchnorm.gamma * x_hat + batchnorm.beta > T(0));
+        dz[i] = scale * (d - mean_dy - x_hat * sum_dy_xhat * inv_count);
+    }
+}
+// The same, bit for bit, on AVX2 where the CPU has it.
+void relu_batchnorm_input_grad(const float* dy, const float* z, std::size_t n,
+                               const PoolPixel<float>& batchnorm, float sum_dy, float sum_dy_xhat,
+                               float inv_count, float* dz);
+void relu_batchnorm_input_grad_avx2(const float* dy, const float* z, std::size_t n,
+                                    const PoolPixel<float>& batchnorm, float sum_dy,
+                                    float sum_dy_xhat, float inv_count, float* dz);
 
 using ConvBlock = BasicConvBlock<float>;
 extern template class BasicConvBlock<float>;

@@ -257,6 +257,13 @@ const Matrix<T>& BasicMaxPool2d<T>::backward(const Matrix<T>& grad_output) {
     return grad_input_;
 }
 
+void apply_pixel(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y) {
+#if defined(__x86_64__)
+    if (cpu_has_avx2()) return apply_pixel_avx2(x, n, pixel, y);
+#endif
+    apply_pixel<float>(x, n, pixel, y);
+}
+
 template void max_pool_channel(const float*, const WindowGeometry&, const Window&,
                                const PoolPixel<float>&, float*, std::uint32_t*, float*);
 template void max_pool_channel(const double*, const WindowGeometry&, const Window&,

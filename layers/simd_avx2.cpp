@@ -65,6 +65,28 @@ inline __m256 load_first(const float* from, std::uint32_t n) {
     return n == 8 ? _mm256_loadu_ps(from) : _mm256_maskload_ps(from, first_lanes(n));
 }
 
+// PoolPixel on 8 floats: relu(gamma ((x - mu) inv_std) + beta), rounded as the scalar code, or x
+class PixelVector {
+  public:
+    explicit PixelVector(const PoolPixel<float>& pixel)
+        : normalize_(pixel.normalize),
+          mean_(_mm256_set1_ps(pixel.mean)),
+          inv_std_(_mm256_set1_ps(pixel.inv_std)),
+          gamma_(_mm256_set1_ps(pixel.gamma)),
+          beta_(_mm256_set1_ps(pixel.beta)) {}
+    __m256 operator()(__m256 x) const {
+        if (!normalize_) return x;
+        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(x, mean_), inv_std_);
+        const __m256 y = _mm256_add_ps(rounded(_mm256_mul_ps(gamma_, x_hat)), beta_);
+        // relu: y < 0 gives 0; NaN and -0 stay
+        return _mm256_andnot_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_LT_OQ), y);
+    }
+
+  private:
+    bool normalize_;
+    __m256 mean_, inv_std_, gamma_, beta_;
+};
+
 // The terms of two sums at 8 consecutive indices
 struct EightPairs {
     EightDoubles first, second;
@@ -172,15 +194,14 @@ void channel_moments_avx2(const float* x, std::size_t n, double& mean, double& s
     moments_from_shifted_sums(double(x[0]), sums, n, mean, squares);
 }
 
-void max_pool_grad_sums_avx2(const float* dy, const float* z_at_max, std::size_t n,
-                             const PoolPixel<float>& bn, double& sum_d, double& sum_d_xhat) {
+void relu_batchnorm_grad_sums_avx2(const float* dy, const float* z, std::size_t n,
+                                   const PoolPixel<float>& bn, double& sum_d, double& sum_d_xhat) {
     const __m256 mean = _mm256_set1_ps(bn.mean), inv_std = _mm256_set1_ps(bn.inv_std),
                  gamma = _mm256_set1_ps(bn.gamma), beta = _mm256_set1_ps(bn.beta),
                  zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
     const SumPair sums = sum_pairs_in_16_lanes_avx2(n, [&](std::size_t i, std::uint32_t valid) {
         // xhat = (z - mu) inv_std, and d = dy relu'(gamma xhat + beta)
-        const __m256 x_hat =
-            _mm256_mul_ps(_mm256_sub_ps(load_first(z_at_max + i, valid), mean), inv_std);
+        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(load_first(z + i, valid), mean), inv_std);
         const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma, x_hat)), beta);
         const __m256 d = _mm256_mul_ps(load_first(dy + i, valid),
                                        _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
@@ -194,20 +215,54 @@ void max_pool_grad_sums_avx2(const float* dy, const float* z_at_max, std::size_t
     sum_d_xhat = sums.second;
 }
 
+void relu_batchnorm_input_grad_avx2(const float* dy, const float* z, std::size_t n,
+                                    const PoolPixel<float>& bn, float sum_dy, float sum_dy_xhat,
+                                    float inv_count, float* dz) {
+    const float scale = bn.gamma * bn.inv_std, mean_dy = sum_dy * inv_count;
+    const __m256 mean_v = _mm256_set1_ps(bn.mean), inv_std_v = _mm256_set1_ps(bn.inv_std),
+                 gamma_v = _mm256_set1_ps(bn.gamma), beta_v = _mm256_set1_ps(bn.beta),
+                 scale_v = _mm256_set1_ps(scale), mean_dy_v = _mm256_set1_ps(mean_dy),
+                 sum_dy_xhat_v = _mm256_set1_ps(sum_dy_xhat),
+                 inv_count_v = _mm256_set1_ps(inv_count), zero = _mm256_setzero_ps(),
+                 one = _mm256_set1_ps(1.0f);
+    // gamma inv_std (d - mean(dy) - (xhat sum_dy_xhat) inv_count), each product rounded as the
+    // generic code rounds it
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x_hat =
+            _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(z + i), mean_v), inv_std_v);
+        const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma_v, x_hat)), beta_v);
+        const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(dy + i),
+                                       _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
+        const __m256 xhat_part =
+            rounded(_mm256_mul_ps(_mm256_mul_ps(x_hat, sum_dy_xhat_v), inv_count_v));
+        _mm256_storeu_ps(
+            dz + i, _mm256_mul_ps(scale_v, _mm256_sub_ps(_mm256_sub_ps(d, mean_dy_v), xhat_part)));
+    }
+    for (; i < n; ++i) {
+        const float x_hat = (z[i] - bn.mean) * bn.inv_std;
+        const float d = dy[i] * float(rounded(bn.gamma * x_hat) + bn.beta > 0.0f);
+        dz[i] = scale * (d - mean_dy - rounded(x_hat * sum_dy_xhat * inv_count));
+    }
+}
+
+void apply_pixel_avx2(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y) {
+    const PixelVector pixel_vector(pixel);
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, pixel_vector(_mm256_loadu_ps(x + i)));
+    // the tail as a vector too: the scalar formula compiled here could be contracted into an FMA
+    if (i < n) {
+        const std::uint32_t left = std::uint32_t(n - i);
+        store_first(y + i, pixel_vector(load_first(x + i, left)), left);
+    }
+}
+
 void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::uint32_t W,
                                std::uint32_t OH, std::uint32_t OW, const PoolPixel<float>& pixel,
                                float* __restrict y, std::uint32_t* __restrict where,
                                float* __restrict x_at_max) {
-    const __m256 mean = _mm256_set1_ps(pixel.mean), inv_std = _mm256_set1_ps(pixel.inv_std),
-                 gamma = _mm256_set1_ps(pixel.gamma), beta = _mm256_set1_ps(pixel.beta),
-                 zero = _mm256_setzero_ps();
-    // PoolPixel on 8 floats: relu(gamma ((x - mu) inv_std) + beta), rounded as the scalar code
-    const auto pixel_vector = [&](__m256 x) {
-        if (!pixel.normalize) return x;
-        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(x, mean), inv_std);
-        const __m256 y = _mm256_add_ps(rounded(_mm256_mul_ps(gamma, x_hat)), beta);
-        return _mm256_andnot_ps(_mm256_cmp_ps(y, zero, _CMP_LT_OQ), y);
-    };
+    const PixelVector pixel_vector(pixel);
     // wins = v > current or v is NaN
     const auto beats = [](__m256 v, __m256 current) {
         return _mm256_or_ps(_mm256_cmp_ps(v, current, _CMP_GT_OQ),

@@ -473,15 +473,15 @@ TEST_CASE(
         }
 }
 
-TEST_CASE("The fused block's AVX2 BatchNorm gradient sums over the maxima are the generic sums") {
-    // max_pool_grad_sums_avx2 against the block's generic sums (sum_pairs_in_16_lanes, as in
-    // BasicConvBlock::backward): the same 16 lanes, the same rounding, the same doubles.
-    if (!xsimd::available_architectures().avx2) {
-        MESSAGE("this CPU lacks AVX2: nothing to check");
-        return;
-    }
+TEST_CASE(
+    "The fused block's BatchNorm gradient sums through ReLU: generic and AVX2 the same bits") {
+    // relu_batchnorm_grad_sums (generic, and on AVX2 where the CPU has it) against the sums
+    // written out with sum_pairs_in_16_lanes: the same 16 lanes, the same rounding, the same
+    // doubles. Over the maxima of a pooled channel, or every position without pooling (784).
+    const bool avx2 = xsimd::available_architectures().avx2;
+    if (!avx2) MESSAGE("this CPU lacks AVX2: the generic code only");
     Rng rng(13);
-    for (std::size_t n : {1, 7, 8, 9, 15, 49, 100, 196, 203, 1001})
+    for (std::size_t n : {1, 7, 8, 9, 15, 49, 100, 196, 203, 784, 1001})
         for (const PoolPixel<float>& bn : pool_pixels) {
             if (!bn.normalize) continue;
             CAPTURE(n);
@@ -500,8 +500,75 @@ TEST_CASE("The fused block's AVX2 BatchNorm gradient sums over the maxima are th
                 return SumPair{double(d(j)), double(d(j)) * double(x_hat(j))};
             });
             double sum_d = 0, sum_d_xhat = 0;
-            max_pool_grad_sums_avx2(dy.data(), z_at_max.data(), n, bn, sum_d, sum_d_xhat);
+            relu_batchnorm_grad_sums<float>(dy.data(), z_at_max.data(), n, bn, sum_d, sum_d_xhat);
             CHECK(sum_d == expected.first);
             CHECK(sum_d_xhat == expected.second);
+            if (!avx2) continue;
+            relu_batchnorm_grad_sums_avx2(dy.data(), z_at_max.data(), n, bn, sum_d, sum_d_xhat);
+            CHECK(sum_d == expected.first);
+            CHECK(sum_d_xhat == expected.second);
+        }
+}
+
+TEST_CASE("apply_pixel on AVX2 gives the generic bits (BatchNorm and ReLU without pooling)") {
+    // The fused block's BatchNorm + ReLU where nothing pools: the AVX2 kernel (where the CPU has
+    // it) against PoolPixel applied value by value, bit for bit, NaN included, with a guard.
+    if (!xsimd::available_architectures().avx2) MESSAGE("this CPU lacks AVX2: both run the same");
+    Rng rng(19);
+    for (std::size_t n : {1, 7, 8, 9, 15, 49, 196, 203})
+        for (const PoolPixel<float>& pixel : pool_pixels) {
+            CAPTURE(n);
+            CAPTURE(pixel.gamma);
+            const std::vector<float> x = channel_values(n, rng, true);
+            std::vector<float> expected(n + 8, 7.0f), y(n + 8, 7.0f);
+            for (std::size_t i = 0; i < n; ++i)
+                expected[i] = pixel(x[i]);
+            apply_pixel(x.data(), n, pixel, y.data());
+            CHECK(std::memcmp(y.data(), expected.data(), (n + 8) * sizeof(float)) == 0);
+        }
+}
+
+TEST_CASE(
+    "The fused block's BatchNorm input gradient through ReLU: generic and AVX2 the same bits") {
+    // relu_batchnorm_input_grad (the block without pooling) against its formula written out as
+    // the two passes it replaced (dy relu'(a), then BatchNorm's dx), and the AVX2 kernel
+    // (where the CPU has it) against both, bit for bit, with a guard after the channel.
+    const bool avx2 = xsimd::available_architectures().avx2;
+    if (!avx2) MESSAGE("this CPU lacks AVX2: the generic code only");
+    Rng rng(17);
+    for (std::size_t n : {1, 7, 8, 9, 15, 49, 196, 203, 784})
+        for (const PoolPixel<float>& bn : pool_pixels) {
+            if (!bn.normalize) continue;
+            CAPTURE(n);
+            CAPTURE(bn.gamma);
+            const std::vector<float> dy = channel_values(n, rng, false),
+                                     z = channel_values(n, rng, false);
+            const float sum_dy = 0.37f * float(n), sum_dy_xhat = -1.25f * float(n),
+                        inv_count = 1.0f / float(8 * n);
+            std::vector<float> expected(dy);
+            for (std::size_t i = 0; i < n; ++i)
+                expected[i] *= float(bn.gamma * ((z[i] - bn.mean) * bn.inv_std) + bn.beta > 0.0f);
+            for (std::size_t i = 0; i < n; ++i) {
+                const float x_hat = (z[i] - bn.mean) * bn.inv_std;
+                expected[i] = bn.gamma * bn.inv_std *
+                              (expected[i] - sum_dy * inv_count - x_hat * sum_dy_xhat * inv_count);
+            }
+            std::vector<float> dz(n + 8, 7.0f);
+            const auto same_bits = [&] {
+                std::size_t differing = 0;
+                for (std::size_t i = 0; i < n; ++i)
+                    differing += std::memcmp(&dz[i], &expected[i], sizeof(float)) != 0;
+                CHECK(differing == 0);
+                for (std::size_t i = n; i < n + 8; ++i)
+                    CHECK(dz[i] == 7.0f);
+            };
+            relu_batchnorm_input_grad<float>(dy.data(), z.data(), n, bn, sum_dy, sum_dy_xhat,
+                                             inv_count, dz.data());
+            same_bits();
+            if (!avx2) continue;
+            std::fill(dz.begin(), dz.end(), 7.0f);
+            relu_batchnorm_input_grad_avx2(dy.data(), z.data(), n, bn, sum_dy, sum_dy_xhat,
+                                           inv_count, dz.data());
+            same_bits();
         }
 }
