@@ -58,7 +58,9 @@ class BasicConvBlock : public BasicFusedGroup<T> {
     void scatter_through_max_pool(const Matrix<T>& grad_output, std::size_t n, std::size_t c,
                                   const T* z, T inv_count, T* dz) const;
     // Without max pooling, channel c of sample n's gradient before ReLU: the output gradient
-    // sent back through the average pooling (if any), times relu'(a), into `dz` [OH OW].
+    // sent back through the average pooling (if any), times relu'(a), into `dz` [OH OW]. (With
+    // BatchNorm and no pooling, backward runs relu_batchnorm_grad_sums and
+    // relu_batchnorm_input_grad instead: one pass each.)
     void gradient_before_relu(const Matrix<T>& grad_output, std::size_t n, std::size_t c,
                               const T* z, T* dz) const;
     // The positions and channels of the convolution's output, and of the block's.
