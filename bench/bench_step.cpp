@@ -284,6 +284,7 @@ int main(int argc, char** argv) {
         {"openblas_threads", openblas_threads()},
         {"openblas_core", blas_core_name()},
         {"cpu", cpu_info().describe()},
+        {"direct_conv_kernels", direct_conv_kernels()},
         {"samples_per_s", double(batch) / step_seconds},
         {"ms_per_step", step_seconds * 1e3},
         {"gflops", step_flops / step_seconds / 1e9},

@@ -151,7 +151,8 @@ def main():
     torch_first = measurements[1]
     print(f"CPU: {first['cpu']}. OpenBLAS core: bnlab {first['openblas_core']}, PyTorch "
           f"{torch_first['openblas_core']} (OPENBLAS_CORETYPE in the environment: "
-          f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; PyTorch runs with bnlab's). The best "
+          f"{os.environ.get('OPENBLAS_CORETYPE', 'unset')}; PyTorch runs with bnlab's). bnlab's "
+          f"direct 3x3 kernels: {first.get('direct_conv_kernels', 'not stated')}. The best "
           f"core's limit is the limit measured on every core this CPU runs, the best of them "
           f"(first row: {first['core_limit_samples_per_s']}).")
     if peak_gflops:

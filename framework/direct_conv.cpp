@@ -24,14 +24,27 @@ bool direct_conv_available() {
 #endif
 }
 
-bool direct_conv_preferred(std::size_t height, std::size_t width) {
+namespace {
+
+// Whether this CPU runs the AVX-512 kernels.
+bool runs_avx512() {
 #if defined(__x86_64__)
-    static const bool measured_cpu =
-        direct_conv_available() && !xsimd::available_architectures().avx512f;
+    static const bool avx512 = direct_conv_available() && xsimd::available_architectures().avx512f;
+    return avx512;
 #else
-    const bool measured_cpu = false;
+    return false;
 #endif
-    return measured_cpu && height * width >= direct_conv_min_positions;
+}
+
+}  // namespace
+
+const char* direct_conv_kernels() {
+    if (!direct_conv_available()) return "none";
+    return runs_avx512() ? "avx512" : "avx2";
+}
+
+bool direct_conv_preferred(std::size_t height, std::size_t width) {
+    return direct_conv_available() && height * width >= direct_conv_min_positions;
 }
 
 std::size_t packed_filters_size(std::size_t out_channels, std::size_t in_channels) {
@@ -58,7 +71,22 @@ void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_
             }
 }
 
-#if !defined(__x86_64__)
+#if defined(__x86_64__)
+void direct_conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
+                    const float* packed_filters, std::size_t out_channels, float* out) {
+    (runs_avx512() ? direct_conv_avx512::conv3x3 : direct_conv_avx2::conv3x3)(
+        padded_input, in_channels, g, packed_filters, out_channels, out);
+}
+
+void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
+                                std::size_t in_channels, const float* padded_grads,
+                                std::size_t grad_stride, std::size_t out_channels,
+                                std::size_t samples, const PaddedImage& g, float* weight_grad) {
+    (runs_avx512() ? direct_conv_avx512::weight_grad : direct_conv_avx2::weight_grad)(
+        padded_inputs, input_stride, in_channels, padded_grads, grad_stride, out_channels, samples,
+        g, weight_grad);
+}
+#else
 void direct_conv3x3(const float*, std::size_t, const PaddedImage&, const float*, std::size_t,
                     float*) {
     throw std::logic_error("direct_conv3x3: built for x86-64 only");

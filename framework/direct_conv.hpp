@@ -11,8 +11,9 @@
 // tap, so 8 neighbouring outputs read 8 neighbouring inputs. The two positions per row with
 // w >= W are computed too, and dropped.
 //
-// The kernels are compiled for AVX2 with FMA (framework/direct_conv_avx2.cpp) and run only on
-// CPUs that have both (direct_conv_available); Conv2d uses im2col elsewhere.
+// The kernels are compiled for AVX2 with FMA (framework/direct_conv_avx2.cpp) and for AVX-512
+// (direct_conv_avx512.cpp), the widest this CPU runs chosen at run time; they run only on CPUs
+// with AVX2 and FMA (direct_conv_available), and Conv2d uses im2col elsewhere.
 
 #include <cstddef>
 
@@ -46,10 +47,11 @@ constexpr std::size_t direct_conv_min_positions = 7 * 7;
 
 // Whether this CPU has AVX2 and FMA, which the kernels need.
 bool direct_conv_available();
-// Whether the kernels measured faster than im2col and OpenBLAS for maps of height x width on
-// this CPU (docs/performance.md): on CPUs with AVX2 and FMA but not AVX-512 (where OpenBLAS's
-// own AVX-512 kernels have not been compared with them), for maps of at least
-// direct_conv_min_positions positions.
+// The instruction set of the kernels direct_conv3x3 runs here: "avx512", "avx2" or "none".
+const char* direct_conv_kernels();
+// Whether the kernels measured faster than im2col and OpenBLAS for maps of height x width
+// (docs/performance.md: on Zen 3 with AVX2, on a Xeon with AVX-512): for maps of at least
+// direct_conv_min_positions positions, on every CPU that runs them.
 bool direct_conv_preferred(std::size_t height, std::size_t width);
 
 // padded <- image [C, H, W] with its zero border and slack.
@@ -89,5 +91,24 @@ void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_st
                                 std::size_t samples, const PaddedImage& g, float* weight_grad);
 // Samples the direct backward gives direct_conv3x3_weight_grad at a time.
 constexpr std::size_t direct_conv_weight_grad_samples = 4;
+
+// The two kernels for each instruction set, which direct_conv3x3 and direct_conv3x3_weight_grad
+// choose between; call one only on a CPU that runs it. conv3x3 gives the same bits in both (each
+// output is one chain of FMAs over the taps in the same order); weight_grad does not (its sums
+// are split over the vectors' lanes).
+namespace direct_conv_avx2 {
+void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
+             const float* packed_filters, std::size_t out_channels, float* out);
+void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,
+                 const float* padded_grads, std::size_t grad_stride, std::size_t out_channels,
+                 std::size_t samples, const PaddedImage& g, float* weight_grad);
+}  // namespace direct_conv_avx2
+namespace direct_conv_avx512 {
+void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
+             const float* packed_filters, std::size_t out_channels, float* out);
+void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,
+                 const float* padded_grads, std::size_t grad_stride, std::size_t out_channels,
+                 std::size_t samples, const PaddedImage& g, float* weight_grad);
+}  // namespace direct_conv_avx512
 
 }  // namespace bnlab

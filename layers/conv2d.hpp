@@ -24,7 +24,8 @@ enum class ConvAlgorithm {
     automatic,
     // im2col and OpenBLAS's sgemm: any convolution
     im2col,
-    // framework/direct_conv.hpp's kernels: 3x3, stride 1, padding 1, float, a CPU with AVX2 and FMA
+    // framework/direct_conv.hpp's kernels (AVX2 or AVX-512): 3x3, stride 1, padding 1, float, a
+    // CPU with AVX2 and FMA
     direct,
 };
 

@@ -1,0 +1,149 @@
+// The direct 3x3 kernels themselves (framework/direct_conv.hpp), for every instruction set this
+// CPU runs: against a sum in double on every map from 1 x 1 to 9 x 9, and the AVX-512 kernels
+// against the AVX2 ones. (tests/test_cnn.cpp checks them through Conv2d against im2col.)
+#include <cmath>
+#include <functional>
+#include <xsimd/xsimd.hpp>
+
+#include "helpers.hpp"
+
+using namespace bnlab;
+using namespace bnlab::testing;
+
+namespace {
+
+using ConvKernel = std::function<void(const float*, std::size_t, const PaddedImage&, const float*,
+                                      std::size_t, float*)>;
+using WeightGradKernel =
+    std::function<void(const float*, std::size_t, std::size_t, const float*, std::size_t,
+                       std::size_t, std::size_t, const PaddedImage&, float*)>;
+
+struct Kernels {
+    std::string name;
+    ConvKernel conv;
+    WeightGradKernel weight_grad;
+};
+
+// The kernels of every instruction set this CPU runs.
+std::vector<Kernels> runnable_kernels() {
+    std::vector<Kernels> kernels;
+    if (!direct_conv_available()) return kernels;
+    kernels.push_back({"avx2", direct_conv_avx2::conv3x3, direct_conv_avx2::weight_grad});
+    if (xsimd::available_architectures().avx512f)
+        kernels.push_back({"avx512", direct_conv_avx512::conv3x3, direct_conv_avx512::weight_grad});
+    return kernels;
+}
+
+// Samples of [channels, H, W], padded for the kernels one after another.
+struct Images {
+    Images(std::size_t samples, std::size_t channels, const PaddedImage& g, Rng& rng)
+        : values(random_matrix<float>(samples, channels * g.height * g.width, rng)),
+          padded(samples * g.size(channels)),
+          stride(g.size(channels)) {
+        for (std::size_t s = 0; s < samples; ++s)
+            pad_image(values.data() + s * values.shape(1), channels, g, padded.data() + s * stride);
+    }
+    // value[s, c, h, w], 0 outside the image
+    double at(std::size_t s, std::size_t c, long h, long w, const PaddedImage& g) const {
+        if (h < 0 || w < 0 || h >= long(g.height) || w >= long(g.width)) return 0.0;
+        return values(s, (c * g.height + std::size_t(h)) * g.width + std::size_t(w));
+    }
+    Matrix<float> values;
+    std::vector<float> padded;
+    std::size_t stride;
+};
+
+}  // namespace
+
+TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x 9") {
+    const std::vector<Kernels> kernels = runnable_kernels();
+    if (kernels.empty()) {
+        MESSAGE("this CPU lacks AVX2 or FMA: the direct kernels are not run");
+        return;
+    }
+    // Channels around the AVX-512 kernels' blocks of 8 and AVX2's of 4; 3 samples for the
+    // weight gradient's groups.
+    const std::size_t C = 3, samples = 3;
+    for (const Kernels& kernel : kernels)
+        for (std::size_t O : {5, 9})
+            for (std::size_t H = 1; H <= 9; ++H)
+                for (std::size_t W = 1; W <= 9; ++W) {
+                    CAPTURE(kernel.name);
+                    CAPTURE(O);
+                    CAPTURE(H);
+                    CAPTURE(W);
+                    const PaddedImage g{H, W};
+                    Rng rng(H * 10 + W);
+                    const Images x(samples, C, g, rng), dy(samples, O, g, rng);
+                    const Matrix<float> weight = random_matrix<float>(O, C * 9, rng);
+                    std::vector<float> packed(packed_filters_size(O, C));
+                    pack_filters(weight.data(), O, C, false, packed.data());
+                    // forward of sample 0, as [rows, out_stride] plus the scratch crop reads
+                    std::vector<float> out(direct_conv_rows(O) * g.out_stride() + 16);
+                    kernel.conv(x.padded.data(), C, g, packed.data(), O, out.data());
+                    std::vector<float> dW(O * C * 9, 0.f);
+                    kernel.weight_grad(x.padded.data(), x.stride, C, dy.padded.data(), dy.stride, O,
+                                       samples, g, dW.data());
+                    double y_error = 0, y_scale = 0, dW_error = 0, dW_scale = 0;
+                    for (std::size_t o = 0; o < O; ++o)
+                        for (std::size_t h = 0; h < H; ++h)
+                            for (std::size_t w = 0; w < W; ++w) {
+                                double y = 0;
+                                for (std::size_t t = 0; t < C * 9; ++t)
+                                    y += weight(o, t) * x.at(0, t / 9, long(h + t / 3 % 3) - 1,
+                                                             long(w + t % 3) - 1, g);
+                                y_scale = std::max(y_scale, std::fabs(y));
+                                y_error = std::max(
+                                    y_error,
+                                    std::fabs(y - out[o * g.out_stride() + h * g.row() + w]));
+                            }
+                    for (std::size_t o = 0; o < O; ++o)
+                        for (std::size_t t = 0; t < C * 9; ++t) {
+                            // dW[o, c, kh, kw] = sum_{s, h, w} dy_s[o, h, w] x_s[c, h + kh - 1,
+                            // w + kw - 1]
+                            double sum = 0;
+                            for (std::size_t s = 0; s < samples; ++s)
+                                for (std::size_t h = 0; h < H; ++h)
+                                    for (std::size_t w = 0; w < W; ++w)
+                                        sum += dy.at(s, o, long(h), long(w), g) *
+                                               x.at(s, t / 9, long(h + t / 3 % 3) - 1,
+                                                    long(w + t % 3) - 1, g);
+                            dW_scale = std::max(dW_scale, std::fabs(sum));
+                            dW_error = std::max(dW_error, std::fabs(sum - dW[o * C * 9 + t]));
+                        }
+                    // float sums of 27 (y) and at most 3 81 (dW) products: rounding
+                    CHECK(y_error <= 1e-6 * y_scale);
+                    CHECK(dW_error <= 1e-6 * dW_scale);
+                }
+}
+
+TEST_CASE("The AVX-512 direct convolution gives the AVX2 kernel's bits") {
+    const std::vector<Kernels> kernels = runnable_kernels();
+    if (kernels.size() < 2) {
+        MESSAGE("this CPU lacks AVX-512: only one set of direct kernels runs");
+        return;
+    }
+    // ResNet's stages and the tiles' remainders: channels not in blocks of 8, maps whose
+    // out_stride is an odd number of 16-position vectors.
+    struct Case {
+        std::size_t in, out, height, width;
+    };
+    for (const Case& c : {Case{16, 16, 28, 28}, Case{32, 32, 14, 14}, Case{64, 64, 7, 7},
+                          Case{3, 12, 5, 9}, Case{7, 4, 13, 2}}) {
+        CAPTURE(c.in);
+        CAPTURE(c.out);
+        CAPTURE(c.height);
+        CAPTURE(c.width);
+        const PaddedImage g{c.height, c.width};
+        Rng rng(c.in + c.out);
+        const Images x(1, c.in, g, rng);
+        const Matrix<float> weight = random_matrix<float>(c.out, c.in * 9, rng);
+        std::vector<float> packed(packed_filters_size(c.out, c.in));
+        pack_filters(weight.data(), c.out, c.in, false, packed.data());
+        const std::size_t size = direct_conv_rows(c.out) * g.out_stride();
+        std::vector<float> avx2(size), avx512(size, 1.f);
+        kernels[0].conv(x.padded.data(), c.in, g, packed.data(), c.out, avx2.data());
+        kernels[1].conv(x.padded.data(), c.in, g, packed.data(), c.out, avx512.data());
+        CHECK(avx2 == avx512);
+    }
+}
