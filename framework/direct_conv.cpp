@@ -47,6 +47,18 @@ bool direct_conv_preferred(std::size_t height, std::size_t width) {
     return direct_conv_available() && height * width >= direct_conv_min_positions;
 }
 
+void order_by_position(const float* dy, std::size_t out_channels, std::size_t positions,
+                       float* by_position) {
+    const std::size_t channels = direct_conv_grad_channels(out_channels);
+    for (std::size_t p = 0; p < positions; ++p) {
+        float* at = by_position + p * channels;
+        for (std::size_t o = 0; o < out_channels; ++o)
+            at[o] = dy[o * positions + p];
+        for (std::size_t o = out_channels; o < channels; ++o)
+            at[o] = 0.f;
+    }
+}
+
 std::size_t packed_filters_size(std::size_t out_channels, std::size_t in_channels) {
     return direct_conv_rows(out_channels) * in_channels * 9;
 }
@@ -79,12 +91,12 @@ void direct_conv3x3(const float* padded_input, std::size_t in_channels, const Pa
 }
 
 void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
-                                std::size_t in_channels, const float* padded_grads,
+                                std::size_t in_channels, const float* grads_by_position,
                                 std::size_t grad_stride, std::size_t out_channels,
                                 std::size_t samples, const PaddedImage& g, float* weight_grad) {
     (runs_avx512() ? direct_conv_avx512::weight_grad : direct_conv_avx2::weight_grad)(
-        padded_inputs, input_stride, in_channels, padded_grads, grad_stride, out_channels, samples,
-        g, weight_grad);
+        padded_inputs, input_stride, in_channels, grads_by_position, grad_stride, out_channels,
+        samples, g, weight_grad);
 }
 #else
 void direct_conv3x3(const float*, std::size_t, const PaddedImage&, const float*, std::size_t,

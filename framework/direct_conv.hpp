@@ -80,34 +80,48 @@ void crop_output(const float* out, std::size_t channels, const PaddedImage& g, c
 void direct_conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
                     const float* packed_filters, std::size_t out_channels, float* out);
 
+// The weight gradient reads dy by position: [H W, direct_conv_grad_channels(O)], the output
+// channels of a position together (padded with zeros to whole blocks), so that a vector holds
+// one position's gradient for several output channels.
+constexpr std::size_t direct_conv_grad_channel_block = 16;
+inline std::size_t direct_conv_grad_channels(std::size_t out_channels) {
+    return (out_channels + direct_conv_grad_channel_block - 1) / direct_conv_grad_channel_block *
+           direct_conv_grad_channel_block;
+}
+// by_position[p direct_conv_grad_channels(O) + o] = dy[o, p] for p < positions, and 0 for the
+// padding channels o >= O (their lanes are computed and dropped: zeros keep them on defined
+// values).
+void order_by_position(const float* dy, std::size_t out_channels, std::size_t positions,
+                       float* by_position);
+
 // dW[o, (c 3 + kh) 3 + kw] += sum_{n, h, w} dy_n[o, h, w] x_n[c, h + kh - 1, w + kw - 1] over
-// `samples` samples, from their padded inputs (input_stride floats apart) and padded output
-// gradients (grad_stride floats apart; their zero border stands for the dropped positions of
-// the grid). The samples are summed in registers before the registers' lanes are added, which
-// on small maps (7 x 7: 8 vectors a row of taps) costs as much as the products.
+// `samples` samples, from their padded inputs (input_stride floats apart) and their output
+// gradients ordered by position (order_by_position; grad_stride floats apart). Vectorized over
+// output channels: no sum is split over a vector's lanes, so the bits do not depend on the
+// instruction set.
 void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
-                                std::size_t in_channels, const float* padded_grads,
+                                std::size_t in_channels, const float* grads_by_position,
                                 std::size_t grad_stride, std::size_t out_channels,
                                 std::size_t samples, const PaddedImage& g, float* weight_grad);
 // Samples the direct backward gives direct_conv3x3_weight_grad at a time.
 constexpr std::size_t direct_conv_weight_grad_samples = 4;
 
 // The two kernels for each instruction set, which direct_conv3x3 and direct_conv3x3_weight_grad
-// choose between; call one only on a CPU that runs it. conv3x3 gives the same bits in both (each
-// output is one chain of FMAs over the taps in the same order); weight_grad does not (its sums
-// are split over the vectors' lanes).
+// choose between; call one only on a CPU that runs it. Both give the same bits in both: each
+// output of conv3x3 is one chain of FMAs over the taps in the same order, and weight_grad's sums
+// are lanes of their own.
 namespace direct_conv_avx2 {
 void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
              const float* packed_filters, std::size_t out_channels, float* out);
 void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,
-                 const float* padded_grads, std::size_t grad_stride, std::size_t out_channels,
+                 const float* grads_by_position, std::size_t grad_stride, std::size_t out_channels,
                  std::size_t samples, const PaddedImage& g, float* weight_grad);
 }  // namespace direct_conv_avx2
 namespace direct_conv_avx512 {
 void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
              const float* packed_filters, std::size_t out_channels, float* out);
 void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,
-                 const float* padded_grads, std::size_t grad_stride, std::size_t out_channels,
+                 const float* grads_by_position, std::size_t grad_stride, std::size_t out_channels,
                  std::size_t samples, const PaddedImage& g, float* weight_grad);
 }  // namespace direct_conv_avx512
 

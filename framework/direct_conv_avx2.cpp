@@ -85,10 +85,11 @@ void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedIma
 }
 
 void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,
-                 const float* padded_grads, std::size_t grad_stride, std::size_t out_channels,
+                 const float* grads_by_position, std::size_t grad_stride, std::size_t out_channels,
                  std::size_t samples, const PaddedImage& g, float* weight_grad) {
-    // 4 output channels x 3 taps: 12 sums in registers
-    conv3x3_weight_grad<Arch, 4>(padded_inputs, input_stride, in_channels, padded_grads,
+    // 4 positions share their inputs' broadcasts: 9 sums, 4 gradient vectors and a broadcast
+    // in registers
+    conv3x3_weight_grad<Arch, 4>(padded_inputs, input_stride, in_channels, grads_by_position,
                                  grad_stride, out_channels, samples, g, weight_grad);
 }
 

@@ -4,8 +4,6 @@
 // own instruction set (direct_conv_avx2.cpp with -mavx2 -mfma, direct_conv_avx512.cpp with
 // -mavx512f -mfma): everything here has internal linkage, so no copy compiled for AVX-512 can
 // stand in for another file's at link time, and nothing here calls the standard library.
-#include <immintrin.h>
-
 #include <xsimd/xsimd.hpp>
 
 #include "framework/direct_conv.hpp"
@@ -88,100 +86,100 @@ void conv3x3_tiles(const float* input, std::size_t in_channels, const PaddedImag
         channel_tiles(std::integral_constant<std::size_t, 1>(), q);
 }
 
-// The sum of a vector's lanes: for AVX2, xsimd's; for AVX-512, GCC's (xsimd 8's needs
-// AVX512DQ).
-template <class Batch>
-inline float lane_sum(const Batch& v) {
-    if constexpr (Batch::size == 16)
-        return _mm512_reduce_add_ps(v);
-    else
-        return xsimd::hadd(v);
-}
-
-// dy's vector at `at`, read into a register of its own. Left to itself, GCC folds the load into
-// each of the three FMAs that use it (three loads instead of one): on AVX-512, where every
-// unaligned load of 64 bytes crosses a cache line, the weight gradient ran at 43–54 GFLOP/s so
-// and at 59–67 with one load (1 → 16 to 64 → 64 channels, a throwaway program on this file's
-// loops). AVX2's kernel keeps GCC's choice (measured on Zen 3 as it is).
-template <class Batch>
-inline Batch load_once(const float* at) {
-    auto value = static_cast<typename Batch::register_type>(Batch::load_unaligned(at));
-    if constexpr (Batch::size == 16) asm("" : "+v"(value));
-    return Batch(value);
-}
-
-// dW[i, (c 3 + kh) 3 + kw] += sum_{s, q} dy_s[i, q] x_s[c, q + kh row + kw] for the Outputs rows
-// of dy (each plane floats after the last) and dW (taps floats each), over `samples` samples
-// (x_s = x + s x_stride, dy_s = dy + s dy_stride): 3 Outputs sums in registers, one per kw, over
-// the whole grid of every sample, then added across their lanes once. The grid's last vector is
-// masked: past the grid, dy's zero border runs out on maps narrower than a vector (a 1-wide
-// map's next plane begins 2 row + 1 floats after its grid).
-template <class Arch, std::size_t Outputs>
-void weight_grad_rows(const float* x, std::size_t x_stride, std::size_t in_channels,
-                      const float* dy, std::size_t dy_stride, std::size_t samples,
-                      const PaddedImage& g, float* dW) {
-    using Batch = xsimd::batch<float, Arch>;
-    constexpr std::size_t kLanes = Batch::size;
-    static const float lane_index[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    const std::size_t row = g.row(), plane = g.plane(), taps = in_channels * 9, grid = g.grid(),
-                      whole = grid / kLanes * kLanes;
-    const auto in_grid = Batch::load_unaligned(lane_index) < Batch(float(grid - whole));
-    for (std::size_t c = 0; c < in_channels; ++c)
-        for (std::size_t kh = 0; kh < 3; ++kh) {
-            Batch sum[Outputs][3];
-#pragma GCC unroll 16
-            for (std::size_t i = 0; i < Outputs; ++i)
+// sum[kh 3 + kw] += dy[w + p] x[kh row + w + p + kw] over p < Positions: the output gradients
+// of Positions neighbouring positions of one row (each a vector over output channels, read from
+// dy_by_position, `channels` floats apart) times the input around them (x: the padded input at
+// the row's top-left tap), each input value broadcast once for every tap that reads it
+// (Positions + 2 values a row of taps instead of 3 Positions). Each sum takes the positions in
+// increasing order whatever Positions is.
+template <class Batch, std::size_t Positions>
+inline void add_positions(const float* dy_by_position, std::size_t channels, const float* x,
+                          std::size_t row, Batch (&sum)[9]) {
+    Batch dy[Positions];
+#pragma GCC unroll 4
+    for (std::size_t p = 0; p < Positions; ++p)
+        dy[p] = Batch::load_unaligned(dy_by_position + p * channels);
 #pragma GCC unroll 3
-                for (std::size_t kw = 0; kw < 3; ++kw)
-                    sum[i][kw] = Batch(0.f);
-            // sum[i][kw] += dy[i, q..] x[c, q + kh row + kw..], dy masked by `mask`
-            const auto add_vector = [&](const float* x_row, const float* dy_s, std::size_t q,
-                                        bool masked) {
-                const Batch x0 = Batch::load_unaligned(x_row + q),
-                            x1 = Batch::load_unaligned(x_row + q + 1),
-                            x2 = Batch::load_unaligned(x_row + q + 2);
-#pragma GCC unroll 16
-                for (std::size_t i = 0; i < Outputs; ++i) {
-                    Batch d = load_once<Batch>(dy_s + i * plane + q);
-                    if (masked) d = xsimd::select(in_grid, d, Batch(0.f));
-                    sum[i][0] = xsimd::fma(d, x0, sum[i][0]);
-                    sum[i][1] = xsimd::fma(d, x1, sum[i][1]);
-                    sum[i][2] = xsimd::fma(d, x2, sum[i][2]);
-                }
-            };
-            for (std::size_t s = 0; s < samples; ++s) {
-                const float* x_row = x + s * x_stride + c * plane + kh * row;
-                const float* dy_s = dy + s * dy_stride;
-                for (std::size_t q = 0; q < whole; q += kLanes)
-                    add_vector(x_row, dy_s, q, false);
-                if (whole < grid) add_vector(x_row, dy_s, whole, true);
-            }
-#pragma GCC unroll 16
-            for (std::size_t i = 0; i < Outputs; ++i)
-                for (std::size_t kw = 0; kw < 3; ++kw)
-                    dW[i * taps + (c * 3 + kh) * 3 + kw] += lane_sum(sum[i][kw]);
+    for (std::size_t kh = 0; kh < 3; ++kh)
+#pragma GCC unroll 6
+        for (std::size_t j = 0; j < Positions + 2; ++j) {
+            // x[kh row + j] is tap kw = j - p of position p
+            const Batch value(x[kh * row + j]);
+#pragma GCC unroll 4
+            for (std::size_t p = 0; p < Positions; ++p)
+                if (j >= p && j - p < 3)
+                    sum[kh * 3 + j - p] = xsimd::fma(dy[p], value, sum[kh * 3 + j - p]);
         }
 }
 
-// direct_conv3x3_weight_grad (framework/direct_conv.hpp), Outputs output channels at a time,
-// then one at a time.
-template <class Arch, std::size_t Outputs>
+// direct_conv3x3_weight_grad (framework/direct_conv.hpp), vectorized over output channels: each
+// lane is one output channel, so every sum of dW is one chain of FMAs over the positions of a
+// row, in order, whatever the vector width (AVX2 and AVX-512 give the same bits), and nothing is
+// added across lanes. The chains are one row long; the rows' sums are added in (sample, row)
+// order. Positions is how many positions of a row share their input values' broadcasts.
+template <class Arch, std::size_t Positions>
 void conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
-                         std::size_t in_channels, const float* padded_grads,
+                         std::size_t in_channels, const float* grads_by_position,
                          std::size_t grad_stride, std::size_t out_channels, std::size_t samples,
                          const PaddedImage& g, float* weight_grad) {
-    // dy on the grid: position q = h row + w is padded_grad[(h + 1) row + 1 + w]; the dropped
-    // positions (w >= W) read its zero border.
-    const float* dy = padded_grads + g.row() + 1;
-    const std::size_t taps = in_channels * 9;
-    std::size_t o = 0;
-    for (; o + Outputs <= out_channels; o += Outputs)
-        weight_grad_rows<Arch, Outputs>(padded_inputs, input_stride, in_channels,
-                                        dy + o * g.plane(), grad_stride, samples, g,
-                                        weight_grad + o * taps);
-    for (; o < out_channels; ++o)
-        weight_grad_rows<Arch, 1>(padded_inputs, input_stride, in_channels, dy + o * g.plane(),
-                                  grad_stride, samples, g, weight_grad + o * taps);
+    using Batch = xsimd::batch<float, Arch>;
+    constexpr std::size_t kLanes = Batch::size;
+    static_assert(direct_conv_grad_channel_block % kLanes == 0, "whole vectors of channels");
+    const std::size_t H = g.height, W = g.width, row = g.row(), plane = g.plane(),
+                      channels = direct_conv_grad_channels(out_channels), taps = in_channels * 9;
+    for (std::size_t first = 0; first < out_channels; first += kLanes)
+        for (std::size_t c = 0; c < in_channels; ++c) {
+            Batch total[9];
+#pragma GCC unroll 9
+            for (std::size_t t = 0; t < 9; ++t)
+                total[t] = Batch(0.f);
+            for (std::size_t s = 0; s < samples; ++s)
+                for (std::size_t h = 0; h < H; ++h) {
+                    // the row's sums: dW[o, c, kh, kw] of dy_s[o, h, w] x_s[c, h + kh, w + kw]
+                    // (padded coordinates) over w
+                    Batch sum[9];
+#pragma GCC unroll 9
+                    for (std::size_t t = 0; t < 9; ++t)
+                        sum[t] = Batch(0.f);
+                    const float* dy =
+                        grads_by_position + s * grad_stride + h * W * channels + first;
+                    const float* x = padded_inputs + s * input_stride + c * plane + h * row;
+                    std::size_t w = 0;
+                    for (; w + Positions <= W; w += Positions)
+                        add_positions<Batch, Positions>(dy + w * channels, channels, x + w, row,
+                                                        sum);
+                    // the row's last W mod Positions positions in one call (one at a time,
+                    // each would read 9 values for 9 FMAs)
+                    const auto rest = [&](auto positions) {
+                        add_positions<Batch, decltype(positions)::value>(dy + w * channels,
+                                                                         channels, x + w, row, sum);
+                    };
+                    static_assert(Positions <= 4, "the rest is at most 3 positions");
+                    switch (W - w) {
+                        case 3:
+                            rest(std::integral_constant<std::size_t, 3>());
+                            break;
+                        case 2:
+                            rest(std::integral_constant<std::size_t, 2>());
+                            break;
+                        case 1:
+                            rest(std::integral_constant<std::size_t, 1>());
+                            break;
+                        default:
+                            break;
+                    }
+#pragma GCC unroll 9
+                    for (std::size_t t = 0; t < 9; ++t)
+                        total[t] += sum[t];
+                }
+            // dW[first + l, c 9 + t] += total[t][l]: lanes to the rows of dW
+            float lanes[9][kLanes];
+            for (std::size_t t = 0; t < 9; ++t)
+                total[t].store_unaligned(lanes[t]);
+            for (std::size_t l = 0; l < kLanes && first + l < out_channels; ++l)
+                for (std::size_t t = 0; t < 9; ++t)
+                    weight_grad[(first + l) * taps + c * 9 + t] += lanes[t][l];
+        }
 }
 
 }  // namespace

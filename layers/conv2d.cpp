@@ -366,11 +366,13 @@ template <typename T>
 void BasicConv2d<T>::ensure_direct_scratch(int parts) {
     const std::size_t C = options_.in_channels(), O = options_.out_channels();
     const PaddedImage g{this->geometry_.height, this->geometry_.width};
-    // the kernels' output (O rows forward, C rows for the input gradient), then the padded dy
-    // of the samples whose weight gradient is computed together
-    ensure_shape(direct_scratch_, std::size_t(parts),
-                 direct_conv_rows(std::max(O, C)) * g.out_stride() +
-                     direct_conv_weight_grad_samples * g.size(O));
+    // the kernels' output (O rows forward, C rows for the input gradient), a padded dy (the
+    // input gradient's input), then dy by position for the samples whose weight gradient is
+    // computed together
+    ensure_shape(
+        direct_scratch_, std::size_t(parts),
+        direct_conv_rows(std::max(O, C)) * g.out_stride() + g.size(O) +
+            direct_conv_weight_grad_samples * g.height * g.width * direct_conv_grad_channels(O));
 }
 
 template <typename T>
@@ -391,26 +393,28 @@ void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
             float* dW = weight_grad_part_.data() + std::size_t(part) * (O * K + O);
             float* db = dW + O * K;
             float* grid = direct_scratch_.data() + std::size_t(part) * direct_scratch_.shape(1);
-            float* padded_dys = grid + direct_conv_rows(std::max(O, C)) * g.out_stride();
+            float* padded_dy = grid + direct_conv_rows(std::max(O, C)) * g.out_stride();
+            float* dys_by_position = padded_dy + g.size(O);
+            const std::size_t by_position_size = P * direct_conv_grad_channels(O);
             std::fill_n(dW, O * K + O, 0.f);
             for (std::size_t group = first; group < end; group += direct_conv_weight_grad_samples) {
                 const std::size_t group_end =
                     std::min(end, group + direct_conv_weight_grad_samples);
                 for (std::size_t n = group; n < group_end; ++n) {
                     const float* dy = grad_of(part, n);
-                    float* padded_dy = padded_dys + (n - group) * g.size(O);
                     add_bias_grad(dy, O, P, db);
-                    pad_image(dy, O, g, padded_dy);
+                    order_by_position(dy, O, P, dys_by_position + (n - group) * by_position_size);
                     if (!input_grad) continue;
                     // dx[c, h, w] = sum_{o,kh,kw} W[o, c, 2 - kh, 2 - kw] dy[o, h - 1 + kh, w - 1 +
                     // kw]
+                    pad_image(dy, O, g, padded_dy);
                     direct_conv3x3(padded_dy, O, g, packed_flipped_weight_.data(), C, grid);
                     crop_output(grid, C, g, nullptr, grad_input_.data() + n * in_size);
                 }
                 // dW[o, c, kh, kw] += sum_{n,h,w} dy_n[o, h, w] x_n[c, h - 1 + kh, w - 1 + kw]
                 direct_conv3x3_weight_grad(padded_input_.data() + group * padded_input_.shape(1),
-                                           padded_input_.shape(1), C, padded_dys, g.size(O), O,
-                                           group_end - group, g, dW);
+                                           padded_input_.shape(1), C, dys_by_position,
+                                           by_position_size, O, group_end - group, g, dW);
             }
         });
     } else {

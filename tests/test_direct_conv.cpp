@@ -1,6 +1,7 @@
 // The direct 3x3 kernels themselves (framework/direct_conv.hpp), for every instruction set this
 // CPU runs: against a sum in double on every map from 1 x 1 to 9 x 9, and the AVX-512 kernels
-// against the AVX2 ones. (tests/test_cnn.cpp checks them through Conv2d against im2col.)
+// against the AVX2 ones, bit for bit. (tests/test_cnn.cpp checks them through Conv2d against
+// im2col.)
 #include <cmath>
 #include <functional>
 #include <xsimd/xsimd.hpp>
@@ -53,6 +54,24 @@ struct Images {
     std::size_t stride;
 };
 
+// The output gradients `dy` of `channels` channels ordered by position, the samples
+// by_position_size(channels, g) floats apart.
+std::size_t by_position_size(std::size_t channels, const PaddedImage& g) {
+    return g.height * g.width * direct_conv_grad_channels(channels);
+}
+std::vector<float> by_position(const Images& dy, std::size_t channels, const PaddedImage& g) {
+    const std::size_t size = by_position_size(channels, g), samples = dy.values.shape(0);
+    std::vector<float> ordered(samples * size);
+    for (std::size_t s = 0; s < samples; ++s)
+        order_by_position(dy.values.data() + s * dy.values.shape(1), channels, g.height * g.width,
+                          ordered.data() + s * size);
+    // The padding channels' lanes must not reach dW: 1000 instead of order_by_position's zeros.
+    const std::size_t padded = direct_conv_grad_channels(channels);
+    for (std::size_t i = 0; i < ordered.size(); ++i)
+        if (i % padded >= channels) ordered[i] = 1000.f;
+    return ordered;
+}
+
 }  // namespace
 
 TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x 9") {
@@ -82,8 +101,8 @@ TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x
                     std::vector<float> out(direct_conv_rows(O) * g.out_stride() + 16);
                     kernel.conv(x.padded.data(), C, g, packed.data(), O, out.data());
                     std::vector<float> dW(O * C * 9, 0.f);
-                    kernel.weight_grad(x.padded.data(), x.stride, C, dy.padded.data(), dy.stride, O,
-                                       samples, g, dW.data());
+                    kernel.weight_grad(x.padded.data(), x.stride, C, by_position(dy, O, g).data(),
+                                       by_position_size(O, g), O, samples, g, dW.data());
                     double y_error = 0, y_scale = 0, dW_error = 0, dW_scale = 0;
                     for (std::size_t o = 0; o < O; ++o)
                         for (std::size_t h = 0; h < H; ++h)
@@ -117,14 +136,14 @@ TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x
                 }
 }
 
-TEST_CASE("The AVX-512 direct convolution gives the AVX2 kernel's bits") {
+TEST_CASE("The AVX-512 direct kernels give the AVX2 kernels' bits") {
     const std::vector<Kernels> kernels = runnable_kernels();
     if (kernels.size() < 2) {
         MESSAGE("this CPU lacks AVX-512: only one set of direct kernels runs");
         return;
     }
-    // ResNet's stages and the tiles' remainders: channels not in blocks of 8, maps whose
-    // out_stride is an odd number of 16-position vectors.
+    // ResNet's stages and the tiles' remainders: channels not in blocks of 8 or 16, maps whose
+    // out_stride is an odd number of 16-position vectors, rows not in blocks of 4 positions.
     struct Case {
         std::size_t in, out, height, width;
     };
@@ -136,7 +155,8 @@ TEST_CASE("The AVX-512 direct convolution gives the AVX2 kernel's bits") {
         CAPTURE(c.width);
         const PaddedImage g{c.height, c.width};
         Rng rng(c.in + c.out);
-        const Images x(1, c.in, g, rng);
+        const std::size_t samples = 2;
+        const Images x(samples, c.in, g, rng), dy(samples, c.out, g, rng);
         const Matrix<float> weight = random_matrix<float>(c.out, c.in * 9, rng);
         std::vector<float> packed(packed_filters_size(c.out, c.in));
         pack_filters(weight.data(), c.out, c.in, false, packed.data());
@@ -145,5 +165,12 @@ TEST_CASE("The AVX-512 direct convolution gives the AVX2 kernel's bits") {
         kernels[0].conv(x.padded.data(), c.in, g, packed.data(), c.out, avx2.data());
         kernels[1].conv(x.padded.data(), c.in, g, packed.data(), c.out, avx512.data());
         CHECK(avx2 == avx512);
+        const std::vector<float> dy_by_position = by_position(dy, c.out, g);
+        std::vector<float> avx2_dW(c.out * c.in * 9, 0.5f), avx512_dW(c.out * c.in * 9, 0.5f);
+        for (std::size_t k = 0; k < 2; ++k)
+            kernels[k].weight_grad(x.padded.data(), x.stride, c.in, dy_by_position.data(),
+                                   by_position_size(c.out, g), c.out, samples, g,
+                                   (k == 0 ? avx2_dW : avx512_dW).data());
+        CHECK(avx2_dW == avx512_dW);
     }
 }
