@@ -38,9 +38,20 @@ bool runs_avx512() {
 
 }  // namespace
 
+#if defined(__x86_64__)
+// The widest kernels this CPU runs.
+const DirectConvKernels& kernels() {
+    static const DirectConvKernels& chosen =
+        runs_avx512() ? direct_conv_avx512_kernels() : direct_conv_avx2_kernels();
+    return chosen;
+}
+#endif
+
 const char* direct_conv_kernels() {
-    if (!direct_conv_available()) return "none";
-    return runs_avx512() ? "avx512" : "avx2";
+#if defined(__x86_64__)
+    if (direct_conv_available()) return kernels().name;
+#endif
+    return "none";
 }
 
 bool direct_conv_preferred(std::size_t height, std::size_t width) {
@@ -86,17 +97,15 @@ void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_
 #if defined(__x86_64__)
 void direct_conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
                     const float* packed_filters, std::size_t out_channels, float* out) {
-    (runs_avx512() ? direct_conv_avx512::conv3x3 : direct_conv_avx2::conv3x3)(
-        padded_input, in_channels, g, packed_filters, out_channels, out);
+    kernels().conv3x3(padded_input, in_channels, g, packed_filters, out_channels, out);
 }
 
 void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
                                 std::size_t in_channels, const float* grads_by_position,
                                 std::size_t grad_stride, std::size_t out_channels,
                                 std::size_t samples, const PaddedImage& g, float* weight_grad) {
-    (runs_avx512() ? direct_conv_avx512::weight_grad : direct_conv_avx2::weight_grad)(
-        padded_inputs, input_stride, in_channels, grads_by_position, grad_stride, out_channels,
-        samples, g, weight_grad);
+    kernels().weight_grad(padded_inputs, input_stride, in_channels, grads_by_position, grad_stride,
+                          out_channels, samples, g, weight_grad);
 }
 #else
 void direct_conv3x3(const float*, std::size_t, const PaddedImage&, const float*, std::size_t,

@@ -106,23 +106,21 @@ void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_st
 // Samples the direct backward gives direct_conv3x3_weight_grad at a time.
 constexpr std::size_t direct_conv_weight_grad_samples = 4;
 
-// The two kernels for each instruction set, which direct_conv3x3 and direct_conv3x3_weight_grad
-// choose between; call one only on a CPU that runs it. Both give the same bits in both: each
+// The two kernels of one instruction set, which direct_conv3x3 and direct_conv3x3_weight_grad
+// choose between; call them only on a CPU that runs them. Both sets give the same bits: each
 // output of conv3x3 is one chain of FMAs over the taps in the same order, and weight_grad's sums
 // are lanes of their own.
-namespace direct_conv_avx2 {
-void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
-             const float* packed_filters, std::size_t out_channels, float* out);
-void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,
-                 const float* grads_by_position, std::size_t grad_stride, std::size_t out_channels,
-                 std::size_t samples, const PaddedImage& g, float* weight_grad);
-}  // namespace direct_conv_avx2
-namespace direct_conv_avx512 {
-void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
-             const float* packed_filters, std::size_t out_channels, float* out);
-void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,
-                 const float* grads_by_position, std::size_t grad_stride, std::size_t out_channels,
-                 std::size_t samples, const PaddedImage& g, float* weight_grad);
-}  // namespace direct_conv_avx512
+struct DirectConvKernels {
+    const char* name;  // "avx2", "avx512"
+    void (*conv3x3)(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
+                    const float* packed_filters, std::size_t out_channels, float* out);
+    void (*weight_grad)(const float* padded_inputs, std::size_t input_stride,
+                        std::size_t in_channels, const float* grads_by_position,
+                        std::size_t grad_stride, std::size_t out_channels, std::size_t samples,
+                        const PaddedImage& g, float* weight_grad);
+};
+// direct_conv_avx2.cpp's and direct_conv_avx512.cpp's
+const DirectConvKernels& direct_conv_avx2_kernels();
+const DirectConvKernels& direct_conv_avx512_kernels();
 
 }  // namespace bnlab

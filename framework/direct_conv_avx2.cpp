@@ -76,7 +76,7 @@ void crop_output(const float* out, std::size_t channels, const PaddedImage& g, c
         }
 }
 
-namespace direct_conv_avx2 {
+namespace {
 
 void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
              const float* packed_filters, std::size_t out_channels, float* out) {
@@ -93,6 +93,11 @@ void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size
                                  grad_stride, out_channels, samples, g, weight_grad);
 }
 
-}  // namespace direct_conv_avx2
+}  // namespace
+
+const DirectConvKernels& direct_conv_avx2_kernels() {
+    static const DirectConvKernels kernels{"avx2", conv3x3, weight_grad};
+    return kernels;
+}
 
 }  // namespace bnlab

@@ -5,7 +5,8 @@
 // for another file's).
 #include "framework/direct_conv_kernels.hpp"
 
-namespace bnlab::direct_conv_avx512 {
+namespace bnlab {
+namespace {
 
 void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
              const float* packed_filters, std::size_t out_channels, float* out) {
@@ -29,4 +30,11 @@ void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size
                                            weight_grad);
 }
 
-}  // namespace bnlab::direct_conv_avx512
+}  // namespace
+
+const DirectConvKernels& direct_conv_avx512_kernels() {
+    static const DirectConvKernels kernels{"avx512", conv3x3, weight_grad};
+    return kernels;
+}
+
+}  // namespace bnlab

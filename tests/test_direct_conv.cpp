@@ -3,7 +3,6 @@
 // against the AVX2 ones, bit for bit. (tests/test_cnn.cpp checks them through Conv2d against
 // im2col.)
 #include <cmath>
-#include <functional>
 #include <xsimd/xsimd.hpp>
 
 #include "helpers.hpp"
@@ -13,25 +12,12 @@ using namespace bnlab::testing;
 
 namespace {
 
-using ConvKernel = std::function<void(const float*, std::size_t, const PaddedImage&, const float*,
-                                      std::size_t, float*)>;
-using WeightGradKernel =
-    std::function<void(const float*, std::size_t, std::size_t, const float*, std::size_t,
-                       std::size_t, std::size_t, const PaddedImage&, float*)>;
-
-struct Kernels {
-    std::string name;
-    ConvKernel conv;
-    WeightGradKernel weight_grad;
-};
-
 // The kernels of every instruction set this CPU runs.
-std::vector<Kernels> runnable_kernels() {
-    std::vector<Kernels> kernels;
+std::vector<DirectConvKernels> runnable_kernels() {
+    std::vector<DirectConvKernels> kernels;
     if (!direct_conv_available()) return kernels;
-    kernels.push_back({"avx2", direct_conv_avx2::conv3x3, direct_conv_avx2::weight_grad});
-    if (xsimd::available_architectures().avx512f)
-        kernels.push_back({"avx512", direct_conv_avx512::conv3x3, direct_conv_avx512::weight_grad});
+    kernels.push_back(direct_conv_avx2_kernels());
+    if (xsimd::available_architectures().avx512f) kernels.push_back(direct_conv_avx512_kernels());
     return kernels;
 }
 
@@ -75,7 +61,7 @@ std::vector<float> by_position(const Images& dy, std::size_t channels, const Pad
 }  // namespace
 
 TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x 9") {
-    const std::vector<Kernels> kernels = runnable_kernels();
+    const std::vector<DirectConvKernels> kernels = runnable_kernels();
     if (kernels.empty()) {
         MESSAGE("this CPU lacks AVX2 or FMA: the direct kernels are not run");
         return;
@@ -83,11 +69,11 @@ TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x
     // Channels around the AVX-512 kernels' blocks of 8 and AVX2's of 4; 3 samples for the
     // weight gradient's groups.
     const std::size_t C = 3, samples = 3;
-    for (const Kernels& kernel : kernels)
+    for (const DirectConvKernels& kernel : kernels)
         for (std::size_t O : {5, 9})
             for (std::size_t H = 1; H <= 9; ++H)
                 for (std::size_t W = 1; W <= 9; ++W) {
-                    CAPTURE(kernel.name);
+                    CAPTURE(std::string(kernel.name));
                     CAPTURE(O);
                     CAPTURE(H);
                     CAPTURE(W);
@@ -99,7 +85,7 @@ TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x
                     pack_filters(weight.data(), O, C, false, packed.data());
                     // forward of sample 0, as [rows, out_stride] plus the scratch crop reads
                     std::vector<float> out(direct_conv_rows(O) * g.out_stride() + 16);
-                    kernel.conv(x.padded.data(), C, g, packed.data(), O, out.data());
+                    kernel.conv3x3(x.padded.data(), C, g, packed.data(), O, out.data());
                     std::vector<float> dW(O * C * 9, 0.f);
                     kernel.weight_grad(x.padded.data(), x.stride, C, by_position(dy, O, g).data(),
                                        by_position_size(O, g), O, samples, g, dW.data());
@@ -137,7 +123,7 @@ TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x
 }
 
 TEST_CASE("The AVX-512 direct kernels give the AVX2 kernels' bits") {
-    const std::vector<Kernels> kernels = runnable_kernels();
+    const std::vector<DirectConvKernels> kernels = runnable_kernels();
     if (kernels.size() < 2) {
         MESSAGE("this CPU lacks AVX-512: only one set of direct kernels runs");
         return;
@@ -162,8 +148,8 @@ TEST_CASE("The AVX-512 direct kernels give the AVX2 kernels' bits") {
         pack_filters(weight.data(), c.out, c.in, false, packed.data());
         const std::size_t size = direct_conv_rows(c.out) * g.out_stride();
         std::vector<float> avx2(size), avx512(size, 1.f);
-        kernels[0].conv(x.padded.data(), c.in, g, packed.data(), c.out, avx2.data());
-        kernels[1].conv(x.padded.data(), c.in, g, packed.data(), c.out, avx512.data());
+        kernels[0].conv3x3(x.padded.data(), c.in, g, packed.data(), c.out, avx2.data());
+        kernels[1].conv3x3(x.padded.data(), c.in, g, packed.data(), c.out, avx512.data());
         CHECK(avx2 == avx512);
         const std::vector<float> dy_by_position = by_position(dy, c.out, g);
         std::vector<float> avx2_dW(c.out * c.in * 9, 0.5f), avx512_dW(c.out * c.in * 9, 0.5f);
