@@ -4,12 +4,25 @@
 // own instruction set (direct_conv_avx2.cpp with -mavx2 -mfma, direct_conv_avx512.cpp with
 // -mavx512f -mfma): everything here has internal linkage, so no copy compiled for AVX-512 can
 // stand in for another file's at link time, and nothing here calls the standard library.
+#include <immintrin.h>
+
 #include <xsimd/xsimd.hpp>
 
 #include "framework/direct_conv.hpp"
 
 namespace bnlab {
 namespace {
+
+// a b + c, rounded once. xsimd 8 has no AVX-512 FMA: its generic a * b + c becomes one only
+// where GCC contracts it (at -O2, not at the sanitizer build's -O1, where the AVX-512 kernels
+// then lost AVX2's bits).
+template <class Batch>
+inline Batch fused_multiply_add(const Batch& a, const Batch& b, const Batch& c) {
+    if constexpr (Batch::size == 16)
+        return _mm512_fmadd_ps(a, b, c);
+    else
+        return xsimd::fma(a, b, c);
+}
 
 // out[o, q + j] for the Blocks 4 output channels of the packed filter blocks at `filters` (each
 // block_floats after the last) and Vectors vectors of positions from q: Blocks 4 Vectors sums in
@@ -48,7 +61,7 @@ inline void conv_tile(const float* input, std::size_t in_channels, const PaddedI
                         const Batch weight(w[k * block_floats + i]);
 #pragma GCC unroll 4
                         for (std::size_t j = 0; j < Vectors; ++j)
-                            sum[k * B + i][j] = xsimd::fma(weight, v[j], sum[k * B + i][j]);
+                            sum[k * B + i][j] = fused_multiply_add(weight, v[j], sum[k * B + i][j]);
                     }
             }
 #pragma GCC unroll 16
@@ -108,7 +121,7 @@ inline void add_positions(const float* dy_by_position, std::size_t channels, con
 #pragma GCC unroll 4
             for (std::size_t p = 0; p < Positions; ++p)
                 if (j >= p && j - p < 3)
-                    sum[kh * 3 + j - p] = xsimd::fma(dy[p], value, sum[kh * 3 + j - p]);
+                    sum[kh * 3 + j - p] = fused_multiply_add(dy[p], value, sum[kh * 3 + j - p]);
         }
 }
 
