@@ -36,8 +36,6 @@ bool runs_avx512() {
 #endif
 }
 
-}  // namespace
-
 #if defined(__x86_64__)
 // The widest kernels this CPU runs.
 const DirectConvKernels& kernels() {
@@ -46,6 +44,8 @@ const DirectConvKernels& kernels() {
     return chosen;
 }
 #endif
+
+}  // namespace
 
 const char* direct_conv_kernels() {
 #if defined(__x86_64__)
