@@ -58,18 +58,6 @@ bool direct_conv_preferred(std::size_t height, std::size_t width) {
     return direct_conv_available() && height * width >= direct_conv_min_positions;
 }
 
-void order_by_position(const float* dy, std::size_t out_channels, std::size_t positions,
-                       float* by_position) {
-    const std::size_t channels = direct_conv_grad_channels(out_channels);
-    for (std::size_t p = 0; p < positions; ++p) {
-        float* at = by_position + p * channels;
-        for (std::size_t o = 0; o < out_channels; ++o)
-            at[o] = dy[o * positions + p];
-        for (std::size_t o = out_channels; o < channels; ++o)
-            at[o] = 0.f;
-    }
-}
-
 std::size_t packed_filters_size(std::size_t out_channels, std::size_t in_channels) {
     return direct_conv_rows(out_channels) * in_channels * 9;
 }
@@ -117,6 +105,9 @@ void pad_image(const float*, std::size_t, const PaddedImage&, float*) {
 }
 void crop_output(const float*, std::size_t, const PaddedImage&, const float*, float*) {
     throw std::logic_error("crop_output: built for x86-64 only");
+}
+void order_by_position(const float*, std::size_t, std::size_t, float*) {
+    throw std::logic_error("order_by_position: built for x86-64 only");
 }
 void direct_conv3x3_weight_grad(const float*, std::size_t, std::size_t, const float*, std::size_t,
                                 std::size_t, std::size_t, const PaddedImage&, float*) {

@@ -2,6 +2,8 @@
 // cropping around them, in a file of their own compiled with -mavx2 -mfma (see CMakeLists.txt):
 // nothing else here may be compiled for AVX2. The kernels' loops are
 // framework/direct_conv_kernels.hpp's, shared with direct_conv_avx512.cpp.
+#include <immintrin.h>
+
 #include <algorithm>
 
 #include <xsimd/xsimd.hpp>
@@ -38,7 +40,55 @@ void copy_row(const float* from, std::size_t W, bool whole_vectors, float bias, 
     }
 }
 
+// to[j to_stride + i] = from[i from_stride + j] for i, j < 8: an 8 x 8 block transposed in
+// registers (unpack pairs of rows, shuffle pairs of pairs, swap the 128-bit halves).
+void transpose_8x8(const float* from, std::size_t from_stride, float* to, std::size_t to_stride) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; ++i)
+        r[i] = _mm256_loadu_ps(from + i * from_stride);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; ++i) {
+        _mm256_storeu_ps(to + i * to_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(to + (i + 4) * to_stride, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+    }
+}
+
 }  // namespace
+
+void order_by_position(const float* dy, std::size_t out_channels, std::size_t positions,
+                       float* by_position) {
+    const std::size_t channels = direct_conv_grad_channels(out_channels),
+                      whole_channels = out_channels / 8 * 8;
+    // Blocks of 8 positions x 8 channels through registers (the scalar loop was 7 % of the
+    // cnn preset's step), the channels past the last whole block and the last positions one by
+    // one, and zeros on the padding channels.
+    std::size_t p = 0;
+    for (; p + 8 <= positions; p += 8) {
+        float* at = by_position + p * channels;
+        for (std::size_t o = 0; o < whole_channels; o += 8)
+            transpose_8x8(dy + o * positions + p, positions, at + o, channels);
+        for (std::size_t j = 0; j < 8; ++j) {
+            for (std::size_t o = whole_channels; o < out_channels; ++o)
+                at[j * channels + o] = dy[o * positions + p + j];
+            std::fill(at + j * channels + out_channels, at + (j + 1) * channels, 0.f);
+        }
+    }
+    for (; p < positions; ++p) {
+        float* at = by_position + p * channels;
+        for (std::size_t o = 0; o < out_channels; ++o)
+            at[o] = dy[o * positions + p];
+        std::fill(at + out_channels, at + channels, 0.f);
+    }
+}
 
 void pad_image(const float* image, std::size_t channels, const PaddedImage& g, float* padded) {
     const std::size_t H = g.height, W = g.width, row = g.row(), size = channels * H * W;

@@ -160,3 +160,29 @@ TEST_CASE("The AVX-512 direct kernels give the AVX2 kernels' bits") {
         CHECK(avx2_dW == avx512_dW);
     }
 }
+
+TEST_CASE("order_by_position transposes dy and zeros the padding channels") {
+    if (!direct_conv_available()) {
+        MESSAGE("this CPU lacks AVX2 and FMA: the direct kernels do not run");
+        return;
+    }
+    // Channels and positions in whole blocks of 8 and not (the 8 x 8 transposes and the
+    // scalar rest), one block and several, as in ResNet's stages.
+    for (std::size_t channels : {1, 5, 8, 9, 16, 17, 32, 64})
+        for (std::size_t positions : {1, 7, 8, 9, 49, 196, 784}) {
+            CAPTURE(channels);
+            CAPTURE(positions);
+            Rng rng(channels * 1000 + positions);
+            const Matrix<float> dy = random_matrix<float>(channels, positions, rng);
+            const std::size_t padded = direct_conv_grad_channels(channels);
+            std::vector<float> ordered(positions * padded, std::nanf(""));
+            order_by_position(dy.data(), channels, positions, ordered.data());
+            std::size_t wrong = 0;
+            for (std::size_t p = 0; p < positions; ++p)
+                for (std::size_t o = 0; o < padded; ++o) {
+                    const float expected = o < channels ? dy(o, p) : 0.f;
+                    wrong += !(ordered[p * padded + o] == expected);
+                }
+            CHECK(wrong == 0);
+        }
+}
