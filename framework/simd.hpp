@@ -41,6 +41,13 @@ inline bool cpu_has_avx2() {
     return avx2;
 }
 
+// Whether this CPU runs AVX-512 (Foundation), asked once: the layers' hand-written AVX-512 kernels
+// (layers/simd_avx512.cpp) run only where it does.
+inline bool cpu_has_avx512() {
+    static const bool avx512 = xsimd::available_architectures().avx512f;
+    return avx512;
+}
+
 struct SimdArchitectureName {
     template <typename Arch>
     const char* operator()(Arch) const {

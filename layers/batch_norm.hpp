@@ -124,10 +124,12 @@ void channel_moments(const T* x, std::size_t n, double& mean, double& squares) {
     });
     moments_from_shifted_sums(shift, sums, n, mean, squares);
 }
-// The same sums, bit for bit, on AVX2 where the CPU has it (4 doubles a vector instead of 2).
+// The same sums, bit for bit, on AVX-512 or AVX2 where the CPU has it (8 or 4 doubles a vector
+// instead of 2).
 void channel_moments(const float* x, std::size_t n, double& mean, double& squares);
-// The AVX2 kernel (layers/simd_avx2.cpp), for CPUs that have it.
+// The AVX2 and AVX-512 kernels (layers/simd_avx2.cpp, simd_avx512.cpp), for CPUs that have them.
 void channel_moments_avx2(const float* x, std::size_t n, double& mean, double& squares);
+void channel_moments_avx512(const float* x, std::size_t n, double& mean, double& squares);
 
 template <typename T>
 class BasicBatchNorm : public BasicLayer<T> {

@@ -245,6 +245,8 @@ void relu_batchnorm_grad_sums(const float* dy, const float* z, std::size_t n,
                               const PoolPixel<float>& batchnorm, double& sum_d,
                               double& sum_d_xhat) {
 #if defined(__x86_64__)
+    if (cpu_has_avx512())
+        return relu_batchnorm_grad_sums_avx512(dy, z, n, batchnorm, sum_d, sum_d_xhat);
     if (cpu_has_avx2())
         return relu_batchnorm_grad_sums_avx2(dy, z, n, batchnorm, sum_d, sum_d_xhat);
 #endif

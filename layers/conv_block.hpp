@@ -123,13 +123,16 @@ void relu_batchnorm_grad_sums(const T* dy, const T* z, std::size_t n, const Pool
     sum_d = sums.first;
     sum_d_xhat = sums.second;
 }
-// The same sums, bit for bit, on AVX2 where the CPU has it.
+// The same sums, bit for bit, on AVX-512 or AVX2 where the CPU has it.
 void relu_batchnorm_grad_sums(const float* dy, const float* z, std::size_t n,
                               const PoolPixel<float>& batchnorm, double& sum_d, double& sum_d_xhat);
-// The AVX2 kernel (layers/simd_avx2.cpp), for CPUs that have it.
+// The AVX2 and AVX-512 kernels (layers/simd_avx2.cpp, simd_avx512.cpp), for CPUs that have them.
 void relu_batchnorm_grad_sums_avx2(const float* dy, const float* z, std::size_t n,
                                    const PoolPixel<float>& batchnorm, double& sum_d,
                                    double& sum_d_xhat);
+void relu_batchnorm_grad_sums_avx512(const float* dy, const float* z, std::size_t n,
+                                     const PoolPixel<float>& batchnorm, double& sum_d,
+                                     double& sum_d_xhat);
 
 // BatchNorm's input gradient through ReLU at each of n positions of one channel (the fused
 // block without pooling), dy the block's output gradient: with xhat = (z - mu) inv_std and

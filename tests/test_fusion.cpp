@@ -474,10 +474,10 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "The fused block's BatchNorm gradient sums through ReLU: generic and AVX2 the same bits") {
-    // relu_batchnorm_grad_sums (generic, and on AVX2 where the CPU has it) against the sums
-    // written out with sum_pairs_in_16_lanes: the same 16 lanes, the same rounding, the same
-    // doubles. Over the maxima of a pooled channel, or every position without pooling (784).
+    "The fused block's BatchNorm gradient sums through ReLU: generic, AVX2, AVX-512 the same bits") {
+    // relu_batchnorm_grad_sums (generic, and on AVX2 and AVX-512 where the CPU has them) against
+    // the sums written out with sum_pairs_in_16_lanes: the same 16 lanes, the same rounding, the
+    // same doubles. Over the maxima of a pooled channel, or every position without pooling (784).
     const bool avx2 = xsimd::available_architectures().avx2;
     if (!avx2) MESSAGE("this CPU lacks AVX2: the generic code only");
     Rng rng(13);
@@ -505,6 +505,10 @@ TEST_CASE(
             CHECK(sum_d_xhat == expected.second);
             if (!avx2) continue;
             relu_batchnorm_grad_sums_avx2(dy.data(), z_at_max.data(), n, bn, sum_d, sum_d_xhat);
+            CHECK(sum_d == expected.first);
+            CHECK(sum_d_xhat == expected.second);
+            if (!xsimd::available_architectures().avx512f) continue;
+            relu_batchnorm_grad_sums_avx512(dy.data(), z_at_max.data(), n, bn, sum_d, sum_d_xhat);
             CHECK(sum_d == expected.first);
             CHECK(sum_d_xhat == expected.second);
         }

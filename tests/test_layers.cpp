@@ -237,13 +237,13 @@ TEST_CASE("sum_pairs_in_16_lanes adds lane by lane, zeros past the end, then as 
     }
 }
 
-TEST_CASE("channel_moments: one pass, to double rounding, and AVX2 gives the generic bits") {
+TEST_CASE("channel_moments: one pass, to double rounding, AVX2 and AVX-512 give the generic bits") {
     // The fused block's per-sample statistics: sums of the values shifted by the first one.
     // Against a two-pass reference in long double: the mean to 1e-15 of the spread, M2 to 1e-12
     // relative, also 1000 + spread (where E[x^2] - mu^2 in double would lose 8 digits) and with
-    // the first value 30 spreads away from the rest. The AVX2 kernel (where the CPU has it) must
-    // give the generic doubles: values over 40 binary orders of magnitude make the lane order
-    // show.
+    // the first value 30 spreads away from the rest. The AVX2 and AVX-512 kernels (where the CPU
+    // has them) must give the generic doubles: values over 40 binary orders of magnitude make the
+    // lane order show.
     if (!xsimd::available_architectures().avx2)
         MESSAGE("this CPU lacks AVX2: both sides run the generic code");
     Rng rng(21);
@@ -267,6 +267,16 @@ TEST_CASE("channel_moments: one pass, to double rounding, and AVX2 gives the gen
             channel_moments<float>(x.data(), n, generic_mean, generic_squares);
             CHECK(mean == generic_mean);
             CHECK(squares == generic_squares);
+            if (xsimd::available_architectures().avx2) {
+                channel_moments_avx2(x.data(), n, mean, squares);
+                CHECK(mean == generic_mean);
+                CHECK(squares == generic_squares);
+            }
+            if (xsimd::available_architectures().avx512f) {
+                channel_moments_avx512(x.data(), n, mean, squares);
+                CHECK(mean == generic_mean);
+                CHECK(squares == generic_squares);
+            }
             const double spread = std::sqrt(double(reference_squares / n));
             CHECK(std::abs(mean - double(reference_mean)) <=
                   1e-15 * std::max(spread, 1e-30) + 1e-16 * std::abs(mean));
