@@ -12,9 +12,12 @@ namespace bnlab {
 
 template <typename T>
 BasicConvBlock<T>::BasicConvBlock(BasicConv2d<T>& conv, BasicBatchNorm<T>* batchnorm,
-                                  BasicMaxPool2d<T>* max_pool, BasicAvgPool2d<T>* avg_pool)
-    : conv_(conv), batchnorm_(batchnorm), max_pool_(max_pool), avg_pool_(avg_pool) {
+                                  BasicMaxPool2d<T>* max_pool, BasicAvgPool2d<T>* avg_pool,
+                                  bool relu)
+    : conv_(conv), batchnorm_(batchnorm), max_pool_(max_pool), avg_pool_(avg_pool), relu_(relu) {
     if (max_pool_ && avg_pool_) throw std::logic_error("ConvBlock: two poolings");
+    if (!relu_ && (!batchnorm_ || max_pool_ || avg_pool_))
+        throw std::logic_error("ConvBlock: without ReLU, a Conv2d and a BatchNorm alone");
     if (!conv_.geometry().known()) throw_unknown_input_shape(conv_.describe());
     if (const BasicWindowLayer<T>* pool =
             max_pool_ ? static_cast<BasicWindowLayer<T>*>(max_pool_) : avg_pool_)
@@ -30,7 +33,12 @@ std::unique_ptr<BasicConvBlock<T>> BasicConvBlock<T>::after(
         if (!batchnorm->fusable()) return nullptr;
         ++i;
     }
-    if (i >= next.size() || !dynamic_cast<BasicReLU<T>*>(next[i])) return nullptr;
+    if (i >= next.size() || !dynamic_cast<BasicReLU<T>*>(next[i])) {
+        // Conv2d -> BatchNorm2d alone: BatchNorm's statistics while each sample's output is in
+        // cache, and its gradient sent into the convolution's backward sample by sample.
+        if (!batchnorm || !conv.geometry().known()) return nullptr;
+        return std::make_unique<BasicConvBlock>(conv, batchnorm, nullptr, nullptr, false);
+    }
     ++i;
     auto* max_pool = i < next.size() ? dynamic_cast<BasicMaxPool2d<T>*>(next[i]) : nullptr;
     auto* avg_pool = i < next.size() ? dynamic_cast<BasicAvgPool2d<T>*>(next[i]) : nullptr;
@@ -40,12 +48,12 @@ std::unique_ptr<BasicConvBlock<T>> BasicConvBlock<T>::after(
 
 template <typename T>
 std::size_t BasicConvBlock<T>::size() const {
-    return 2 + (batchnorm_ ? 1 : 0) + (max_pool_ || avg_pool_ ? 1 : 0);
+    return 1 + (batchnorm_ ? 1 : 0) + (relu_ ? 1 : 0) + (max_pool_ || avg_pool_ ? 1 : 0);
 }
 
 template <typename T>
 std::string BasicConvBlock<T>::describe() const {
-    return std::string("Conv2d") + (batchnorm_ ? " + BatchNorm" : "") + " + ReLU" +
+    return std::string("Conv2d") + (batchnorm_ ? " + BatchNorm" : "") + (relu_ ? " + ReLU" : "") +
            (max_pool_   ? " + MaxPool2d"
             : avg_pool_ ? " + AvgPool2d"
                         : "");
@@ -54,6 +62,16 @@ std::string BasicConvBlock<T>::describe() const {
 template <typename T>
 std::size_t BasicConvBlock<T>::out_positions() const {
     return max_pool_ || avg_pool_ ? pool_geometry_.out_positions() : positions();
+}
+
+template <typename T>
+PoolPixel<T> BasicConvBlock<T>::batchnorm_pixel(std::size_t c) const {
+    return PoolPixel<T>{true,
+                        batchnorm_->mean_(c),
+                        batchnorm_->inv_std_(c),
+                        batchnorm_->gamma_(c),
+                        batchnorm_->beta_(c),
+                        relu_};
 }
 
 template <typename T>
@@ -76,19 +94,15 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
                 y[j] = ReLUFunction::value(y[j]);
             return;
         }
-        const PoolPixel<T> pixel{true, batchnorm_->mean_(c), batchnorm_->inv_std_(c),
-                                 batchnorm_->gamma_(c), batchnorm_->beta_(c)};
-        max_pool_channel(z, pool_geometry_, max_pool_->window(), pixel, y, where,
+        max_pool_channel(z, pool_geometry_, max_pool_->window(), batchnorm_pixel(c), y, where,
                          z_at_max_.data() + out_offset);
         return;
     }
     T* __restrict a = pooled ? row : output_.data() + out_offset;
     if (batchnorm_) {
-        // y = gamma (z - mu) / sqrt(sigma2 + eps) + beta, then relu(y)
-        apply_pixel(z, P,
-                    PoolPixel<T>{true, batchnorm_->mean_(c), batchnorm_->inv_std_(c),
-                                 batchnorm_->gamma_(c), batchnorm_->beta_(c)},
-                    a);
+        // y = gamma (z - mu) / sqrt(sigma2 + eps) + beta, then relu(y) (unless the block has no
+        // ReLU)
+        apply_pixel(z, P, batchnorm_pixel(c), a);
     } else {
         for (std::size_t p = 0; p < P; ++p)
             a[p] = ReLUFunction::value(z[p]);
@@ -287,8 +301,7 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                     const T* __restrict z = z_all + (n * O + c) * P;
                     const T mean = batchnorm_->mean_(c), inv_std = batchnorm_->inv_std_(c);
                     double* sums = sample_statistics_.data() + (n * O + c) * 2;
-                    const PoolPixel<T> bn{true, mean, inv_std, batchnorm_->gamma_(c),
-                                          batchnorm_->beta_(c)};
+                    const PoolPixel<T> bn = batchnorm_pixel(c);
                     if (max_pool_) {
                         // Only each window's maximum has a gradient: the sums over those.
                         const std::size_t offset = (n * O + c) * out_positions();
@@ -337,11 +350,9 @@ const Matrix<T>& BasicConvBlock<T>::backward(const Matrix<T>& grad_output) {
                 continue;
             }
             if (batchnorm_ && !avg_pool_) {
-                const PoolPixel<T> bn{true, batchnorm_->mean_(c), batchnorm_->inv_std_(c),
-                                      batchnorm_->gamma_(c), batchnorm_->beta_(c)};
-                relu_batchnorm_input_grad(grad_output.data() + (n * O + c) * P, z, P, bn,
-                                          batchnorm_->sum_dy_(c), batchnorm_->sum_dy_xhat_(c),
-                                          inv_count, dz_c);
+                relu_batchnorm_input_grad(grad_output.data() + (n * O + c) * P, z, P,
+                                          batchnorm_pixel(c), batchnorm_->sum_dy_(c),
+                                          batchnorm_->sum_dy_xhat_(c), inv_count, dz_c);
                 continue;
             }
             gradient_before_relu(grad_output, n, c, z, dz_c);

@@ -1,6 +1,8 @@
 #pragma once
 // The sequence users write after every convolution, run as one pass over each sample:
 //   Conv2d -> [BatchNorm2d] -> ReLU -> [MaxPool2d | AvgPool2d]
+// or Conv2d -> BatchNorm2d with no ReLU after it (the last convolution of a ResNet block's body,
+// a projection shortcut), where the same passes run without ReLU.
 // Layer by layer, each of these reads a whole feature map and writes another (6.4 MB for the
 // first block of the cnn preset at batch 128), so the step waits on memory more than on its
 // matrix products. Here each sample's convolution output z [O, OH OW] is used while it is still
@@ -36,8 +38,9 @@ class BasicConvBlock : public BasicFusedGroup<T> {
   public:
     // The layers of one block, which the block works on (their parameters, gradients and
     // running statistics); batchnorm, max_pool and avg_pool may be null (not both pools set).
+    // Without `relu`, the block is a Conv2d and a BatchNorm alone (both pools null).
     BasicConvBlock(BasicConv2d<T>& conv, BasicBatchNorm<T>* batchnorm, BasicMaxPool2d<T>* max_pool,
-                   BasicAvgPool2d<T>* avg_pool);
+                   BasicAvgPool2d<T>* avg_pool, bool relu = true);
 
     // The block `conv` heads in `next` (the layers after it), or nullptr.
     static std::unique_ptr<BasicConvBlock> after(BasicConv2d<T>& conv,
@@ -50,6 +53,8 @@ class BasicConvBlock : public BasicFusedGroup<T> {
     std::string describe() const override;
 
   private:
+    // BatchNorm's (and ReLU's) formula for channel c, with the statistics it normalizes with.
+    PoolPixel<T> batchnorm_pixel(std::size_t c) const;
     // Channel c of sample n: a = relu(bn(z)) into `row` [OH OW], then pooled into the output.
     void activate_and_pool(std::size_t n, std::size_t c, const T* z, T* row);
     // With max pooling, channel c of sample n's gradient before the convolution's output
@@ -75,6 +80,7 @@ class BasicConvBlock : public BasicFusedGroup<T> {
     BasicBatchNorm<T>* batchnorm_;
     BasicMaxPool2d<T>* max_pool_;
     BasicAvgPool2d<T>* avg_pool_;
+    bool relu_;
     WindowGeometry pool_geometry_;  // one channel of the convolution's output, pooled
 
     // Caches of the last forward, for backward.
@@ -111,13 +117,15 @@ void max_pool_scatter_2x2_avx2(const MaxPoolScatter& scatter, float* dz);
 //   sum_d = sum d        sum_d_xhat = sum d xhat
 // in double, as sum_pairs_in_16_lanes adds them. The fused block's backward takes them over each
 // window's maximum (dy the pooled gradient, z at the maxima) or, without pooling, over every
-// position. `batchnorm` gives mu, inv_std, gamma and beta.
+// position. `batchnorm` gives mu, inv_std, gamma and beta; without batchnorm.relu (a block of
+// Conv2d and BatchNorm alone), d = dy.
 template <typename T>
 void relu_batchnorm_grad_sums(const T* dy, const T* z, std::size_t n, const PoolPixel<T>& batchnorm,
                               double& sum_d, double& sum_d_xhat) {
     const SumPair sums = sum_pairs_in_16_lanes(n, [&](std::size_t i) {
         const T x_hat = (z[i] - batchnorm.mean) * batchnorm.inv_std;
-        const double d = double(dy[i] * T(batchnorm.gamma * x_hat + batchnorm.beta > T(0)));
+        const double d = double(
+            batchnorm.relu ? dy[i] * T(batchnorm.gamma * x_hat + batchnorm.beta > T(0)) : dy[i]);
         return SumPair{d, d * double(x_hat)};
     });
     sum_d = sums.first;
@@ -138,7 +146,8 @@ void relu_batchnorm_grad_sums_avx512(const float* dy, const float* z, std::size_
 // block without pooling), dy the block's output gradient: with xhat = (z - mu) inv_std and
 // d = dy relu'(gamma xhat + beta),
 //   dz = gamma inv_std (d - sum_dy / M - xhat sum_dy_xhat / M)
-// (inv_count = 1/M, or 0 when the statistics were the running ones).
+// (inv_count = 1/M, or 0 when the statistics were the running ones); d = dy without
+// batchnorm.relu.
 template <typename T>
 void relu_batchnorm_input_grad(const T* dy, const T* z, std::size_t n,
                                const PoolPixel<T>& batchnorm, T sum_dy, T sum_dy_xhat, T inv_count,
@@ -146,7 +155,8 @@ void relu_batchnorm_input_grad(const T* dy, const T* z, std::size_t n,
     const T scale = batchnorm.gamma * batchnorm.inv_std, mean_dy = sum_dy * inv_count;
     for (std::size_t i = 0; i < n; ++i) {
         const T x_hat = (z[i] - batchnorm.mean) * batchnorm.inv_std;
-        const T d = dy[i] * T(batchnorm.gamma * x_hat + batchnorm.beta > T(0));
+        const T d =
+            batchnorm.relu ? dy[i] * T(batchnorm.gamma * x_hat + batchnorm.beta > T(0)) : dy[i];
         dz[i] = scale * (d - mean_dy - x_hat * sum_dy_xhat * inv_count);
     }
 }

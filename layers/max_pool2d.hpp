@@ -39,14 +39,16 @@ class BasicMaxPool2d : public BasicWindowLayer<T> {
 // (layers/conv_block.hpp), BatchNorm's output after ReLU,
 //   relu(gamma ((x - mu) inv_std) + beta)
 // computed as the two layers compute it, so that the maxima and their positions are theirs.
+// Without `relu` (a block of Conv2d and BatchNorm alone, which never pools), BatchNorm's output.
 template <typename T>
 struct PoolPixel {
     bool normalize = false;
     T mean = 0, inv_std = 1, gamma = 1, beta = 0;
+    bool relu = true;
     T operator()(T x) const {
         if (!normalize) return x;
         const T y = gamma * ((x - mean) * inv_std) + beta;
-        return ReLUFunction::value(y);
+        return relu ? ReLUFunction::value(y) : y;
     }
 };
 

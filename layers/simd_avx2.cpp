@@ -67,11 +67,13 @@ inline __m256 load_first(const float* from, std::uint32_t n) {
     return n == 8 ? _mm256_loadu_ps(from) : _mm256_maskload_ps(from, first_lanes(n));
 }
 
-// PoolPixel on 8 floats: relu(gamma ((x - mu) inv_std) + beta), rounded as the scalar code, or x
+// PoolPixel on 8 floats: relu(gamma ((x - mu) inv_std) + beta) (without the relu unless
+// pixel.relu), rounded as the scalar code, or x
 class PixelVector {
   public:
     explicit PixelVector(const PoolPixel<float>& pixel)
         : normalize_(pixel.normalize),
+          relu_(pixel.relu),
           mean_(_mm256_set1_ps(pixel.mean)),
           inv_std_(_mm256_set1_ps(pixel.inv_std)),
           gamma_(_mm256_set1_ps(pixel.gamma)),
@@ -80,12 +82,13 @@ class PixelVector {
         if (!normalize_) return x;
         const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(x, mean_), inv_std_);
         const __m256 y = _mm256_add_ps(rounded(_mm256_mul_ps(gamma_, x_hat)), beta_);
+        if (!relu_) return y;
         // relu: y < 0 gives 0; NaN and -0 stay
         return _mm256_andnot_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_LT_OQ), y);
     }
 
   private:
-    bool normalize_;
+    bool normalize_, relu_;
     __m256 mean_, inv_std_, gamma_, beta_;
 };
 
@@ -205,8 +208,10 @@ void relu_batchnorm_grad_sums_avx2(const float* dy, const float* z, std::size_t 
         // xhat = (z - mu) inv_std, and d = dy relu'(gamma xhat + beta)
         const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(load_first(z + i, valid), mean), inv_std);
         const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma, x_hat)), beta);
-        const __m256 d = _mm256_mul_ps(load_first(dy + i, valid),
-                                       _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
+        const __m256 d = bn.relu
+                             ? _mm256_mul_ps(load_first(dy + i, valid),
+                                             _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one))
+                             : load_first(dy + i, valid);
         const auto [d_low, d_high] = to_doubles(d);
         const auto [x_low, x_high] = to_doubles(x_hat);
         return EightPairs{
@@ -234,8 +239,10 @@ void relu_batchnorm_input_grad_avx2(const float* dy, const float* z, std::size_t
         const __m256 x_hat =
             _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(z + i), mean_v), inv_std_v);
         const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma_v, x_hat)), beta_v);
-        const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(dy + i),
-                                       _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
+        const __m256 d = bn.relu
+                             ? _mm256_mul_ps(_mm256_loadu_ps(dy + i),
+                                             _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one))
+                             : _mm256_loadu_ps(dy + i);
         const __m256 xhat_part =
             rounded(_mm256_mul_ps(_mm256_mul_ps(x_hat, sum_dy_xhat_v), inv_count_v));
         _mm256_storeu_ps(
@@ -243,7 +250,7 @@ void relu_batchnorm_input_grad_avx2(const float* dy, const float* z, std::size_t
     }
     for (; i < n; ++i) {
         const float x_hat = (z[i] - bn.mean) * bn.inv_std;
-        const float d = dy[i] * float(rounded(bn.gamma * x_hat) + bn.beta > 0.0f);
+        const float d = bn.relu ? dy[i] * float(rounded(bn.gamma * x_hat) + bn.beta > 0.0f) : dy[i];
         dz[i] = scale * (d - mean_dy - rounded(x_hat * sum_dy_xhat * inv_count));
     }
 }

@@ -113,8 +113,10 @@ void relu_batchnorm_grad_sums_avx512(const float* dy, const float* z, std::size_
         const __m512 x_hat = _mm512_mul_ps(_mm512_sub_ps(load_first(z + i, valid), mean), inv_std);
         const __m512 a = _mm512_add_ps(rounded(_mm512_mul_ps(gamma, x_hat)), beta);
         const __m512 d =
-            _mm512_mul_ps(load_first(dy + i, valid),
-                          _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ), one));
+            bn.relu
+                ? _mm512_mul_ps(load_first(dy + i, valid),
+                                _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(a, zero, _CMP_GT_OQ), one))
+                : load_first(dy + i, valid);
         const auto [d_low, d_high] = to_doubles(d);
         const auto [x_low, x_high] = to_doubles(x_hat);
         return SixteenPairs{

@@ -1,7 +1,8 @@
-// A fused Conv2d -> [BatchNorm2d] -> ReLU -> [pooling] (layers/conv_block.hpp) gives the layers'
-// own numbers, to float rounding: outputs, input and parameter gradients, parameters and running
-// statistics over three training steps, then eval, for every pattern, with padding, stride 2,
-// odd sizes and a batch of 1; and the same bits on 1 and 2 threads.
+// A fused Conv2d -> [BatchNorm2d] -> ReLU -> [pooling], or Conv2d -> BatchNorm2d alone
+// (layers/conv_block.hpp), gives the layers' own numbers, to float rounding: outputs, input and
+// parameter gradients, parameters and running statistics over three training steps, then eval, for
+// every pattern, with padding, stride 2, odd sizes and a batch of 1; and the same bits on 1 and 2
+// threads.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +49,7 @@ struct Pattern {
     std::string pool;  // "", "max" or "avg"
     Window pool_window;
     BatchNormFreeze freeze = BatchNormFreeze::none;
+    bool relu = true;  // without: Conv2d -> BatchNorm2d alone (no pooling)
 };
 
 // The pattern, then a Dense head, so that the loss reads every output.
@@ -57,7 +59,7 @@ Sequential model_of(const Pattern& pattern, bool fusion) {
     model.set_fusion(fusion);
     model.add<Conv2d>(pattern.conv, rng);
     if (pattern.batchnorm) model.add<BatchNorm2d>(pattern.conv.out_channels());
-    model.add<ReLU>();
+    if (pattern.relu) model.add<ReLU>();
     if (pattern.pool == "max")
         model.add<MaxPool2d>(pattern.pool_window.kernel, pattern.pool_window.stride,
                              pattern.pool_window.padding);
@@ -104,15 +106,28 @@ const std::vector<Pattern>& patterns() {
                                 Conv2dOptions(3, 5, 3).stride(2).padding(1), batchnorm, pool,
                                 window});
             }
+        // Conv2d -> BatchNorm2d without ReLU (a ResNet block's last convolution, a projection
+        // shortcut's 1x1 with stride 2), on both algorithms.
+        list.push_back({"BN, no ReLU, conv 3x3 padding 1 on 2x9x9", Shape{2, 9, 9},
+                        Conv2dOptions(2, 4, 3).padding(1), true, "", Window{},
+                        BatchNormFreeze::none, false});
+        if (direct_conv_available())
+            list.push_back({"BN, no ReLU, conv 3x3 padding 1 direct on 2x9x9", Shape{2, 9, 9},
+                            Conv2dOptions(2, 4, 3).padding(1).algorithm(ConvAlgorithm::direct),
+                            true, "", Window{}, BatchNormFreeze::none, false});
+        list.push_back({"BN, no ReLU, conv 1x1 stride 2 on 3x11x13", Shape{3, 11, 13},
+                        Conv2dOptions(3, 5, 1).stride(2), true, "", Window{}, BatchNormFreeze::none,
+                        false});
         // BatchNorm frozen for fine-tuning: the running statistics in training mode too.
         for (BatchNormFreeze freeze : {BatchNormFreeze::statistics, BatchNormFreeze::all})
-            for (const std::string pool : {"max", ""})
-                list.push_back({std::string("BN frozen ") +
-                                    (freeze == BatchNormFreeze::all ? "all" : "statistics") +
-                                    ", pool " + (pool.empty() ? "none" : pool) +
-                                    ", conv 3x3 stride 2 padding 1 on 3x11x13",
-                                Shape{3, 11, 13}, Conv2dOptions(3, 5, 3).stride(2).padding(1), true,
-                                pool, Window{2, 2, 0}, freeze});
+            for (const std::string pool : {"max", "", "no ReLU"})
+                list.push_back(
+                    {std::string("BN frozen ") +
+                         (freeze == BatchNormFreeze::all ? "all" : "statistics") + ", pool " +
+                         (pool == "max" ? pool : "none") + (pool == "no ReLU" ? ", no ReLU" : "") +
+                         ", conv 3x3 stride 2 padding 1 on 3x11x13",
+                     Shape{3, 11, 13}, Conv2dOptions(3, 5, 3).stride(2).padding(1), true,
+                     pool == "max" ? pool : "", Window{2, 2, 0}, freeze, pool != "no ReLU"});
         return list;
     }();
     return all;
@@ -252,12 +267,18 @@ TEST_CASE("Fusion is chosen automatically, shown in summary(), and can be turned
     CHECK(summary.find("Fused: layers 4-7 run as one pass") != std::string::npos);
     model.set_fusion(false);
     CHECK(model.summary().find("Fused") == std::string::npos);
-    // A synchronized BatchNorm, a probe-free Conv -> BatchNorm without ReLU: the layers run alone.
+    // Conv -> BatchNorm without ReLU: the two fused, the Sigmoid after them alone.
     Sequential no_relu(Shape{1, 8, 8});
     no_relu.add<Conv2d>(Conv2dOptions(1, 2, 3), rng);
     no_relu.add<BatchNorm2d>(2);
     no_relu.add<Sigmoid>();
-    CHECK(no_relu.summary().find("Fused") == std::string::npos);
+    CHECK(no_relu.summary().find("Fused: layers 0-1 run as one pass (Conv2d + BatchNorm)\n") !=
+          std::string::npos);
+    // Conv -> Sigmoid: nothing to fuse.
+    Sequential no_batchnorm(Shape{1, 8, 8});
+    no_batchnorm.add<Conv2d>(Conv2dOptions(1, 2, 3), rng);
+    no_batchnorm.add<Sigmoid>();
+    CHECK(no_batchnorm.summary().find("Fused") == std::string::npos);
 
     ::setenv("BNLAB_FUSION", "off", 1);
     Sequential from_environment(Shape{1, 8, 8});
@@ -291,14 +312,15 @@ TEST_CASE("A fused block refuses what its BatchNorm refuses: one value per chann
 TEST_CASE("A fused convolution block's gradients match finite differences") {
     // In double: every pattern's block with its input gradient (a layer before it learns).
     for (bool batchnorm : {true, false})
-        for (const std::string pool : {"max", "avg", ""}) {
+        for (const std::string pool : {"max", "avg", "", "no ReLU"}) {
+            if (pool == "no ReLU" && !batchnorm) continue;
             CAPTURE(batchnorm);
             CAPTURE(pool);
             Rng rng(9);
             BasicSequential<double> model(Shape{2, 7, 7});
             model.add<BasicConv2d>(Conv2dOptions(2, 3, 3).stride(2).padding(1), rng);  // 4 x 4
             if (batchnorm) model.add<BasicBatchNorm>(3);
-            model.add<BasicReLU>();
+            if (pool != "no ReLU") model.add<BasicReLU>();
             if (pool == "max") model.add<BasicMaxPool2d>(3, 2, 1);
             if (pool == "avg") model.add<BasicAvgPool2d>(3, 2, 1);
             model.add<BasicDense>(*model.out_features(), 3, rng);
@@ -358,7 +380,8 @@ const PoolCase pool_cases[] = {{28, 28}, {14, 14}, {7, 7},  {5, 9},  {9, 5}, {2,
 
 const PoolPixel<float> pool_pixels[] = {PoolPixel<float>{},
                                         PoolPixel<float>{true, 0.25f, 1.7f, 0.9f, -0.1f},
-                                        PoolPixel<float>{true, -0.5f, 0.6f, -1.3f, 0.2f}};
+                                        PoolPixel<float>{true, -0.5f, 0.6f, -1.3f, 0.2f},
+                                        PoolPixel<float>{true, 0.25f, 1.7f, 0.9f, -0.1f, false}};
 
 }  // namespace
 
@@ -376,6 +399,7 @@ TEST_CASE("The fused 2x2 max pooling gives the plain rule's maxima, positions an
                 CAPTURE(size.H);
                 CAPTURE(size.W);
                 CAPTURE(pixel.gamma);
+                CAPTURE(pixel.relu);
                 CAPTURE(nan);
                 const WindowGeometry g = window_geometry(Shape{1, size.H, size.W}, window);
                 const std::vector<float> x = channel_values(size.H * size.W, rng, nan);
@@ -420,6 +444,7 @@ TEST_CASE(
             CAPTURE(size.H);
             CAPTURE(size.W);
             CAPTURE(pixel.gamma);
+            CAPTURE(pixel.relu);
             const WindowGeometry g = window_geometry(Shape{1, size.H, size.W}, window);
             const std::size_t P = size.H * size.W, OP = g.out_positions();
             const std::vector<float> z = channel_values(P, rng, false);
@@ -474,7 +499,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "The fused block's BatchNorm gradient sums through ReLU: generic, AVX2, AVX-512 the same bits") {
+    "The fused block's BatchNorm gradient sums through ReLU: generic, AVX2, AVX-512 the same "
+    "bits") {
     // relu_batchnorm_grad_sums (generic, and on AVX2 and AVX-512 where the CPU has them) against
     // the sums written out with sum_pairs_in_16_lanes: the same 16 lanes, the same rounding, the
     // same doubles. Over the maxima of a pooled channel, or every position without pooling (784).
@@ -486,6 +512,7 @@ TEST_CASE(
             if (!bn.normalize) continue;
             CAPTURE(n);
             CAPTURE(bn.gamma);
+            CAPTURE(bn.relu);
             // dy over 40 binary orders of magnitude, so that the double sums round and their
             // order shows
             std::vector<float> dy = channel_values(n, rng, false);
@@ -494,7 +521,7 @@ TEST_CASE(
                 dy[j] = std::ldexp(dy[j], int(j * 7919 % 41) - 20);
             const auto x_hat = [&](std::size_t j) { return (z_at_max[j] - bn.mean) * bn.inv_std; };
             const auto d = [&](std::size_t j) {
-                return dy[j] * float(bn.gamma * x_hat(j) + bn.beta > 0.0f);
+                return bn.relu ? dy[j] * float(bn.gamma * x_hat(j) + bn.beta > 0.0f) : dy[j];
             };
             const SumPair expected = sum_pairs_in_16_lanes(n, [&](std::size_t j) {
                 return SumPair{double(d(j)), double(d(j)) * double(x_hat(j))};
@@ -523,6 +550,7 @@ TEST_CASE("apply_pixel on AVX2 gives the generic bits (BatchNorm and ReLU withou
         for (const PoolPixel<float>& pixel : pool_pixels) {
             CAPTURE(n);
             CAPTURE(pixel.gamma);
+            CAPTURE(pixel.relu);
             const std::vector<float> x = channel_values(n, rng, true);
             std::vector<float> expected(n + 8, 7.0f), y(n + 8, 7.0f);
             for (std::size_t i = 0; i < n; ++i)
@@ -545,12 +573,13 @@ TEST_CASE(
             if (!bn.normalize) continue;
             CAPTURE(n);
             CAPTURE(bn.gamma);
+            CAPTURE(bn.relu);
             const std::vector<float> dy = channel_values(n, rng, false),
                                      z = channel_values(n, rng, false);
             const float sum_dy = 0.37f * float(n), sum_dy_xhat = -1.25f * float(n),
                         inv_count = 1.0f / float(8 * n);
             std::vector<float> expected(dy);
-            for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t i = 0; i < n && bn.relu; ++i)
                 expected[i] *= float(bn.gamma * ((z[i] - bn.mean) * bn.inv_std) + bn.beta > 0.0f);
             for (std::size_t i = 0; i < n; ++i) {
                 const float x_hat = (z[i] - bn.mean) * bn.inv_std;

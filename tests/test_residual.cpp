@@ -159,9 +159,15 @@ TEST_CASE("summary() shows a block's body and shortcut, and what in them is fuse
     CHECK(summary.find("\n4.body.0      Conv2d(4 -> 8, 3x3, stride 2, padding 1, bias=false)      "
                        "[8, 4, 4]           288  fused 4.body.0-4.body.2\n") != std::string::npos);
     CHECK(summary.find("\n4.shortcut.0  Conv2d(4 -> 8, 1x1, stride 2, bias=false)                 "
-                       "[8, 4, 4]            32\n") != std::string::npos);
+                       "[8, 4, 4]            32  fused 4.shortcut.0-4.shortcut.1\n") !=
+          std::string::npos);
     CHECK(summary.find("Fused: layers 4.body.0-4.body.2 run as one pass (Conv2d + BatchNorm + "
                        "ReLU)") != std::string::npos);
+    // The body's last convolution and the projection, each with its BatchNorm and no ReLU
+    CHECK(summary.find("Fused: layers 4.body.3-4.body.4 run as one pass (Conv2d + BatchNorm)\n") !=
+          std::string::npos);
+    CHECK(summary.find("Fused: layers 4.shortcut.0-4.shortcut.1 run as one pass (Conv2d + "
+                       "BatchNorm)\n") != std::string::npos);
     CHECK(summary.find("Trainable parameters: " + std::to_string(model.parameter_count())) !=
           std::string::npos);
 }
