@@ -4,7 +4,7 @@
 // (see CMakeLists.txt). framework/simd.hpp and the layers pick them at run time on CPUs that have
 // it (cpu_has_avx2). This file instantiates nothing but these kernels, so no code built for AVX2
 // can stand in for another file's; and a formula shared with the generic code must keep its
-// products rounded here (rounded() below), or GCC contracts them into FMAs.
+// products rounded here (framework/rounded.hpp), or GCC contracts them into FMAs.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
 
+#include "framework/rounded.hpp"
 #include "framework/simd_kernels.hpp"
 
 namespace bnlab {
@@ -26,25 +27,6 @@ template void ElementwiseKernel<TanhFunction>::operator()<xsimd::avx2>(xsimd::av
                                                                        float*, std::size_t) const;
 
 namespace {
-
-// The products must be rounded before they are added, as in the SSE2 code: the empty asm keeps
-// GCC from contracting a multiply and an add into one FMA (which rounds once).
-inline __m256d rounded(__m256d product) {
-    asm volatile("" : "+x"(product));
-    return product;
-}
-inline __m256 rounded(__m256 product) {
-    asm volatile("" : "+x"(product));
-    return product;
-}
-inline float rounded(float product) {
-    asm volatile("" : "+x"(product));
-    return product;
-}
-inline double rounded(double product) {
-    asm volatile("" : "+x"(product));
-    return product;
-}
 
 // 8 doubles as two vectors: 0-3 and 4-7
 struct EightDoubles {

@@ -10,22 +10,12 @@
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
 
+#include "framework/rounded.hpp"
 #include "framework/simd_kernels.hpp"
 
 namespace bnlab {
 
 namespace {
-
-// Products rounded before they are added, as in the generic code: the empty asm keeps GCC from
-// contracting a multiply and an add into one FMA.
-inline __m512d rounded(__m512d product) {
-    asm volatile("" : "+v"(product));
-    return product;
-}
-inline __m512 rounded(__m512 product) {
-    asm volatile("" : "+v"(product));
-    return product;
-}
 
 // 16 doubles as two vectors: 0-7 and 8-15
 struct SixteenDoubles {
