@@ -5,6 +5,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "framework/simd.hpp"
+
 namespace bnlab {
 
 std::size_t PaddedImage::out_stride() const {
@@ -26,21 +28,11 @@ bool direct_conv_available() {
 
 namespace {
 
-// Whether this CPU runs the AVX-512 kernels.
-bool runs_avx512() {
 #if defined(__x86_64__)
-    static const bool avx512 = direct_conv_available() && xsimd::available_architectures().avx512f;
-    return avx512;
-#else
-    return false;
-#endif
-}
-
-#if defined(__x86_64__)
-// The widest kernels this CPU runs.
+// The widest kernels this CPU runs (called only where direct_conv_available()).
 const DirectConvKernels& kernels() {
     static const DirectConvKernels& chosen =
-        runs_avx512() ? direct_conv_avx512_kernels() : direct_conv_avx2_kernels();
+        cpu_has_avx512() ? direct_conv_avx512_kernels() : direct_conv_avx2_kernels();
     return chosen;
 }
 #endif

@@ -27,6 +27,7 @@ BasicConvBlock<T>::BasicConvBlock(BasicConv2d<T>& conv, BasicBatchNorm<T>* batch
 template <typename T>
 std::unique_ptr<BasicConvBlock<T>> BasicConvBlock<T>::after(
     BasicConv2d<T>& conv, const std::vector<BasicLayer<T>*>& next) {
+    if (!conv.geometry().known()) return nullptr;
     std::size_t i = 0;
     auto* batchnorm = i < next.size() ? dynamic_cast<BasicBatchNorm<T>*>(next[i]) : nullptr;
     if (batchnorm) {
@@ -36,13 +37,12 @@ std::unique_ptr<BasicConvBlock<T>> BasicConvBlock<T>::after(
     if (i >= next.size() || !dynamic_cast<BasicReLU<T>*>(next[i])) {
         // Conv2d -> BatchNorm2d alone: BatchNorm's statistics while each sample's output is in
         // cache, and its gradient sent into the convolution's backward sample by sample.
-        if (!batchnorm || !conv.geometry().known()) return nullptr;
+        if (!batchnorm) return nullptr;
         return std::make_unique<BasicConvBlock>(conv, batchnorm, nullptr, nullptr, false);
     }
     ++i;
     auto* max_pool = i < next.size() ? dynamic_cast<BasicMaxPool2d<T>*>(next[i]) : nullptr;
     auto* avg_pool = i < next.size() ? dynamic_cast<BasicAvgPool2d<T>*>(next[i]) : nullptr;
-    if (!conv.geometry().known()) return nullptr;
     return std::make_unique<BasicConvBlock>(conv, batchnorm, max_pool, avg_pool);
 }
 
