@@ -75,6 +75,13 @@ PoolPixel<T> BasicConvBlock<T>::batchnorm_pixel(std::size_t c) const {
 }
 
 template <typename T>
+PoolPixel<T> BasicConvBlock<T>::extreme_pixel(std::size_t c) const {
+    // -z = -1 ((z - 0) 1) + (-0), every step exact (+0 would turn -0 into +0)
+    if (batchnorm_->gamma_(c) < T(0)) return PoolPixel<T>{true, T(0), T(1), T(-1), T(-0.0), false};
+    return PoolPixel<T>{};
+}
+
+template <typename T>
 void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T* __restrict z,
                                           T* __restrict row) {
     const std::size_t P = positions(), OP = out_positions();
@@ -92,6 +99,12 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
             max_pool_channel(z, pool_geometry_, max_pool_->window(), PoolPixel<T>{}, y, where);
             for (std::size_t j = 0; j < OP; ++j)
                 y[j] = ReLUFunction::value(y[j]);
+            return;
+        }
+        if (batch_statistics_) {
+            // Each window's extreme z and its position were found while the sample was in cache
+            // (extreme_pixel): a = relu(bn(z)) of that z alone.
+            apply_pixel(z_at_max_.data() + out_offset, OP, batchnorm_pixel(c), y);
             return;
         }
         max_pool_channel(z, pool_geometry_, max_pool_->window(), batchnorm_pixel(c), y, where,
@@ -142,6 +155,22 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
             channel_moments(z + c * P, P, mean, squares);
             sample_statistics_[(n * O + c) * 2] = mean;
             sample_statistics_[(n * O + c) * 2 + 1] = squares;
+            if (!max_pool_) continue;
+            // a = relu(gamma (z - mu) inv_std + beta) never decreases as z grows when gamma >= 0
+            // and never increases when gamma < 0 (each float operation rounds monotonically), so
+            // each window's maximum of a is a at its largest z, or its smallest: found now, from
+            // cache, and only those z are normalized once the statistics are known, instead of
+            // every z read again. The same first position wins as with a, but where two
+            // different z round to one value of a (a tie the separate layers break by order) or
+            // where a = 0 (no gradient passes there either way).
+            const std::size_t OP = out_positions(), out_offset = (n * O + c) * OP;
+            T* __restrict z_at_max = z_at_max_.data() + out_offset;
+            max_pool_channel(z + c * P, pool_geometry_, max_pool_->window(), extreme_pixel(c),
+                             z_at_max, argmax_.data() + out_offset);
+            // the smallest z, from the largest -z
+            if (batchnorm_->gamma_(c) < T(0))
+                for (std::size_t j = 0; j < OP; ++j)
+                    z_at_max[j] = -z_at_max[j];
         }
     };
     conv_.forward_samples(input, after_sample, backward_reads_z());

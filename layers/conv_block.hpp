@@ -8,9 +8,12 @@
 // matrix products. Here each sample's convolution output z [O, OH OW] is used while it is still
 // in cache:
 //   forward    conv product -> per-channel mean and squared deviations of the sample (double)
+//              [-> with max pooling: each window's largest z, or smallest where gamma < 0,
+//                  and its position: where a is largest]
 //              -> (the batch's statistics, merged per channel in sample order)
 //              -> a = relu(gamma (z - mu) / sqrt(sigma2 + eps) + beta), one channel at a time
-//                 in a scratch row, pooled at once into the next layer's input
+//                 in a scratch row, pooled at once into the next layer's input (with max
+//                 pooling: of the z found, a quarter of them for a 2x2 window)
 //   backward   the pooled gradient sent back through pooling and ReLU's mask (a > 0, a computed
 //              again from z) -> per-channel sums dbeta = sum dy, dgamma = sum dy xhat
 //              -> dz = gamma / sqrt(sigma2 + eps) (dy - mean(dy) - xhat mean(dy xhat)) in a
@@ -55,6 +58,9 @@ class BasicConvBlock : public BasicFusedGroup<T> {
   private:
     // BatchNorm's (and ReLU's) formula for channel c, with the statistics it normalizes with.
     PoolPixel<T> batchnorm_pixel(std::size_t c) const;
+    // With max pooling in training: the pixel whose maximum over a window is where BatchNorm's
+    // and ReLU's output is largest, before the statistics are known: z (gamma_c >= 0) or -z.
+    PoolPixel<T> extreme_pixel(std::size_t c) const;
     // Channel c of sample n: a = relu(bn(z)) into `row` [OH OW], then pooled into the output.
     void activate_and_pool(std::size_t n, std::size_t c, const T* z, T* row);
     // With max pooling, channel c of sample n's gradient before the convolution's output

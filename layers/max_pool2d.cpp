@@ -76,11 +76,13 @@ void max_pool_row_2x2(const T* __restrict upper, const T* __restrict lower, std:
 // The pixel transforms on 4 floats at once, the same operations in the same order.
 inline __m128 pixel_vector(const PoolPixel<float>& pixel, __m128 x) {
     if (!pixel.normalize) return x;
-    // gamma ((x - mu) inv_std) + beta, then relu: 0 where < 0 (a NaN stays)
+    // gamma ((x - mu) inv_std) + beta, then relu (unless pixel.relu is false): 0 where < 0
+    // (a NaN stays)
     const __m128 x_hat =
         _mm_mul_ps(_mm_sub_ps(x, _mm_set1_ps(pixel.mean)), _mm_set1_ps(pixel.inv_std));
     const __m128 y =
         _mm_add_ps(_mm_mul_ps(_mm_set1_ps(pixel.gamma), x_hat), _mm_set1_ps(pixel.beta));
+    if (!pixel.relu) return y;
     return _mm_andnot_ps(_mm_cmplt_ps(y, _mm_setzero_ps()), y);
 }
 

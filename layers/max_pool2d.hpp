@@ -39,7 +39,9 @@ class BasicMaxPool2d : public BasicWindowLayer<T> {
 // (layers/conv_block.hpp), BatchNorm's output after ReLU,
 //   relu(gamma ((x - mu) inv_std) + beta)
 // computed as the two layers compute it, so that the maxima and their positions are theirs.
-// Without `relu` (a block of Conv2d and BatchNorm alone, which never pools), BatchNorm's output.
+// Without `relu`, BatchNorm's output: a block of Conv2d and BatchNorm alone (which never pools),
+// or, with mean 0, inv_std 1, gamma -1 and beta 0, -x (a fused block in training looks for each
+// window's smallest z).
 template <typename T>
 struct PoolPixel {
     bool normalize = false;

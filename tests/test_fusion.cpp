@@ -50,6 +50,10 @@ struct Pattern {
     Window pool_window;
     BatchNormFreeze freeze = BatchNormFreeze::none;
     bool relu = true;  // without: Conv2d -> BatchNorm2d alone (no pooling)
+    // Every other channel's gamma negative: the fused max pooling looks for the smallest z there.
+    bool negative_gammas = false;
+    // The top half of each input channel one constant: windows of equal z, ties.
+    bool flat_rows = false;
 };
 
 // The pattern, then a Dense head, so that the loss reads every output.
@@ -67,6 +71,11 @@ Sequential model_of(const Pattern& pattern, bool fusion) {
         model.add<AvgPool2d>(pattern.pool_window.kernel, pattern.pool_window.stride,
                              pattern.pool_window.padding);
     model.add<Dense>(*model.out_features(), 3, rng);
+    if (pattern.negative_gammas) {
+        auto& batchnorm = dynamic_cast<BatchNorm2d&>(model[1]);
+        for (std::size_t c = 0; c < batchnorm.gamma().size(); ++c)
+            batchnorm.gamma()(c) = c % 2 ? -0.8f : 1.3f;
+    }
     if (pattern.freeze != BatchNormFreeze::none) {
         // Running statistics of their own, as a trained layer has.
         auto& batchnorm = dynamic_cast<BatchNorm2d&>(model[1]);
@@ -118,6 +127,24 @@ const std::vector<Pattern>& patterns() {
         list.push_back({"BN, no ReLU, conv 1x1 stride 2 on 3x11x13", Shape{3, 11, 13},
                         Conv2dOptions(3, 5, 1).stride(2), true, "", Window{}, BatchNormFreeze::none,
                         false});
+        // Max pooling after BatchNorm with gammas of either sign and windows of equal values,
+        // both pooling windows, both algorithms.
+        for (const Window& window : {Window{2, 2, 0}, Window{3, 2, 1}})
+            for (bool direct : {false, true}) {
+                if (direct && !direct_conv_available()) continue;
+                Conv2dOptions conv = Conv2dOptions(2, 4, 3).padding(1);
+                if (direct) conv.algorithm(ConvAlgorithm::direct);
+                Pattern pattern{"BN, gammas of either sign, flat rows, pool max " +
+                                    window_string(window) + ", conv 3x3 padding 1" +
+                                    (direct ? " direct" : "") + " on 2x9x9",
+                                Shape{2, 9, 9},
+                                conv,
+                                true,
+                                "max",
+                                window};
+                pattern.negative_gammas = pattern.flat_rows = true;
+                list.push_back(pattern);
+            }
         // BatchNorm frozen for fine-tuning: the running statistics in training mode too.
         for (BatchNormFreeze freeze : {BatchNormFreeze::statistics, BatchNormFreeze::all})
             for (const std::string pool : {"max", "", "no ReLU"})
@@ -155,7 +182,13 @@ void check_fused_like_separate(const Pattern& pattern, std::size_t batch) {
     Rng rng(3);
     for (int step = 0; step < 3; ++step) {
         CAPTURE(step);
-        const Matrix<float> x = random_batch(batch, shape_size(pattern.input), rng);
+        Matrix<float> x = random_batch(batch, shape_size(pattern.input), rng);
+        if (pattern.flat_rows) {
+            const std::size_t channels = pattern.input[0],
+                              positions = pattern.input[1] * pattern.input[2];
+            for (std::size_t i = 0; i < batch * channels; ++i)
+                std::fill_n(x.data() + i * positions, positions / 2, 0.25f);
+        }
         Labels labels = xt::empty<int>({batch});
         for (int& label : labels)
             label = int(rng.below(3));
@@ -381,7 +414,9 @@ const PoolCase pool_cases[] = {{28, 28}, {14, 14}, {7, 7},  {5, 9},  {9, 5}, {2,
 const PoolPixel<float> pool_pixels[] = {PoolPixel<float>{},
                                         PoolPixel<float>{true, 0.25f, 1.7f, 0.9f, -0.1f},
                                         PoolPixel<float>{true, -0.5f, 0.6f, -1.3f, 0.2f},
-                                        PoolPixel<float>{true, 0.25f, 1.7f, 0.9f, -0.1f, false}};
+                                        PoolPixel<float>{true, 0.25f, 1.7f, 0.9f, -0.1f, false},
+                                        // -x: the fused block's search for the smallest z
+                                        PoolPixel<float>{true, 0.0f, 1.0f, -1.0f, -0.0f, false}};
 
 }  // namespace
 
