@@ -256,6 +256,7 @@ void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, s
                 scatter.mean_dy = batchnorm_->sum_dy_(c) * inv_count;
                 scatter.mean_dy_xhat = batchnorm_->sum_dy_xhat_(c) * inv_count;
             }
+            if (cpu_has_avx512()) return max_pool_scatter_2x2_avx512(scatter, dz);
             return max_pool_scatter_2x2_avx2(scatter, dz);
         }
     }

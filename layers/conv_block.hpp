@@ -118,6 +118,8 @@ struct MaxPoolScatter {
     float mean = 0, inv_std = 0, gamma = 0, beta = 0, scale = 0, mean_dy = 0, mean_dy_xhat = 0;
 };
 void max_pool_scatter_2x2_avx2(const MaxPoolScatter& scatter, float* dz);
+// The same on AVX-512 (layers/simd_avx512.cpp), 16 outputs a vector: the same bits.
+void max_pool_scatter_2x2_avx512(const MaxPoolScatter& scatter, float* dz);
 // BatchNorm's gradient sums through ReLU over n positions of one channel: with
 // xhat = (z - mu) inv_std and d = dy relu'(gamma xhat + beta),
 //   sum_d = sum d        sum_d_xhat = sum d xhat

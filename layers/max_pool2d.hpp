@@ -78,6 +78,10 @@ void max_pool_channel(const T* x, const WindowGeometry& g, const Window& w,
 void max_pool_channel_2x2_avx2(const float* x, std::uint32_t H, std::uint32_t W, std::uint32_t OH,
                                std::uint32_t OW, const PoolPixel<float>& pixel, float* y,
                                std::uint32_t* where, float* x_at_max);
+// The same on AVX-512 (layers/simd_avx512.cpp), 16 outputs a vector: the same bits.
+void max_pool_channel_2x2_avx512(const float* x, std::uint32_t H, std::uint32_t W, std::uint32_t OH,
+                                 std::uint32_t OW, const PoolPixel<float>& pixel, float* y,
+                                 std::uint32_t* where, float* x_at_max);
 
 using MaxPool2d = BasicMaxPool2d<float>;
 extern template class BasicMaxPool2d<float>;

@@ -7,6 +7,7 @@
 
 #include "layers/batch_norm.hpp"
 #include "layers/conv_block.hpp"
+#include "layers/max_pool2d.hpp"
 #include "layers/sigmoid.hpp"
 #include "layers/tanh.hpp"
 
@@ -115,6 +116,223 @@ void relu_batchnorm_grad_sums_avx512(const float* dy, const float* z, std::size_
     });
     sum_d = sums.first;
     sum_d_xhat = sums.second;
+}
+
+namespace {
+
+// PoolPixel on 16 floats: relu(gamma ((x - mu) inv_std) + beta) (without the relu unless
+// pixel.relu), rounded as the scalar code, or x
+class PixelVector {
+  public:
+    explicit PixelVector(const PoolPixel<float>& pixel)
+        : normalize_(pixel.normalize),
+          relu_(pixel.relu),
+          mean_(_mm512_set1_ps(pixel.mean)),
+          inv_std_(_mm512_set1_ps(pixel.inv_std)),
+          gamma_(_mm512_set1_ps(pixel.gamma)),
+          beta_(_mm512_set1_ps(pixel.beta)) {}
+    __m512 operator()(__m512 x) const {
+        if (!normalize_) return x;
+        const __m512 x_hat = _mm512_mul_ps(_mm512_sub_ps(x, mean_), inv_std_);
+        const __m512 y = _mm512_add_ps(rounded(_mm512_mul_ps(gamma_, x_hat)), beta_);
+        if (!relu_) return y;
+        // relu: y < 0 gives 0; NaN and -0 stay
+        return _mm512_maskz_mov_ps(
+            __mmask16(~_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ)), y);
+    }
+
+  private:
+    bool normalize_, relu_;
+    __m512 mean_, inv_std_, gamma_, beta_;
+};
+
+// The first n of 16 lanes (n <= 16), and the first n of 32 as two halves
+inline __mmask16 first_lanes(std::uint32_t n) {
+    return __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
+}
+inline __mmask16 second_lanes(std::uint32_t n) {
+    return first_lanes(n > 16 ? n - 16 : 0);
+}
+
+// The even and the odd of 32 floats (a: 0-15, b: 16-31), in order
+inline __m512 even(__m512 a, __m512 b) {
+    return _mm512_permutex2var_ps(
+        a, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), b);
+}
+inline __m512 odd(__m512 a, __m512 b) {
+    return _mm512_permutex2var_ps(
+        a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
+}
+
+// Asks for floats [at, at + n) of the channel after `channel` (P floats each) to be brought into
+// L1, as the AVX2 kernels do (layers/simd_avx2.cpp).
+inline void prefetch_next_channel(const float* channel, std::uint32_t P, std::uint32_t at,
+                                  std::uint32_t n) {
+    for (std::uint32_t line = 0; line < n; line += 16)
+        _mm_prefetch(reinterpret_cast<const char*>(channel + P + at + line), _MM_HINT_T0);
+}
+
+}  // namespace
+
+void max_pool_channel_2x2_avx512(const float* __restrict x, std::uint32_t H, std::uint32_t W,
+                                 std::uint32_t OH, std::uint32_t OW, const PoolPixel<float>& pixel,
+                                 float* __restrict y, std::uint32_t* __restrict where,
+                                 float* __restrict x_at_max) {
+    const PixelVector pixel_vector(pixel);
+    // wins = v > current or v is NaN
+    const auto beats = [](__m512 v, __m512 current) {
+        return __mmask16(_mm512_cmp_ps_mask(v, current, _CMP_GT_OQ) |
+                         _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+    };
+    const __m512i steps =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    // Outputs ow .. ow + 15 of the output row whose window rows start at `top`, from their
+    // windows' 32 upper and 32 lower pixels (a: 0-15, b: 16-31); the first `n` stored.
+    const auto pool = [&](std::uint32_t top, std::uint32_t ow, __m512 upper_a, __m512 upper_b,
+                          __m512 lower_a, __m512 lower_b, __mmask16 n, float* best,
+                          std::uint32_t* best_at, float* input_at_best) {
+        const __m512 pixel_upper_a = pixel_vector(upper_a), pixel_upper_b = pixel_vector(upper_b),
+                     pixel_lower_a = pixel_vector(lower_a), pixel_lower_b = pixel_vector(lower_b);
+        const __m512 v0 = even(pixel_upper_a, pixel_upper_b),
+                     v1 = odd(pixel_upper_a, pixel_upper_b);
+        const __m512 v2 = even(pixel_lower_a, pixel_lower_b),
+                     v3 = odd(pixel_lower_a, pixel_lower_b);
+        const __m512i at0 = _mm512_add_epi32(_mm512_set1_epi32(int(top + 2 * ow)), steps);
+        const __mmask16 wins1 = beats(v1, v0);
+        __m512 value = _mm512_mask_mov_ps(v0, wins1, v1);
+        __m512i at = _mm512_mask_add_epi32(at0, wins1, at0, _mm512_set1_epi32(1));
+        const __mmask16 wins2 = beats(v2, value);
+        value = _mm512_mask_mov_ps(value, wins2, v2);
+        at = _mm512_mask_add_epi32(at, wins2, at0, _mm512_set1_epi32(int(W)));
+        const __mmask16 wins3 = beats(v3, value);
+        value = _mm512_mask_mov_ps(value, wins3, v3);
+        at = _mm512_mask_add_epi32(at, wins3, at0, _mm512_set1_epi32(int(W + 1)));
+        _mm512_mask_storeu_ps(best + ow, n, value);
+        _mm512_mask_storeu_epi32(best_at + ow, n, at);
+        if (!input_at_best) return;
+        __m512 input = _mm512_mask_mov_ps(even(upper_a, upper_b), wins1, odd(upper_a, upper_b));
+        input = _mm512_mask_mov_ps(input, wins2, even(lower_a, lower_b));
+        input = _mm512_mask_mov_ps(input, wins3, odd(lower_a, lower_b));
+        _mm512_mask_storeu_ps(input_at_best + ow, n, input);
+    };
+    // Rows of fewer than 16 outputs: masked loads (nothing read past the row's end) and stores.
+    const __mmask16 all = 0xffff, outputs = first_lanes(OW), load_a = first_lanes(2 * OW),
+                    load_b = second_lanes(2 * OW);
+    for (std::uint32_t oh = 0; oh < OH; ++oh) {
+        const std::uint32_t top = 2 * oh * W;
+        prefetch_next_channel(x, H * W, top, 2 * W);
+        const float *upper = x + top, *lower = x + top + W;
+        float* best = y + oh * OW;
+        std::uint32_t* best_at = where + oh * OW;
+        float* input_at_best = x_at_max ? x_at_max + oh * OW : nullptr;
+        if (OW < 16) {
+            pool(top, 0, _mm512_maskz_loadu_ps(load_a, upper),
+                 _mm512_maskz_loadu_ps(load_b, upper + 16), _mm512_maskz_loadu_ps(load_a, lower),
+                 _mm512_maskz_loadu_ps(load_b, lower + 16), outputs, best, best_at, input_at_best);
+            continue;
+        }
+        const auto whole = [&](std::uint32_t ow) {
+            pool(top, ow, _mm512_loadu_ps(upper + 2 * ow), _mm512_loadu_ps(upper + 2 * ow + 16),
+                 _mm512_loadu_ps(lower + 2 * ow), _mm512_loadu_ps(lower + 2 * ow + 16), all, best,
+                 best_at, input_at_best);
+        };
+        std::uint32_t ow = 0;
+        for (; ow + 16 <= OW; ow += 16)
+            whole(ow);
+        // the last outputs: the last sixteen again (recomputing an output gives the same value)
+        if (ow < OW) whole(OW - 16);
+    }
+}
+
+void max_pool_scatter_2x2_avx512(const MaxPoolScatter& s, float* __restrict dz) {
+    const std::uint32_t W = s.W, OW = s.OW;
+    const __m512 mean = _mm512_set1_ps(s.mean), inv_std = _mm512_set1_ps(s.inv_std),
+                 gamma = _mm512_set1_ps(s.gamma), beta = _mm512_set1_ps(s.beta),
+                 scale = _mm512_set1_ps(s.scale), minus_mean_dy = _mm512_set1_ps(-s.mean_dy),
+                 mean_dy_xhat = _mm512_set1_ps(s.mean_dy_xhat), zero = _mm512_setzero_ps(),
+                 one = _mm512_set1_ps(1.0f);
+    // dz before the pooling's gradient is added: BatchNorm's means' part
+    // gamma / sqrt(sigma2 + eps) (-mean(dy) - xhat mean(dy xhat)), or 0 without BatchNorm
+    const auto base = [&](__m512 z) {
+        if (!s.batchnorm) return zero;
+        const __m512 x_hat = _mm512_mul_ps(_mm512_sub_ps(z, mean), inv_std);
+        return _mm512_mul_ps(
+            scale, _mm512_sub_ps(minus_mean_dy, rounded(_mm512_mul_ps(x_hat, mean_dy_xhat))));
+    };
+    // The gradient each output sends to its maximum: scale dy relu'(a), a = gamma xhat + beta at
+    // the maximum (BatchNorm), or dy relu'(a) with a the block's output
+    const auto sent = [&](__m512 dy, __m512 at_max) {
+        // 1 where x > 0, else 0 (multiplied, as the scalar code does: a NaN dy stays NaN)
+        const auto step = [&](__m512 x) {
+            return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), one);
+        };
+        if (!s.batchnorm) return _mm512_mul_ps(dy, step(at_max));
+        const __m512 x_hat = _mm512_mul_ps(_mm512_sub_ps(at_max, mean), inv_std);
+        const __m512 a = _mm512_add_ps(rounded(_mm512_mul_ps(gamma, x_hat)), beta);
+        return _mm512_mul_ps(_mm512_mul_ps(scale, dy), step(a));
+    };
+    // outputs 0-7 and 8-15, each twice (the two pixels of its window in a row)
+    const __m512i twice_low = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                  twice_high =
+                      _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    // the maximum's place in its window (0, 1: upper row; W, W + 1: lower row) at each pixel
+    const __m512i upper_places = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1),
+                  lower_places = _mm512_add_epi32(upper_places, _mm512_set1_epi32(int(W)));
+    const __m512i steps =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    // z at 16 pixels from p, the first n (read with BatchNorm only: without, s.z may be null)
+    const auto load = [&](std::uint32_t p, __mmask16 n) {
+        return s.batchnorm ? _mm512_maskz_loadu_ps(n, s.z + p) : zero;
+    };
+    // The 32 x 2 pixels of outputs ow .. ow + count - 1 of output row oh (count <= 16): base +
+    // sent where the maximum is (added only there: other pixels keep the base's bits).
+    const auto scatter = [&](std::uint32_t oh, std::uint32_t ow, std::uint32_t count) {
+        const std::uint32_t top = 2 * oh * W, p = top + 2 * ow, j = oh * OW + ow;
+        const __mmask16 n = first_lanes(count), a = first_lanes(2 * count),
+                        b = second_lanes(2 * count);
+        const __m512 dy = _mm512_maskz_loadu_ps(n, s.dy + j),
+                     at_max = _mm512_maskz_loadu_ps(n, s.at_max + j);
+        const __m512i k = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(n, s.where + j),
+                                           _mm512_add_epi32(_mm512_set1_epi32(int(p)), steps));
+        const __m512 add = sent(dy, at_max);
+        const __m512 add_a = _mm512_permutexvar_ps(twice_low, add),
+                     add_b = _mm512_permutexvar_ps(twice_high, add);
+        const __m512i k_a = _mm512_permutexvar_epi32(twice_low, k),
+                      k_b = _mm512_permutexvar_epi32(twice_high, k);
+        const auto pixels = [&](std::uint32_t at, __mmask16 valid, __m512 added, __m512i place,
+                                __m512i places) {
+            const __m512 b = base(load(at, valid));
+            _mm512_mask_storeu_ps(
+                dz + at, valid,
+                _mm512_mask_add_ps(b, _mm512_cmpeq_epi32_mask(place, places), b, added));
+        };
+        pixels(p, a, add_a, k_a, upper_places);
+        pixels(p + W, a, add_a, k_a, lower_places);
+        if (count <= 8) return;  // (the 7 outputs of a 14 x 14 map's rows)
+        pixels(p + 16, b, add_b, k_b, upper_places);
+        pixels(p + W + 16, b, add_b, k_b, lower_places);
+    };
+    const auto base_scalar = [&](std::uint32_t p) { return _mm512_cvtss_f32(base(load(p, 1))); };
+    for (std::uint32_t oh = 0; oh < s.OH; ++oh) {
+        const std::uint32_t top = 2 * oh * W;
+        if (s.batchnorm) prefetch_next_channel(s.z, s.H * W, top, 2 * W);
+        if (OW < 16) {
+            scatter(oh, 0, OW);
+        } else {
+            std::uint32_t ow = 0;
+            for (; ow + 16 <= OW; ow += 16)
+                scatter(oh, ow, 16);
+            if (ow < OW) scatter(oh, OW - 16, 16);  // the last sixteen again: the same values
+        }
+        // a last column no window reaches (W odd)
+        for (std::uint32_t w = 2 * OW; w < W; ++w) {
+            dz[top + w] = base_scalar(top + w);
+            dz[top + W + w] = base_scalar(top + W + w);
+        }
+    }
+    // a last row no window reaches (H odd)
+    for (std::uint32_t p = 2 * s.OH * W; p < s.H * W; ++p)
+        dz[p] = base_scalar(p);
 }
 
 template void ElementwiseKernel<SigmoidFunction>::operator()<xsimd::avx512f>(xsimd::avx512f,

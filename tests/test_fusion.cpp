@@ -407,9 +407,40 @@ struct PoolCase {
     std::uint32_t H, W;
 };
 // 28 and 14 are the cnn preset's maps (14 and 7 outputs a row); odd sizes leave a last row and
-// column no window reaches; 1, 8, 9, 16 and 17 outputs a row (a last block of 8 again).
-const PoolCase pool_cases[] = {{28, 28}, {14, 14}, {7, 7},  {5, 9},  {9, 5}, {2, 2},
-                               {3, 3},   {6, 16},  {4, 32}, {3, 34}, {2, 18}};
+// column no window reaches; 1, 8, 9, 15, 16, 17 and 33 outputs a row (a last block of 8 or 16
+// again).
+const PoolCase pool_cases[] = {{28, 28}, {14, 14}, {7, 7},  {5, 9},  {9, 5},  {2, 2},  {3, 3},
+                               {6, 16},  {4, 32},  {3, 34}, {2, 18}, {3, 30}, {5, 33}, {2, 66}};
+
+// The 2x2 max pooling's kernels this CPU runs: max_pool_channel as dispatched, and the AVX2 and
+// AVX-512 ones by name.
+using PoolKernel = void (*)(const float* x, std::uint32_t H, std::uint32_t W, std::uint32_t OH,
+                            std::uint32_t OW, const PoolPixel<float>& pixel, float* y,
+                            std::uint32_t* where, float* x_at_max);
+std::vector<std::pair<std::string, PoolKernel>> pool_kernels() {
+    std::vector<std::pair<std::string, PoolKernel>> kernels{
+        {"max_pool_channel",
+         [](const float* x, std::uint32_t H, std::uint32_t W, std::uint32_t, std::uint32_t,
+            const PoolPixel<float>& pixel, float* y, std::uint32_t* where, float* x_at_max) {
+             const Window window{2, 2, 0};
+             max_pool_channel(x, window_geometry(Shape{1, H, W}, window), window, pixel, y, where,
+                              x_at_max);
+         }}};
+    if (xsimd::available_architectures().avx2)
+        kernels.push_back({"avx2", max_pool_channel_2x2_avx2});
+    if (xsimd::available_architectures().avx512f)
+        kernels.push_back({"avx512", max_pool_channel_2x2_avx512});
+    return kernels;
+}
+// The gradient through it: the AVX2 and AVX-512 kernels this CPU runs.
+std::vector<std::pair<std::string, void (*)(const MaxPoolScatter&, float*)>> scatter_kernels() {
+    std::vector<std::pair<std::string, void (*)(const MaxPoolScatter&, float*)>> kernels;
+    if (xsimd::available_architectures().avx2)
+        kernels.push_back({"avx2", max_pool_scatter_2x2_avx2});
+    if (xsimd::available_architectures().avx512f)
+        kernels.push_back({"avx512", max_pool_scatter_2x2_avx512});
+    return kernels;
+}
 
 const PoolPixel<float> pool_pixels[] = {PoolPixel<float>{},
                                         PoolPixel<float>{true, 0.25f, 1.7f, 0.9f, -0.1f},
@@ -428,109 +459,127 @@ TEST_CASE("The fused 2x2 max pooling gives the plain rule's maxima, positions an
         MESSAGE("this CPU lacks AVX2: the SSE2 and scalar code is checked");
     Rng rng(5);
     const Window window{2, 2, 0};
-    for (const PoolCase& size : pool_cases)
-        for (const PoolPixel<float>& pixel : pool_pixels)
-            for (bool nan : {false, true}) {
-                CAPTURE(size.H);
-                CAPTURE(size.W);
-                CAPTURE(pixel.gamma);
-                CAPTURE(pixel.relu);
-                CAPTURE(nan);
-                const WindowGeometry g = window_geometry(Shape{1, size.H, size.W}, window);
-                const std::vector<float> x = channel_values(size.H * size.W, rng, nan);
-                const std::size_t OP = g.out_positions();
-                std::vector<float> y(OP), x_at_max(OP);
-                std::vector<std::uint32_t> where(OP);
-                max_pool_channel(x.data(), g, window, pixel, y.data(), where.data(),
-                                 x_at_max.data());
-                for (std::size_t oh = 0; oh < g.out_height; ++oh)
-                    for (std::size_t ow = 0; ow < g.out_width; ++ow) {
-                        std::size_t best_at = 2 * oh * size.W + 2 * ow;
-                        float best = pixel(x[best_at]);
-                        for (std::size_t at :
-                             {best_at + 1, best_at + size.W, best_at + size.W + 1}) {
-                            const float value = pixel(x[at]);
-                            if (value > best || std::isnan(value)) {
-                                best = value;
-                                best_at = at;
-                            }
+    for (const auto& [kernel_name, kernel] : pool_kernels())
+        for (const PoolCase& size : pool_cases)
+            for (const PoolPixel<float>& pixel : pool_pixels)
+                for (bool nan : {false, true})
+                    for (bool inputs : {true, false}) {
+                        CAPTURE(kernel_name);
+                        CAPTURE(size.H);
+                        CAPTURE(size.W);
+                        CAPTURE(pixel.gamma);
+                        CAPTURE(pixel.relu);
+                        CAPTURE(nan);
+                        CAPTURE(inputs);
+                        const WindowGeometry g = window_geometry(Shape{1, size.H, size.W}, window);
+                        const std::vector<float> x = channel_values(size.H * size.W, rng, nan);
+                        const std::size_t OP = g.out_positions();
+                        // guards after each output: nothing is written past them
+                        std::vector<float> y(OP + 16, 7.0f), x_at_max(OP + 16, 7.0f);
+                        std::vector<std::uint32_t> where(OP + 16, 7u);
+                        kernel(x.data(), size.H, size.W, std::uint32_t(g.out_height),
+                               std::uint32_t(g.out_width), pixel, y.data(), where.data(),
+                               inputs ? x_at_max.data() : nullptr);
+                        for (std::size_t j = OP; j < OP + 16; ++j) {
+                            CHECK(y[j] == 7.0f);
+                            CHECK(where[j] == 7u);
+                            CHECK(x_at_max[j] == 7.0f);
                         }
-                        const std::size_t j = oh * g.out_width + ow;
-                        CHECK(bits(y[j]) == bits(best));
-                        CHECK(where[j] == best_at);
-                        CHECK(bits(x_at_max[j]) == bits(x[best_at]));
+                        for (std::size_t oh = 0; oh < g.out_height; ++oh)
+                            for (std::size_t ow = 0; ow < g.out_width; ++ow) {
+                                std::size_t best_at = 2 * oh * size.W + 2 * ow;
+                                float best = pixel(x[best_at]);
+                                for (std::size_t at :
+                                     {best_at + 1, best_at + size.W, best_at + size.W + 1}) {
+                                    const float value = pixel(x[at]);
+                                    if (value > best || std::isnan(value)) {
+                                        best = value;
+                                        best_at = at;
+                                    }
+                                }
+                                const std::size_t j = oh * g.out_width + ow;
+                                CHECK(bits(y[j]) == bits(best));
+                                CHECK(where[j] == best_at);
+                                CHECK(bits(x_at_max[j]) == bits(inputs ? x[best_at] : 7.0f));
+                            }
                     }
-            }
 }
 
 TEST_CASE(
-    "The fused block's AVX2 gradient through 2x2 max pooling is the scalar code's, bit for bit") {
-    // max_pool_scatter_2x2_avx2 against the block's generic loop (layers/conv_block.cpp): the
-    // means' part of BatchNorm's gradient at every pixel, then the gradient at each maximum
-    // added; without BatchNorm, 0 and dy relu'(a).
+    "The fused block's AVX2 and AVX-512 gradient through 2x2 max pooling is the scalar code's, "
+    "bit for bit") {
+    // max_pool_scatter_2x2_avx2 and _avx512 against the block's generic loop
+    // (layers/conv_block.cpp): the means' part of BatchNorm's gradient at every pixel, then the
+    // gradient at each maximum added; without BatchNorm, 0 and dy relu'(a). A NaN in dy stays.
     if (!xsimd::available_architectures().avx2) {
         MESSAGE("this CPU lacks AVX2: nothing to check");
         return;
     }
     Rng rng(8);
     const Window window{2, 2, 0};
-    for (const PoolCase& size : pool_cases)
-        for (const PoolPixel<float>& pixel : pool_pixels) {
-            CAPTURE(size.H);
-            CAPTURE(size.W);
-            CAPTURE(pixel.gamma);
-            CAPTURE(pixel.relu);
-            const WindowGeometry g = window_geometry(Shape{1, size.H, size.W}, window);
-            const std::size_t P = size.H * size.W, OP = g.out_positions();
-            const std::vector<float> z = channel_values(P, rng, false);
-            std::vector<float> y(OP), z_at_max(OP);
-            std::vector<std::uint32_t> where(OP);
-            max_pool_channel(z.data(), g, window, pixel, y.data(), where.data(), z_at_max.data());
-            const std::vector<float> dy = channel_values(OP, rng, false);
-            const bool batchnorm = pixel.normalize;
-            const float scale = pixel.gamma * pixel.inv_std, mean_dy = 0.03f, mean_dy_xhat = -0.21f;
-            // the generic code, as in BasicConvBlock::scatter_through_max_pool
-            std::vector<float> expected(P);
-            for (std::size_t p = 0; p < P; ++p)
-                expected[p] =
-                    batchnorm
-                        ? scale * (-mean_dy - (z[p] - pixel.mean) * pixel.inv_std * mean_dy_xhat)
-                        : 0.0f;
-            for (std::size_t j = 0; j < OP; ++j) {
-                if (!batchnorm) {
-                    expected[where[j]] += dy[j] * float(y[j] > 0.0f);
-                    continue;
+    for (const auto& [kernel_name, kernel] : scatter_kernels())
+        for (const PoolCase& size : pool_cases)
+            for (const PoolPixel<float>& pixel : pool_pixels)
+                for (bool nan : {false, true}) {
+                    CAPTURE(kernel_name);
+                    CAPTURE(nan);
+                    CAPTURE(size.H);
+                    CAPTURE(size.W);
+                    CAPTURE(pixel.gamma);
+                    CAPTURE(pixel.relu);
+                    const WindowGeometry g = window_geometry(Shape{1, size.H, size.W}, window);
+                    const std::size_t P = size.H * size.W, OP = g.out_positions();
+                    const std::vector<float> z = channel_values(P, rng, false);
+                    std::vector<float> y(OP), z_at_max(OP);
+                    std::vector<std::uint32_t> where(OP);
+                    max_pool_channel(z.data(), g, window, pixel, y.data(), where.data(),
+                                     z_at_max.data());
+                    const std::vector<float> dy = channel_values(OP, rng, nan);
+                    const bool batchnorm = pixel.normalize;
+                    const float scale = pixel.gamma * pixel.inv_std, mean_dy = 0.03f,
+                                mean_dy_xhat = -0.21f;
+                    // the generic code, as in BasicConvBlock::scatter_through_max_pool
+                    std::vector<float> expected(P);
+                    for (std::size_t p = 0; p < P; ++p)
+                        expected[p] = batchnorm
+                                          ? scale * (-mean_dy - (z[p] - pixel.mean) *
+                                                                    pixel.inv_std * mean_dy_xhat)
+                                          : 0.0f;
+                    for (std::size_t j = 0; j < OP; ++j) {
+                        if (!batchnorm) {
+                            expected[where[j]] += dy[j] * float(y[j] > 0.0f);
+                            continue;
+                        }
+                        const float a =
+                            pixel.gamma * ((z_at_max[j] - pixel.mean) * pixel.inv_std) + pixel.beta;
+                        expected[where[j]] += scale * dy[j] * float(a > 0.0f);
+                    }
+                    const MaxPoolScatter scatter{batchnorm ? z.data() : nullptr,
+                                                 dy.data(),
+                                                 where.data(),
+                                                 batchnorm ? z_at_max.data() : y.data(),
+                                                 size.H,
+                                                 size.W,
+                                                 std::uint32_t(g.out_height),
+                                                 std::uint32_t(g.out_width),
+                                                 batchnorm,
+                                                 pixel.mean,
+                                                 pixel.inv_std,
+                                                 pixel.gamma,
+                                                 pixel.beta,
+                                                 scale,
+                                                 mean_dy,
+                                                 mean_dy_xhat};
+                    // a guard after the channel: nothing is written past it
+                    std::vector<float> dz(P + 16, 7.0f);
+                    kernel(scatter, dz.data());
+                    std::size_t differing = 0;
+                    for (std::size_t p = 0; p < P; ++p)
+                        differing += bits(dz[p]) != bits(expected[p]);
+                    CHECK(differing == 0);
+                    for (std::size_t p = P; p < P + 16; ++p)
+                        CHECK(dz[p] == 7.0f);
                 }
-                const float a =
-                    pixel.gamma * ((z_at_max[j] - pixel.mean) * pixel.inv_std) + pixel.beta;
-                expected[where[j]] += scale * dy[j] * float(a > 0.0f);
-            }
-            const MaxPoolScatter scatter{batchnorm ? z.data() : nullptr,
-                                         dy.data(),
-                                         where.data(),
-                                         batchnorm ? z_at_max.data() : y.data(),
-                                         size.H,
-                                         size.W,
-                                         std::uint32_t(g.out_height),
-                                         std::uint32_t(g.out_width),
-                                         batchnorm,
-                                         pixel.mean,
-                                         pixel.inv_std,
-                                         pixel.gamma,
-                                         pixel.beta,
-                                         scale,
-                                         mean_dy,
-                                         mean_dy_xhat};
-            // a guard after the channel: nothing is written past it
-            std::vector<float> dz(P + 16, 7.0f);
-            max_pool_scatter_2x2_avx2(scatter, dz.data());
-            std::size_t differing = 0;
-            for (std::size_t p = 0; p < P; ++p)
-                differing += bits(dz[p]) != bits(expected[p]);
-            CHECK(differing == 0);
-            for (std::size_t p = P; p < P + 16; ++p)
-                CHECK(dz[p] == 7.0f);
-        }
 }
 
 TEST_CASE(
