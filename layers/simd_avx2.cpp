@@ -17,6 +17,7 @@
 
 #include "framework/rounded.hpp"
 #include "framework/simd_kernels.hpp"
+#include "layers/pool_simd.hpp"
 
 namespace bnlab {
 
@@ -48,31 +49,6 @@ inline __m256i first_lanes(std::uint32_t n) {
 inline __m256 load_first(const float* from, std::uint32_t n) {
     return n == 8 ? _mm256_loadu_ps(from) : _mm256_maskload_ps(from, first_lanes(n));
 }
-
-// PoolPixel on 8 floats: relu(gamma ((x - mu) inv_std) + beta) (without the relu unless
-// pixel.relu), rounded as the scalar code, or x
-class PixelVector {
-  public:
-    explicit PixelVector(const PoolPixel<float>& pixel)
-        : normalize_(pixel.normalize),
-          relu_(pixel.relu),
-          mean_(_mm256_set1_ps(pixel.mean)),
-          inv_std_(_mm256_set1_ps(pixel.inv_std)),
-          gamma_(_mm256_set1_ps(pixel.gamma)),
-          beta_(_mm256_set1_ps(pixel.beta)) {}
-    __m256 operator()(__m256 x) const {
-        if (!normalize_) return x;
-        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(x, mean_), inv_std_);
-        const __m256 y = _mm256_add_ps(rounded(_mm256_mul_ps(gamma_, x_hat)), beta_);
-        if (!relu_) return y;
-        // relu: y < 0 gives 0; NaN and -0 stay
-        return _mm256_andnot_ps(_mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_LT_OQ), y);
-    }
-
-  private:
-    bool normalize_, relu_;
-    __m256 mean_, inv_std_, gamma_, beta_;
-};
 
 // The terms of two sums at 8 consecutive indices
 struct EightPairs {
@@ -155,16 +131,6 @@ inline void store_first(float* to, __m256 a, __m256 b, std::uint32_t n) {
     if (n > 8) store_first(to + 8, b, n - 8);
 }
 
-// Asks for floats [at, at + n) of the channel after `channel` (P floats each) to be brought into
-// L1: a fused block's passes over the batch's z after its statistics read each channel once, from
-// L3, and the hardware's prefetch does not keep up (the scatter's loads waited a quarter of its
-// time). A prefetch past the last channel is harmless (it never faults).
-inline void prefetch_next_channel(const float* channel, std::uint32_t P, std::uint32_t at,
-                                  std::uint32_t n) {
-    for (std::uint32_t line = 0; line < n; line += 16)
-        _mm_prefetch(reinterpret_cast<const char*>(channel + P + at + line), _MM_HINT_T0);
-}
-
 }  // namespace
 
 void channel_moments_avx2(const float* x, std::size_t n, double& mean, double& squares) {
@@ -238,7 +204,7 @@ void relu_batchnorm_input_grad_avx2(const float* dy, const float* z, std::size_t
 }
 
 void apply_pixel_avx2(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y) {
-    const PixelVector pixel_vector(pixel);
+    const PixelVector<xsimd::avx2> pixel_vector(pixel);
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(y + i, pixel_vector(_mm256_loadu_ps(x + i)));
@@ -253,7 +219,7 @@ void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::
                                std::uint32_t OH, std::uint32_t OW, const PoolPixel<float>& pixel,
                                float* __restrict y, std::uint32_t* __restrict where,
                                float* __restrict x_at_max) {
-    const PixelVector pixel_vector(pixel);
+    const PixelVector<xsimd::avx2> pixel_vector(pixel);
     // wins = v > current or v is NaN
     const auto beats = [](__m256 v, __m256 current) {
         return _mm256_or_ps(_mm256_cmp_ps(v, current, _CMP_GT_OQ),
@@ -342,33 +308,10 @@ void max_pool_channel_2x2_avx2(const float* __restrict x, std::uint32_t H, std::
 
 void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
     const std::uint32_t W = s.W, OW = s.OW;
-    const __m256 mean = _mm256_set1_ps(s.mean), inv_std = _mm256_set1_ps(s.inv_std),
-                 gamma = _mm256_set1_ps(s.gamma), beta = _mm256_set1_ps(s.beta),
-                 scale = _mm256_set1_ps(s.scale), minus_mean_dy = _mm256_set1_ps(-s.mean_dy),
-                 mean_dy_xhat = _mm256_set1_ps(s.mean_dy_xhat), zero = _mm256_setzero_ps(),
-                 one = _mm256_set1_ps(1.0f);
-    // dz before the pooling's gradient is added: BatchNorm's means' part
-    // gamma / sqrt(sigma2 + eps) (-mean(dy) - xhat mean(dy xhat)), or 0 without BatchNorm
-    const auto base = [&](__m256 z) {
-        if (!s.batchnorm) return zero;
-        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(z, mean), inv_std);
-        return _mm256_mul_ps(
-            scale, _mm256_sub_ps(minus_mean_dy, rounded(_mm256_mul_ps(x_hat, mean_dy_xhat))));
-    };
-    const auto base_scalar = [&](float z) {
-        if (!s.batchnorm) return 0.0f;
-        return s.scale * (-s.mean_dy - rounded((z - s.mean) * s.inv_std * s.mean_dy_xhat));
-    };
-    // The gradient each output sends to its maximum: scale dy relu'(a), a = gamma xhat + beta at
-    // the maximum (BatchNorm), or dy relu'(a) with a the block's output
-    const auto sent = [&](__m256 dy, __m256 at_max) {
-        if (!s.batchnorm)
-            return _mm256_mul_ps(dy, _mm256_and_ps(_mm256_cmp_ps(at_max, zero, _CMP_GT_OQ), one));
-        const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(at_max, mean), inv_std);
-        const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma, x_hat)), beta);
-        return _mm256_mul_ps(_mm256_mul_ps(scale, dy),
-                             _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one));
-    };
+    const ScatterVector<xsimd::avx2> formulas(s);
+    const __m256 zero = _mm256_setzero_ps();
+    const auto base = [&](__m256 z) { return formulas.base(z); };
+    const auto base_scalar = [&](float z) { return _mm256_cvtss_f32(base(_mm256_set1_ps(z))); };
     // outputs 0-3 and 4-7 of 8, each twice (the two pixels of its window in a row); and two masks
     // of 8 outputs interleaved the same way
     const auto in_halves = [](__m256 v) {
@@ -390,7 +333,7 @@ void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
         // the maximum's place in its window: 0, 1 (upper row), W, W + 1 (lower row)
         const __m256i k = _mm256_sub_epi32(
             where, _mm256_add_epi32(_mm256_set1_epi32(int(top + 2 * ow)), twice_lanes));
-        const __m256 add = in_halves(sent(dy, at_max));
+        const __m256 add = in_halves(formulas.sent(dy, at_max));
         const __m256 add_a = _mm256_unpacklo_ps(add, add), add_b = _mm256_unpackhi_ps(add, add);
         const __m256 m0 = in_halves(is(k, 0)), m1 = in_halves(is(k, 1)),
                      m2 = in_halves(is(k, int(W))), m3 = in_halves(is(k, int(W + 1)));

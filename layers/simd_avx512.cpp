@@ -13,6 +13,7 @@
 
 #include "framework/rounded.hpp"
 #include "framework/simd_kernels.hpp"
+#include "layers/pool_simd.hpp"
 
 namespace bnlab {
 
@@ -120,32 +121,6 @@ void relu_batchnorm_grad_sums_avx512(const float* dy, const float* z, std::size_
 
 namespace {
 
-// PoolPixel on 16 floats: relu(gamma ((x - mu) inv_std) + beta) (without the relu unless
-// pixel.relu), rounded as the scalar code, or x
-class PixelVector {
-  public:
-    explicit PixelVector(const PoolPixel<float>& pixel)
-        : normalize_(pixel.normalize),
-          relu_(pixel.relu),
-          mean_(_mm512_set1_ps(pixel.mean)),
-          inv_std_(_mm512_set1_ps(pixel.inv_std)),
-          gamma_(_mm512_set1_ps(pixel.gamma)),
-          beta_(_mm512_set1_ps(pixel.beta)) {}
-    __m512 operator()(__m512 x) const {
-        if (!normalize_) return x;
-        const __m512 x_hat = _mm512_mul_ps(_mm512_sub_ps(x, mean_), inv_std_);
-        const __m512 y = _mm512_add_ps(rounded(_mm512_mul_ps(gamma_, x_hat)), beta_);
-        if (!relu_) return y;
-        // relu: y < 0 gives 0; NaN and -0 stay
-        return _mm512_maskz_mov_ps(
-            __mmask16(~_mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_LT_OQ)), y);
-    }
-
-  private:
-    bool normalize_, relu_;
-    __m512 mean_, inv_std_, gamma_, beta_;
-};
-
 // The first n of 16 lanes (n <= 16), and the first n of 32 as two halves
 inline __mmask16 first_lanes(std::uint32_t n) {
     return __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
@@ -164,21 +139,13 @@ inline __m512 odd(__m512 a, __m512 b) {
         a, _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
 }
 
-// Asks for floats [at, at + n) of the channel after `channel` (P floats each) to be brought into
-// L1, as the AVX2 kernels do (layers/simd_avx2.cpp).
-inline void prefetch_next_channel(const float* channel, std::uint32_t P, std::uint32_t at,
-                                  std::uint32_t n) {
-    for (std::uint32_t line = 0; line < n; line += 16)
-        _mm_prefetch(reinterpret_cast<const char*>(channel + P + at + line), _MM_HINT_T0);
-}
-
 }  // namespace
 
 void max_pool_channel_2x2_avx512(const float* __restrict x, std::uint32_t H, std::uint32_t W,
                                  std::uint32_t OH, std::uint32_t OW, const PoolPixel<float>& pixel,
                                  float* __restrict y, std::uint32_t* __restrict where,
                                  float* __restrict x_at_max) {
-    const PixelVector pixel_vector(pixel);
+    const PixelVector<xsimd::avx512f> pixel_vector(pixel);
     // wins = v > current or v is NaN
     const auto beats = [](__m512 v, __m512 current) {
         return __mmask16(_mm512_cmp_ps_mask(v, current, _CMP_GT_OQ) |
@@ -246,31 +213,9 @@ void max_pool_channel_2x2_avx512(const float* __restrict x, std::uint32_t H, std
 
 void max_pool_scatter_2x2_avx512(const MaxPoolScatter& s, float* __restrict dz) {
     const std::uint32_t W = s.W, OW = s.OW;
-    const __m512 mean = _mm512_set1_ps(s.mean), inv_std = _mm512_set1_ps(s.inv_std),
-                 gamma = _mm512_set1_ps(s.gamma), beta = _mm512_set1_ps(s.beta),
-                 scale = _mm512_set1_ps(s.scale), minus_mean_dy = _mm512_set1_ps(-s.mean_dy),
-                 mean_dy_xhat = _mm512_set1_ps(s.mean_dy_xhat), zero = _mm512_setzero_ps(),
-                 one = _mm512_set1_ps(1.0f);
-    // dz before the pooling's gradient is added: BatchNorm's means' part
-    // gamma / sqrt(sigma2 + eps) (-mean(dy) - xhat mean(dy xhat)), or 0 without BatchNorm
-    const auto base = [&](__m512 z) {
-        if (!s.batchnorm) return zero;
-        const __m512 x_hat = _mm512_mul_ps(_mm512_sub_ps(z, mean), inv_std);
-        return _mm512_mul_ps(
-            scale, _mm512_sub_ps(minus_mean_dy, rounded(_mm512_mul_ps(x_hat, mean_dy_xhat))));
-    };
-    // The gradient each output sends to its maximum: scale dy relu'(a), a = gamma xhat + beta at
-    // the maximum (BatchNorm), or dy relu'(a) with a the block's output
-    const auto sent = [&](__m512 dy, __m512 at_max) {
-        // 1 where x > 0, else 0 (multiplied, as the scalar code does: a NaN dy stays NaN)
-        const auto step = [&](__m512 x) {
-            return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), one);
-        };
-        if (!s.batchnorm) return _mm512_mul_ps(dy, step(at_max));
-        const __m512 x_hat = _mm512_mul_ps(_mm512_sub_ps(at_max, mean), inv_std);
-        const __m512 a = _mm512_add_ps(rounded(_mm512_mul_ps(gamma, x_hat)), beta);
-        return _mm512_mul_ps(_mm512_mul_ps(scale, dy), step(a));
-    };
+    const ScatterVector<xsimd::avx512f> formulas(s);
+    const __m512 zero = _mm512_setzero_ps();
+    const auto base = [&](__m512 z) { return formulas.base(z); };
     // outputs 0-7 and 8-15, each twice (the two pixels of its window in a row)
     const __m512i twice_low = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
                   twice_high =
@@ -294,7 +239,7 @@ void max_pool_scatter_2x2_avx512(const MaxPoolScatter& s, float* __restrict dz) 
                      at_max = _mm512_maskz_loadu_ps(n, s.at_max + j);
         const __m512i k = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(n, s.where + j),
                                            _mm512_add_epi32(_mm512_set1_epi32(int(p)), steps));
-        const __m512 add = sent(dy, at_max);
+        const __m512 add = formulas.sent(dy, at_max);
         const __m512 add_a = _mm512_permutexvar_ps(twice_low, add),
                      add_b = _mm512_permutexvar_ps(twice_high, add);
         const __m512i k_a = _mm512_permutexvar_epi32(twice_low, k),
