@@ -48,6 +48,21 @@ inline bool cpu_has_avx512() {
     return avx512;
 }
 
+// How wide the layers' hand-written kernels (layers/simd_avx2.cpp, simd_avx512.cpp) may go: as
+// wide as the CPU runs, unless limit_layer_kernels lowered it. The tests lower it to check the
+// generic code (SSE2 and scalar) on machines that would never run it; every level gives the same
+// bits, the narrower ones only slower.
+enum class KernelLevel { generic = 0, avx2 = 1, avx512 = 2 };
+void limit_layer_kernels(KernelLevel widest);
+KernelLevel layer_kernel_limit();
+// Whether the layers run their AVX2 (AVX-512) kernels: the CPU has it and the limit allows it.
+inline bool layers_use_avx2() {
+    return cpu_has_avx2() && layer_kernel_limit() >= KernelLevel::avx2;
+}
+inline bool layers_use_avx512() {
+    return cpu_has_avx512() && layer_kernel_limit() >= KernelLevel::avx512;
+}
+
 struct SimdArchitectureName {
     template <typename Arch>
     const char* operator()(Arch) const {

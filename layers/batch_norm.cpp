@@ -20,8 +20,8 @@ void moments_from_shifted_sums(double shift, SumPair sums, std::size_t n, double
 
 void channel_moments(const float* x, std::size_t n, double& mean, double& squares) {
 #if defined(__x86_64__)
-    if (cpu_has_avx512()) return channel_moments_avx512(x, n, mean, squares);
-    if (cpu_has_avx2()) return channel_moments_avx2(x, n, mean, squares);
+    if (layers_use_avx512()) return channel_moments_avx512(x, n, mean, squares);
+    if (layers_use_avx2()) return channel_moments_avx2(x, n, mean, squares);
 #endif
     channel_moments<float>(x, n, mean, squares);
 }

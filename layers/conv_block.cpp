@@ -236,7 +236,7 @@ void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, s
 #if defined(__x86_64__)
     if constexpr (std::is_same_v<T, float>) {
         const Window& w = max_pool_->window();
-        if (cpu_has_avx2() && w.kernel == 2 && w.stride == 2 && w.padding == 0) {
+        if (layers_use_avx2() && w.kernel == 2 && w.stride == 2 && w.padding == 0) {
             const T* at_max = (batchnorm_ ? z_at_max_.data() : output_.data()) + offset;
             MaxPoolScatter scatter{z,
                                    dy,
@@ -256,7 +256,7 @@ void BasicConvBlock<T>::scatter_through_max_pool(const Matrix<T>& grad_output, s
                 scatter.mean_dy = batchnorm_->sum_dy_(c) * inv_count;
                 scatter.mean_dy_xhat = batchnorm_->sum_dy_xhat_(c) * inv_count;
             }
-            if (cpu_has_avx512()) return max_pool_scatter_2x2_avx512(scatter, dz);
+            if (layers_use_avx512()) return max_pool_scatter_2x2_avx512(scatter, dz);
             return max_pool_scatter_2x2_avx2(scatter, dz);
         }
     }
@@ -289,9 +289,9 @@ void relu_batchnorm_grad_sums(const float* dy, const float* z, std::size_t n,
                               const PoolPixel<float>& batchnorm, double& sum_d,
                               double& sum_d_xhat) {
 #if defined(__x86_64__)
-    if (cpu_has_avx512())
+    if (layers_use_avx512())
         return relu_batchnorm_grad_sums_avx512(dy, z, n, batchnorm, sum_d, sum_d_xhat);
-    if (cpu_has_avx2())
+    if (layers_use_avx2())
         return relu_batchnorm_grad_sums_avx2(dy, z, n, batchnorm, sum_d, sum_d_xhat);
 #endif
     relu_batchnorm_grad_sums<float>(dy, z, n, batchnorm, sum_d, sum_d_xhat);
@@ -301,7 +301,7 @@ void relu_batchnorm_input_grad(const float* dy, const float* z, std::size_t n,
                                const PoolPixel<float>& batchnorm, float sum_dy, float sum_dy_xhat,
                                float inv_count, float* dz) {
 #if defined(__x86_64__)
-    if (cpu_has_avx2())
+    if (layers_use_avx2())
         return relu_batchnorm_input_grad_avx2(dy, z, n, batchnorm, sum_dy, sum_dy_xhat, inv_count,
                                               dz);
 #endif

@@ -159,11 +159,11 @@ void max_pool_channel_2x2(const T* __restrict x, const WindowGeometry& g, const 
     const std::uint32_t W = std::uint32_t(g.width), OW = std::uint32_t(g.out_width);
 #if defined(__x86_64__)
     if constexpr (std::is_same_v<T, float>) {
-        if (cpu_has_avx512())
+        if (layers_use_avx512())
             return max_pool_channel_2x2_avx512(x, std::uint32_t(g.height), W,
                                                std::uint32_t(g.out_height), OW, pixel, y, where,
                                                input_at_max);
-        if (cpu_has_avx2())
+        if (layers_use_avx2())
             return max_pool_channel_2x2_avx2(x, std::uint32_t(g.height), W,
                                              std::uint32_t(g.out_height), OW, pixel, y, where,
                                              input_at_max);
@@ -265,7 +265,7 @@ const Matrix<T>& BasicMaxPool2d<T>::backward(const Matrix<T>& grad_output) {
 
 void apply_pixel(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y) {
 #if defined(__x86_64__)
-    if (cpu_has_avx2()) return apply_pixel_avx2(x, n, pixel, y);
+    if (layers_use_avx2()) return apply_pixel_avx2(x, n, pixel, y);
 #endif
     apply_pixel<float>(x, n, pixel, y);
 }

@@ -2,7 +2,7 @@
 // per-sample moments, BatchNorm + ReLU (apply_pixel), its backward sums and input gradient, the
 // 2x2 max pooling and the gradient through it; in a file of their own compiled with -mavx2 -mfma
 // (see CMakeLists.txt). framework/simd.hpp and the layers pick them at run time on CPUs that have
-// it (cpu_has_avx2). This file instantiates nothing but these kernels, so no code built for AVX2
+// it (layers_use_avx2). This file instantiates nothing but these kernels, so no code built for AVX2
 // can stand in for another file's; and a formula shared with the generic code must keep its
 // products rounded here (framework/rounded.hpp), or GCC contracts them into FMAs.
 #include <immintrin.h>

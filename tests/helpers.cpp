@@ -120,6 +120,13 @@ std::string read_text(const std::string& path) {
     return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
 }
 
+std::vector<std::pair<KernelLevel, std::string>> kernel_levels() {
+    std::vector<std::pair<KernelLevel, std::string>> levels{{KernelLevel::generic, "generic"}};
+    if (cpu_has_avx2()) levels.push_back({KernelLevel::avx2, "avx2"});
+    if (cpu_has_avx512()) levels.push_back({KernelLevel::avx512, "avx512"});
+    return levels;
+}
+
 TempDir::TempDir() {
     // Unique per process (CTest runs test cases in parallel processes) and per folder within one.
     static int made = 0;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "framework/bnlab.hpp"
+#include "framework/simd.hpp"
 
 namespace bnlab::testing {
 
@@ -88,6 +89,15 @@ struct ThreadsGuard {
     int saved = thread_count();
     ~ThreadsGuard() { set_threads(saved); }
 };
+
+// Restores the width of the layers' hand-written kernels (limit_layer_kernels) when a test that
+// lowered it ends.
+struct KernelLevelGuard {
+    KernelLevel saved = layer_kernel_limit();
+    ~KernelLevelGuard() { limit_layer_kernels(saved); }
+};
+// The kernel levels this CPU runs, the generic one first, with their names.
+std::vector<std::pair<KernelLevel, std::string>> kernel_levels();
 
 // A fresh folder under the system's temporary folder, removed at the end of the test.
 struct TempDir {

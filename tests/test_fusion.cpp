@@ -242,12 +242,19 @@ void check_fused_like_separate(const Pattern& pattern, std::size_t batch) {
 }  // namespace
 
 TEST_CASE("A fused convolution block gives the separate layers' numbers, every pattern") {
-    for (const Pattern& pattern : patterns())
-        for (std::size_t batch : {std::size_t(1), std::size_t(5)}) {
-            CAPTURE(pattern.name);
-            CAPTURE(batch);
-            check_fused_like_separate(pattern, batch);
-        }
+    // on every width of the layers' kernels this CPU runs: the generic code (SSE2 and scalar)
+    // too, which only CPUs without AVX2 would run otherwise
+    KernelLevelGuard guard;
+    for (const auto& [level, level_name] : kernel_levels()) {
+        limit_layer_kernels(level);
+        for (const Pattern& pattern : patterns())
+            for (std::size_t batch : {std::size_t(1), std::size_t(5)}) {
+                CAPTURE(level_name);
+                CAPTURE(pattern.name);
+                CAPTURE(batch);
+                check_fused_like_separate(pattern, batch);
+            }
+    }
 }
 
 TEST_CASE("A fused convolution block gives the same bits on 1 and 2 threads") {
@@ -422,6 +429,15 @@ std::vector<std::pair<std::string, PoolKernel>> pool_kernels() {
         {"max_pool_channel",
          [](const float* x, std::uint32_t H, std::uint32_t W, std::uint32_t, std::uint32_t,
             const PoolPixel<float>& pixel, float* y, std::uint32_t* where, float* x_at_max) {
+             const Window window{2, 2, 0};
+             max_pool_channel(x, window_geometry(Shape{1, H, W}, window), window, pixel, y, where,
+                              x_at_max);
+         }},
+        {"max_pool_channel, generic (SSE2)",
+         [](const float* x, std::uint32_t H, std::uint32_t W, std::uint32_t, std::uint32_t,
+            const PoolPixel<float>& pixel, float* y, std::uint32_t* where, float* x_at_max) {
+             KernelLevelGuard guard;
+             limit_layer_kernels(KernelLevel::generic);
              const Window window{2, 2, 0};
              max_pool_channel(x, window_geometry(Shape{1, H, W}, window), window, pixel, y, where,
                               x_at_max);
