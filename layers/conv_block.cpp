@@ -301,9 +301,6 @@ void relu_batchnorm_input_grad(const float* dy, const float* z, std::size_t n,
                                const PoolPixel<float>& batchnorm, float sum_dy, float sum_dy_xhat,
                                float inv_count, float* dz) {
 #if defined(__x86_64__)
-    if (layers_use_avx512())
-        return relu_batchnorm_input_grad_avx512(dy, z, n, batchnorm, sum_dy, sum_dy_xhat, inv_count,
-                                                dz);
     if (layers_use_avx2())
         return relu_batchnorm_input_grad_avx2(dy, z, n, batchnorm, sum_dy, sum_dy_xhat, inv_count,
                                               dz);

@@ -168,16 +168,13 @@ void relu_batchnorm_input_grad(const T* dy, const T* z, std::size_t n,
         dz[i] = scale * (d - mean_dy - x_hat * sum_dy_xhat * inv_count);
     }
 }
-// The same, bit for bit, on AVX-512 or AVX2 where the CPU has it.
+// The same, bit for bit, on AVX2 where the CPU has it.
 void relu_batchnorm_input_grad(const float* dy, const float* z, std::size_t n,
                                const PoolPixel<float>& batchnorm, float sum_dy, float sum_dy_xhat,
                                float inv_count, float* dz);
 void relu_batchnorm_input_grad_avx2(const float* dy, const float* z, std::size_t n,
                                     const PoolPixel<float>& batchnorm, float sum_dy,
                                     float sum_dy_xhat, float inv_count, float* dz);
-void relu_batchnorm_input_grad_avx512(const float* dy, const float* z, std::size_t n,
-                                      const PoolPixel<float>& batchnorm, float sum_dy,
-                                      float sum_dy_xhat, float inv_count, float* dz);
 
 using ConvBlock = BasicConvBlock<float>;
 extern template class BasicConvBlock<float>;

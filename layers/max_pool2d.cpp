@@ -265,7 +265,6 @@ const Matrix<T>& BasicMaxPool2d<T>::backward(const Matrix<T>& grad_output) {
 
 void apply_pixel(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y) {
 #if defined(__x86_64__)
-    if (layers_use_avx512()) return apply_pixel_avx512(x, n, pixel, y);
     if (layers_use_avx2()) return apply_pixel_avx2(x, n, pixel, y);
 #endif
     apply_pixel<float>(x, n, pixel, y);

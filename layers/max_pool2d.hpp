@@ -60,10 +60,9 @@ void apply_pixel(const T* x, std::size_t n, const PoolPixel<T>& pixel, T* y) {
     for (std::size_t i = 0; i < n; ++i)
         y[i] = pixel(x[i]);
 }
-// The same, bit for bit, on AVX-512 or AVX2 where the CPU has it.
+// The same, bit for bit, on AVX2 where the CPU has it.
 void apply_pixel(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y);
 void apply_pixel_avx2(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y);
-void apply_pixel_avx512(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y);
 
 // One channel [H, W] -> [OH, OW] of a sample: y = the maximum of `pixel` over each window, with
 // the maximum's index in the channel in `where` and, unless `input_at_max` is null, the input

@@ -1,8 +1,7 @@
 #pragma once
 // What the hand-written pooling kernels of layers/simd_avx2.cpp and simd_avx512.cpp share,
 // written once for xsimd's batches: PoolPixel's formula on a vector, the formulas of the
-// gradient through the fused block's max pooling and of BatchNorm's input gradient where it does
-// not pool, and the prefetch of the next channel. Included
+// gradient through the fused block's max pooling, and the prefetch of the next channel. Included
 // only by those two files, each compiled for its own instruction set; internal linkage, so that
 // neither file's code can stand in for the other's.
 
@@ -87,40 +86,6 @@ class ScatterVector {
   private:
     bool batchnorm_;
     Batch mean_, inv_std_, gamma_, beta_, scale_, minus_mean_dy_, mean_dy_xhat_;
-};
-
-// relu_batchnorm_input_grad's formula (layers/conv_block.hpp) on one vector of Arch, each
-// product rounded as the generic code rounds it:
-//   gamma inv_std (d - mean(dy) - (xhat sum_dy_xhat) inv_count),  d = dy relu'(gamma xhat + beta)
-template <typename Arch>
-class InputGradVector {
-  public:
-    using Batch = xsimd::batch<float, Arch>;
-    using Register = typename Batch::register_type;
-
-    InputGradVector(const PoolPixel<float>& bn, float sum_dy, float sum_dy_xhat, float inv_count)
-        : relu_(bn.relu),
-          mean_(bn.mean),
-          inv_std_(bn.inv_std),
-          gamma_(bn.gamma),
-          beta_(bn.beta),
-          scale_(bn.gamma * bn.inv_std),
-          mean_dy_(sum_dy * inv_count),
-          sum_dy_xhat_(sum_dy_xhat),
-          inv_count_(inv_count) {}
-    Register operator()(Register dy, Register z) const {
-        const Batch x_hat = (Batch(z) - mean_) * inv_std_;
-        const Batch a = Batch(rounded(Register(gamma_ * x_hat))) + beta_;
-        // relu'(a) multiplied, as the scalar code does: a NaN dy stays NaN
-        const Batch d = relu_ ? Batch(dy) * xsimd::select(a > Batch(0.0f), Batch(1.0f), Batch(0.0f))
-                              : Batch(dy);
-        const Batch xhat_part = Batch(rounded(Register((x_hat * sum_dy_xhat_) * inv_count_)));
-        return scale_ * ((d - mean_dy_) - xhat_part);
-    }
-
-  private:
-    bool relu_;
-    Batch mean_, inv_std_, gamma_, beta_, scale_, mean_dy_, sum_dy_xhat_, inv_count_;
 };
 
 // Asks for floats [at, at + n) of the channel after `channel` (P floats each) to be brought into

@@ -173,11 +173,29 @@ void relu_batchnorm_grad_sums_avx2(const float* dy, const float* z, std::size_t 
 void relu_batchnorm_input_grad_avx2(const float* dy, const float* z, std::size_t n,
                                     const PoolPixel<float>& bn, float sum_dy, float sum_dy_xhat,
                                     float inv_count, float* dz) {
-    const InputGradVector<xsimd::avx2> formula(bn, sum_dy, sum_dy_xhat, inv_count);
     const float scale = bn.gamma * bn.inv_std, mean_dy = sum_dy * inv_count;
+    const __m256 mean_v = _mm256_set1_ps(bn.mean), inv_std_v = _mm256_set1_ps(bn.inv_std),
+                 gamma_v = _mm256_set1_ps(bn.gamma), beta_v = _mm256_set1_ps(bn.beta),
+                 scale_v = _mm256_set1_ps(scale), mean_dy_v = _mm256_set1_ps(mean_dy),
+                 sum_dy_xhat_v = _mm256_set1_ps(sum_dy_xhat),
+                 inv_count_v = _mm256_set1_ps(inv_count), zero = _mm256_setzero_ps(),
+                 one = _mm256_set1_ps(1.0f);
+    // gamma inv_std (d - mean(dy) - (xhat sum_dy_xhat) inv_count), each product rounded as the
+    // generic code rounds it
     std::size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dz + i, formula(_mm256_loadu_ps(dy + i), _mm256_loadu_ps(z + i)));
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x_hat =
+            _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(z + i), mean_v), inv_std_v);
+        const __m256 a = _mm256_add_ps(rounded(_mm256_mul_ps(gamma_v, x_hat)), beta_v);
+        const __m256 d = bn.relu
+                             ? _mm256_mul_ps(_mm256_loadu_ps(dy + i),
+                                             _mm256_and_ps(_mm256_cmp_ps(a, zero, _CMP_GT_OQ), one))
+                             : _mm256_loadu_ps(dy + i);
+        const __m256 xhat_part =
+            rounded(_mm256_mul_ps(_mm256_mul_ps(x_hat, sum_dy_xhat_v), inv_count_v));
+        _mm256_storeu_ps(
+            dz + i, _mm256_mul_ps(scale_v, _mm256_sub_ps(_mm256_sub_ps(d, mean_dy_v), xhat_part)));
+    }
     for (; i < n; ++i) {
         const float x_hat = (z[i] - bn.mean) * bn.inv_std;
         const float d = bn.relu ? dy[i] * float(rounded(bn.gamma * x_hat) + bn.beta > 0.0f) : dy[i];

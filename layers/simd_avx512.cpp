@@ -280,33 +280,6 @@ void max_pool_scatter_2x2_avx512(const MaxPoolScatter& s, float* __restrict dz) 
         dz[p] = base_scalar(p);
 }
 
-void apply_pixel_avx512(const float* x, std::size_t n, const PoolPixel<float>& pixel, float* y) {
-    const PixelVector<xsimd::avx512f> pixel_vector(pixel);
-    std::size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(y + i, pixel_vector(_mm512_loadu_ps(x + i)));
-    // the tail as a vector too, under a mask: nothing read or written past n
-    if (i < n) {
-        const __mmask16 tail = first_lanes(std::uint32_t(n - i));
-        _mm512_mask_storeu_ps(y + i, tail, pixel_vector(_mm512_maskz_loadu_ps(tail, x + i)));
-    }
-}
-
-void relu_batchnorm_input_grad_avx512(const float* dy, const float* z, std::size_t n,
-                                      const PoolPixel<float>& bn, float sum_dy, float sum_dy_xhat,
-                                      float inv_count, float* dz) {
-    const InputGradVector<xsimd::avx512f> formula(bn, sum_dy, sum_dy_xhat, inv_count);
-    std::size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(dz + i, formula(_mm512_loadu_ps(dy + i), _mm512_loadu_ps(z + i)));
-    if (i < n) {
-        const __mmask16 tail = first_lanes(std::uint32_t(n - i));
-        _mm512_mask_storeu_ps(
-            dz + i, tail,
-            formula(_mm512_maskz_loadu_ps(tail, dy + i), _mm512_maskz_loadu_ps(tail, z + i)));
-    }
-}
-
 template void ElementwiseKernel<SigmoidFunction>::operator()<xsimd::avx512f>(xsimd::avx512f,
                                                                              const float*, float*,
                                                                              std::size_t) const;
