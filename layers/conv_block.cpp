@@ -75,13 +75,6 @@ PoolPixel<T> BasicConvBlock<T>::batchnorm_pixel(std::size_t c) const {
 }
 
 template <typename T>
-PoolPixel<T> BasicConvBlock<T>::extreme_pixel(std::size_t c) const {
-    // -z = -1 ((z - 0) 1) + (-0), every step exact (+0 would turn -0 into +0)
-    if (batchnorm_->gamma_(c) < T(0)) return PoolPixel<T>{true, T(0), T(1), T(-1), T(-0.0), false};
-    return PoolPixel<T>{};
-}
-
-template <typename T>
 void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T* __restrict z,
                                           T* __restrict row) {
     const std::size_t P = positions(), OP = out_positions();
@@ -103,7 +96,7 @@ void BasicConvBlock<T>::activate_and_pool(std::size_t n, std::size_t c, const T*
         }
         if (batch_statistics_) {
             // Each window's extreme z and its position were found while the sample was in cache
-            // (extreme_pixel): a = relu(bn(z)) of that z alone.
+            // (forward): a = relu(bn(z)) of that z alone.
             apply_pixel(z_at_max_.data() + out_offset, OP, batchnorm_pixel(c), y);
             return;
         }
@@ -165,10 +158,14 @@ const Matrix<T>& BasicConvBlock<T>::forward(const Matrix<T>& input) {
             // where a = 0 (no gradient passes there either way).
             const std::size_t OP = out_positions(), out_offset = (n * O + c) * OP;
             T* __restrict z_at_max = z_at_max_.data() + out_offset;
-            max_pool_channel(z + c * P, pool_geometry_, max_pool_->window(), extreme_pixel(c),
-                             z_at_max, argmax_.data() + out_offset);
+            const bool smallest = batchnorm_->gamma_(c) < T(0);
+            // z, or -z = -1 ((z - 0) 1) + (-0), every step exact (+0 would turn -0 into +0)
+            const PoolPixel<T> pixel =
+                smallest ? PoolPixel<T>{true, T(0), T(1), T(-1), T(-0.0), false} : PoolPixel<T>{};
+            max_pool_channel(z + c * P, pool_geometry_, max_pool_->window(), pixel, z_at_max,
+                             argmax_.data() + out_offset);
             // the smallest z, from the largest -z
-            if (batchnorm_->gamma_(c) < T(0))
+            if (smallest)
                 for (std::size_t j = 0; j < OP; ++j)
                     z_at_max[j] = -z_at_max[j];
         }

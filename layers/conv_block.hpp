@@ -58,9 +58,6 @@ class BasicConvBlock : public BasicFusedGroup<T> {
   private:
     // BatchNorm's (and ReLU's) formula for channel c, with the statistics it normalizes with.
     PoolPixel<T> batchnorm_pixel(std::size_t c) const;
-    // With max pooling in training: the pixel whose maximum over a window is where BatchNorm's
-    // and ReLU's output is largest, before the statistics are known: z (gamma_c >= 0) or -z.
-    PoolPixel<T> extreme_pixel(std::size_t c) const;
     // Channel c of sample n: a = relu(bn(z)) into `row` [OH OW], then pooled into the output.
     void activate_and_pool(std::size_t n, std::size_t c, const T* z, T* row);
     // With max pooling, channel c of sample n's gradient before the convolution's output

@@ -310,8 +310,9 @@ void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
     const std::uint32_t W = s.W, OW = s.OW;
     const ScatterVector<xsimd::avx2> formulas(s);
     const __m256 zero = _mm256_setzero_ps();
-    const auto base = [&](__m256 z) { return formulas.base(z); };
-    const auto base_scalar = [&](float z) { return _mm256_cvtss_f32(base(_mm256_set1_ps(z))); };
+    const auto base_scalar = [&](float z) {
+        return _mm256_cvtss_f32(formulas.base(_mm256_set1_ps(z)));
+    };
     // outputs 0-3 and 4-7 of 8, each twice (the two pixels of its window in a row); and two masks
     // of 8 outputs interleaved the same way
     const auto in_halves = [](__m256 v) {
@@ -338,7 +339,7 @@ void max_pool_scatter_2x2_avx2(const MaxPoolScatter& s, float* __restrict dz) {
         const __m256 m0 = in_halves(is(k, 0)), m1 = in_halves(is(k, 1)),
                      m2 = in_halves(is(k, int(W))), m3 = in_halves(is(k, int(W + 1)));
         const auto pixels = [&](__m256 z, __m256 added, __m256 here) {
-            const __m256 b = base(z);
+            const __m256 b = formulas.base(z);
             return _mm256_blendv_ps(b, _mm256_add_ps(b, added), here);
         };
         return Pixels{pixels(z_upper_a, add_a, _mm256_unpacklo_ps(m0, m1)),

@@ -29,9 +29,17 @@ inline SixteenDoubles to_doubles(__m512 v) {
             _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))};
 }
 
+// The first n of 16 lanes (n <= 16), and the first n of 32 as two halves
+inline __mmask16 first_lanes(std::uint32_t n) {
+    return __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
+}
+inline __mmask16 second_lanes(std::uint32_t n) {
+    return first_lanes(n > 16 ? n - 16 : 0);
+}
+
 // from[0, n) and zeros after, n <= 16: nothing past from + n is read
 inline __m512 load_first(const float* from, std::uint32_t n) {
-    return n == 16 ? _mm512_loadu_ps(from) : _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1u), from);
+    return n == 16 ? _mm512_loadu_ps(from) : _mm512_maskz_loadu_ps(first_lanes(n), from);
 }
 
 // The terms of two sums at 16 consecutive indices
@@ -121,14 +129,6 @@ void relu_batchnorm_grad_sums_avx512(const float* dy, const float* z, std::size_
 
 namespace {
 
-// The first n of 16 lanes (n <= 16), and the first n of 32 as two halves
-inline __mmask16 first_lanes(std::uint32_t n) {
-    return __mmask16(n >= 16 ? 0xffffu : (1u << n) - 1u);
-}
-inline __mmask16 second_lanes(std::uint32_t n) {
-    return first_lanes(n > 16 ? n - 16 : 0);
-}
-
 // The even and the odd of 32 floats (a: 0-15, b: 16-31), in order
 inline __m512 even(__m512 a, __m512 b) {
     return _mm512_permutex2var_ps(
@@ -215,7 +215,6 @@ void max_pool_scatter_2x2_avx512(const MaxPoolScatter& s, float* __restrict dz) 
     const std::uint32_t W = s.W, OW = s.OW;
     const ScatterVector<xsimd::avx512f> formulas(s);
     const __m512 zero = _mm512_setzero_ps();
-    const auto base = [&](__m512 z) { return formulas.base(z); };
     // outputs 0-7 and 8-15, each twice (the two pixels of its window in a row)
     const __m512i twice_low = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
                   twice_high =
@@ -246,7 +245,7 @@ void max_pool_scatter_2x2_avx512(const MaxPoolScatter& s, float* __restrict dz) 
                       k_b = _mm512_permutexvar_epi32(twice_high, k);
         const auto pixels = [&](std::uint32_t at, __mmask16 valid, __m512 added, __m512i place,
                                 __m512i places) {
-            const __m512 b = base(load(at, valid));
+            const __m512 b = formulas.base(load(at, valid));
             _mm512_mask_storeu_ps(
                 dz + at, valid,
                 _mm512_mask_add_ps(b, _mm512_cmpeq_epi32_mask(place, places), b, added));
@@ -257,7 +256,9 @@ void max_pool_scatter_2x2_avx512(const MaxPoolScatter& s, float* __restrict dz) 
         pixels(p + 16, b, add_b, k_b, upper_places);
         pixels(p + W + 16, b, add_b, k_b, lower_places);
     };
-    const auto base_scalar = [&](std::uint32_t p) { return _mm512_cvtss_f32(base(load(p, 1))); };
+    const auto base_scalar = [&](std::uint32_t p) {
+        return _mm512_cvtss_f32(formulas.base(load(p, 1)));
+    };
     for (std::uint32_t oh = 0; oh < s.OH; ++oh) {
         const std::uint32_t top = 2 * oh * W;
         if (s.batchnorm) prefetch_next_channel(s.z, s.H * W, top, 2 * W);
