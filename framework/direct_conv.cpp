@@ -9,7 +9,7 @@
 
 namespace bnlab {
 
-std::size_t PaddedImage::out_stride() const {
+std::size_t PaddedImage::computed_positions() const {
     return (grid() + direct_conv_positions - 1) / direct_conv_positions * direct_conv_positions;
 }
 
@@ -76,8 +76,9 @@ void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_
 
 #if defined(__x86_64__)
 void direct_conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
-                    const float* packed_filters, std::size_t out_channels, float* out) {
-    kernels().conv3x3(padded_input, in_channels, g, packed_filters, out_channels, out);
+                    const float* packed_filters, std::size_t out_channels, const float* bias,
+                    float* image) {
+    kernels().conv3x3(padded_input, in_channels, g, packed_filters, out_channels, bias, image);
 }
 
 void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_stride,
@@ -89,14 +90,11 @@ void direct_conv3x3_weight_grad(const float* padded_inputs, std::size_t input_st
 }
 #else
 void direct_conv3x3(const float*, std::size_t, const PaddedImage&, const float*, std::size_t,
-                    float*) {
+                    const float*, float*) {
     throw std::logic_error("direct_conv3x3: built for x86-64 only");
 }
 void pad_image(const float*, std::size_t, const PaddedImage&, float*) {
     throw std::logic_error("pad_image: built for x86-64 only");
-}
-void crop_output(const float*, std::size_t, const PaddedImage&, const float*, float*) {
-    throw std::logic_error("crop_output: built for x86-64 only");
 }
 void order_by_position(const float*, std::size_t, std::size_t, float*) {
     throw std::logic_error("order_by_position: built for x86-64 only");

@@ -9,7 +9,7 @@
 // the planes one after another, then direct_conv_slack zeros. On the padded grid, output
 // position q = h (W + 2) + w reads input q + kh (W + 2) + kw for tap (kh, kw): one offset per
 // tap, so 8 neighbouring outputs read 8 neighbouring inputs. The two positions per row with
-// w >= W are computed too, and dropped.
+// w >= W are computed too, and not stored: the output is an image [O, H, W] without padding.
 //
 // The kernels are compiled for AVX2 with FMA (framework/direct_conv_avx2.cpp) and for AVX-512
 // (direct_conv_avx512.cpp), the widest this CPU runs chosen at run time; they run only on CPUs
@@ -26,8 +26,8 @@ struct PaddedImage {
     std::size_t plane() const { return (height + 2) * row(); }
     // Output positions on the padded grid, h (W + 2) + w for h < H, w < W + 2.
     std::size_t grid() const { return height * row(); }
-    // The row length of direct_conv3x3's output: grid() rounded up to whole register blocks.
-    std::size_t out_stride() const;
+    // The grid positions direct_conv3x3 computes: grid() rounded up to whole register blocks.
+    std::size_t computed_positions() const;
     // Floats of a padded image with `channels` channels, the slack included.
     std::size_t size(std::size_t channels) const;
 };
@@ -38,7 +38,7 @@ constexpr std::size_t direct_conv_slack = 64;
 // positions: 4 x 16 sums in 8 AVX2 registers, beside the 2 image vectors and 1 broadcast tap.
 constexpr std::size_t direct_conv_block = 4;
 constexpr std::size_t direct_conv_positions = 16;
-// Rows of direct_conv3x3's output for `channels` output channels (rounded up to whole blocks).
+// Output channels of packed filters for `channels` channels (rounded up to whole blocks).
 inline std::size_t direct_conv_rows(std::size_t channels) {
     return (channels + direct_conv_block - 1) / direct_conv_block * direct_conv_block;
 }
@@ -68,17 +68,14 @@ std::size_t packed_filters_size(std::size_t out_channels, std::size_t in_channel
 void pack_filters(const float* weight, std::size_t out_channels, std::size_t in_channels,
                   bool flipped, float* packed);
 
-// image[o, h, w] = out[o, h (W + 2) + w] (+ bias[o] unless bias is null): direct_conv3x3's output
-// without its dropped positions, as [channels, H, W]. Whole vectors per row (AVX2, like the
-// kernels): `out` may be read up to 7 floats past each row, as the kernels' output rows and the
-// scratch after them allow.
-void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
-                 float* image);
-
-// out[o, q] = sum_{c, kh, kw} W[o, c, kh, kw] x[c, q + kh (W + 2) + kw] for every o <
-// direct_conv_rows(out_channels) and q < g.out_stride() (out: rows of out_stride()).
+// image[o, h, w] = bias[o] + sum_{c, kh, kw} W[o, c, kh, kw] x[c, h (W + 2) + w + kh (W + 2) +
+// kw] for o < out_channels, h < H, w < W (x padded; bias null: + 0), the image [out_channels, H,
+// W]. The kernels compute whole vectors of grid positions and store only those inside the image,
+// straight from their registers (through a padded grid and a copy, ResNet-20's step spent 6 % of
+// its time copying): nothing before or after the image is written.
 void direct_conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
-                    const float* packed_filters, std::size_t out_channels, float* out);
+                    const float* packed_filters, std::size_t out_channels, const float* bias,
+                    float* image);
 
 // The weight gradient reads dy by position: [H W, direct_conv_grad_channels(O)], the output
 // channels of a position together (padded with zeros to whole blocks), so that a vector holds
@@ -113,7 +110,8 @@ constexpr std::size_t direct_conv_weight_grad_samples = 4;
 struct DirectConvKernels {
     const char* name;  // "avx2", "avx512"
     void (*conv3x3)(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
-                    const float* packed_filters, std::size_t out_channels, float* out);
+                    const float* packed_filters, std::size_t out_channels, const float* bias,
+                    float* image);
     void (*weight_grad)(const float* padded_inputs, std::size_t input_stride,
                         std::size_t in_channels, const float* grads_by_position,
                         std::size_t grad_stride, std::size_t out_channels, std::size_t samples,

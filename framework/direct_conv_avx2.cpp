@@ -1,5 +1,5 @@
 // The direct 3x3 kernels (framework/direct_conv.hpp) for AVX2 with FMA, and the padding and
-// cropping around them, in a file of their own compiled with -mavx2 -mfma (see CMakeLists.txt):
+// reordering around them, in a file of their own compiled with -mavx2 -mfma (see CMakeLists.txt):
 // nothing else here may be compiled for AVX2. The kernels' loops are
 // framework/direct_conv_kernels.hpp's, shared with direct_conv_avx512.cpp.
 #include <immintrin.h>
@@ -25,19 +25,15 @@ bool fits_whole_vectors(std::size_t at, std::size_t W, std::size_t size) {
     return at + (W + kLanes - 1) / kLanes * kLanes <= size;
 }
 
-// to[w] = from[w] (+ bias with AddBias) for w < W: by whole vectors, reading and writing up to
-// kLanes - 1 floats past the row, when `whole_vectors`; else one float at a time.
-template <bool AddBias>
-void copy_row(const float* from, std::size_t W, bool whole_vectors, float bias, float* to) {
+// to[w] = from[w] for w < W: by whole vectors, reading and writing up to kLanes - 1 floats past
+// the row, when `whole_vectors`; else one float at a time.
+void copy_row(const float* from, std::size_t W, bool whole_vectors, float* to) {
     if (!whole_vectors) {
-        for (std::size_t w = 0; w < W; ++w)
-            to[w] = AddBias ? from[w] + bias : from[w];
+        std::copy_n(from, W, to);
         return;
     }
-    for (std::size_t w = 0; w < W; w += kLanes) {
-        const Batch v = Batch::load_unaligned(from + w);
-        (AddBias ? v + Batch(bias) : v).store_unaligned(to + w);
-    }
+    for (std::size_t w = 0; w < W; w += kLanes)
+        Batch::load_unaligned(from + w).store_unaligned(to + w);
 }
 
 // to[j to_stride + i] = from[i from_stride + j] for i, j < 8: an 8 x 8 block transposed in
@@ -100,7 +96,7 @@ void pad_image(const float* image, std::size_t channels, const PaddedImage& g, f
             // the floats past the row's end land on the borders and rows after it, which are
             // written later (the last ones on the slack)
             const std::size_t at = (c * H + h) * W;
-            copy_row<false>(image + at, W, fits_whole_vectors(at, W, size), 0.f, p);
+            copy_row(image + at, W, fits_whole_vectors(at, W, size), p);
             p += W;
             // this row's right border and the next one's left
             if (h + 1 < H) p = std::fill_n(p, 2, 0.f);
@@ -111,27 +107,14 @@ void pad_image(const float* image, std::size_t channels, const PaddedImage& g, f
     std::fill_n(p, direct_conv_slack, 0.f);
 }
 
-void crop_output(const float* out, std::size_t channels, const PaddedImage& g, const float* bias,
-                 float* image) {
-    const std::size_t H = g.height, W = g.width, row = g.row(), stride = g.out_stride(),
-                      size = channels * H * W;
-    for (std::size_t o = 0; o < channels; ++o)
-        for (std::size_t h = 0; h < H; ++h) {
-            // the floats past the row's end land on the rows after it, which are written later
-            // (what they read past the row lies in the next row of the grid, or in the scratch
-            // after it)
-            const std::size_t at = (o * H + h) * W;
-            copy_row<true>(out + o * stride + h * row, W, fits_whole_vectors(at, W, size),
-                           bias ? bias[o] : 0.f, image + at);
-        }
-}
-
 namespace {
 
 void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
-             const float* packed_filters, std::size_t out_channels, float* out) {
+             const float* packed_filters, std::size_t out_channels, const float* bias,
+             float* image) {
     // 4 output channels x 16 positions: 8 sums in registers, beside 2 image vectors and a tap
-    conv3x3_tiles<Arch, 1, 2>(padded_input, in_channels, g, packed_filters, out_channels, out);
+    conv3x3_tiles<Arch, 1, 2>(padded_input, in_channels, g, packed_filters, out_channels, bias,
+                              image);
 }
 
 void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,

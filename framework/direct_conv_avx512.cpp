@@ -9,13 +9,14 @@ namespace bnlab {
 namespace {
 
 void conv3x3(const float* padded_input, std::size_t in_channels, const PaddedImage& g,
-             const float* packed_filters, std::size_t out_channels, float* out) {
+             const float* packed_filters, std::size_t out_channels, const float* bias,
+             float* image) {
     // 8 output channels x 32 positions: 16 sums in registers. A throwaway program timed other
     // tiles on a 2-core Xeon (family 6, model 167), GFLOP/s from 16 -> 16 on 28 x 28 to 64 -> 64
     // on 7 x 7: AVX2's 4 x 16 72-85; 4 x 32 103-119; 8 x 16 105-123; 8 x 32 123-143; 8 x 48
     // 124-149; 12 x 32 126-137; 4 x 64 116-131.
     conv3x3_tiles<xsimd::avx512f, 2, 2>(padded_input, in_channels, g, packed_filters, out_channels,
-                                        out);
+                                        bias, image);
 }
 
 void weight_grad(const float* padded_inputs, std::size_t input_stride, std::size_t in_channels,

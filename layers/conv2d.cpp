@@ -341,18 +341,15 @@ void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after, b
         const int parts = parts_for(batch);
         ensure_shape(padded_input_, batch, g.size(C));
         ensure_shape(packed_weight_, 1, packed_filters_size(O, C));
-        ensure_direct_scratch(parts);
         pack_filters(weight_.data(), O, C, false, packed_weight_.data());
         const float* bias = options_.bias() ? bias_.data() : nullptr;
         run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
-            float* grid = direct_scratch_.data() + std::size_t(part) * direct_scratch_.shape(1);
             for (std::size_t n = first; n < end; ++n) {
                 float* x = padded_input_.data() + n * padded_input_.shape(1);
                 pad_image(input.data() + n * in_size, C, g, x);
                 // y[o, h, w] = b[o] + sum_{c,kh,kw} W[o, c, kh, kw] x[c, h - 1 + kh, w - 1 + kw]
-                direct_conv3x3(x, C, g, packed_weight_.data(), O, grid);
                 float* y = sample_output(part, n, keep_output);
-                crop_output(grid, O, g, bias, y);
+                direct_conv3x3(x, C, g, packed_weight_.data(), O, bias, y);
                 after(part, n, y);
             }
         });
@@ -364,15 +361,13 @@ void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after, b
 
 template <typename T>
 void BasicConv2d<T>::ensure_direct_scratch(int parts) {
-    const std::size_t C = options_.in_channels(), O = options_.out_channels();
+    const std::size_t O = options_.out_channels();
     const PaddedImage g{this->geometry_.height, this->geometry_.width};
-    // the kernels' output (O rows forward, C rows for the input gradient), a padded dy (the
-    // input gradient's input), then dy by position for the samples whose weight gradient is
-    // computed together
-    ensure_shape(
-        direct_scratch_, std::size_t(parts),
-        direct_conv_rows(std::max(O, C)) * g.out_stride() + g.size(O) +
-            direct_conv_weight_grad_samples * g.height * g.width * direct_conv_grad_channels(O));
+    // a padded dy (the input gradient's input), then dy by position for the samples whose
+    // weight gradient is computed together
+    ensure_shape(direct_scratch_, std::size_t(parts),
+                 g.size(O) + direct_conv_weight_grad_samples * g.height * g.width *
+                                 direct_conv_grad_channels(O));
 }
 
 template <typename T>
@@ -383,7 +378,7 @@ void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
                           P = this->geometry_.out_positions(), in_size = this->geometry_.in_size();
         const PaddedImage g{this->geometry_.height, this->geometry_.width};
         const int parts = parts_for(batch);
-        ensure_direct_scratch(parts);  // the thread count may have changed since forward
+        ensure_direct_scratch(parts);
         if (input_grad) {
             ensure_shape(grad_input_, batch, in_size);
             ensure_shape(packed_flipped_weight_, 1, packed_filters_size(C, O));
@@ -392,8 +387,8 @@ void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
         run_parts(parts, batch, [&](int part, std::size_t first, std::size_t end) {
             float* dW = weight_grad_part_.data() + std::size_t(part) * (O * K + O);
             float* db = dW + O * K;
-            float* grid = direct_scratch_.data() + std::size_t(part) * direct_scratch_.shape(1);
-            float* padded_dy = grid + direct_conv_rows(std::max(O, C)) * g.out_stride();
+            float* padded_dy =
+                direct_scratch_.data() + std::size_t(part) * direct_scratch_.shape(1);
             float* dys_by_position = padded_dy + g.size(O);
             const std::size_t by_position_size = P * direct_conv_grad_channels(O);
             std::fill_n(dW, O * K + O, 0.f);
@@ -408,8 +403,8 @@ void BasicConv2d<T>::backward_direct(SampleGradient grad_of, bool input_grad) {
                     // dx[c, h, w] = sum_{o,kh,kw} W[o, c, 2 - kh, 2 - kw] dy[o, h - 1 + kh, w - 1 +
                     // kw]
                     pad_image(dy, O, g, padded_dy);
-                    direct_conv3x3(padded_dy, O, g, packed_flipped_weight_.data(), C, grid);
-                    crop_output(grid, C, g, nullptr, grad_input_.data() + n * in_size);
+                    direct_conv3x3(padded_dy, O, g, packed_flipped_weight_.data(), C, nullptr,
+                                   grad_input_.data() + n * in_size);
                 }
                 // dW[o, c, kh, kw] += sum_{n,h,w} dy_n[o, h, w] x_n[c, h - 1 + kh, w - 1 + kw]
                 direct_conv3x3_weight_grad(padded_input_.data() + group * padded_input_.shape(1),

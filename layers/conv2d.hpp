@@ -168,12 +168,11 @@ class BasicConv2d : public BasicWindowLayer<T> {
     Matrix<T> column_grad_;       // [threads, C k k OH OW]
     Matrix<T> weight_grad_part_;  // [threads, O C k k + O]
     // The direct kernels' filters, packed (framework/direct_conv.hpp's pack_filters), for the
-    // output and, flipped, for the input gradient; per thread, the kernels' output on the
-    // padded grid [max(O, C) rounded up to a block, out_stride], one output gradient padded
+    // output and, flipped, for the input gradient; per thread, one output gradient padded
     // [O (H + 2)(W + 2) + slack], and those of direct_conv_weight_grad_samples samples by
     // position [H W, direct_conv_grad_channels(O)] each.
     Matrix<T> packed_weight_, packed_flipped_weight_;  // [1, packed_filters_size]
-    Matrix<T> direct_scratch_;                         // [threads, grid + gradients]
+    Matrix<T> direct_scratch_;                         // [threads, output gradients]
 };
 
 using Conv2d = BasicConv2d<float>;

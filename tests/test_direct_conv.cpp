@@ -2,7 +2,9 @@
 // CPU runs: against a sum in double on every map from 1 x 1 to 9 x 9, and the AVX-512 kernels
 // against the AVX2 ones, bit for bit. (tests/test_cnn.cpp checks them through Conv2d against
 // im2col.)
+#include <algorithm>
 #include <cmath>
+
 #include <xsimd/xsimd.hpp>
 
 #include "helpers.hpp"
@@ -80,12 +82,18 @@ TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x
                     const PaddedImage g{H, W};
                     Rng rng(H * 10 + W);
                     const Images x(samples, C, g, rng), dy(samples, O, g, rng);
-                    const Matrix<float> weight = random_matrix<float>(O, C * 9, rng);
+                    const Matrix<float> weight = random_matrix<float>(O, C * 9, rng),
+                                        bias = random_matrix<float>(1, O, rng);
                     std::vector<float> packed(packed_filters_size(O, C));
                     pack_filters(weight.data(), O, C, false, packed.data());
-                    // forward of sample 0, as [rows, out_stride] plus the scratch crop reads
-                    std::vector<float> out(direct_conv_rows(O) * g.out_stride() + 16);
-                    kernel.conv3x3(x.padded.data(), C, g, packed.data(), O, out.data());
+                    // forward of sample 0 into [O, H, W], between guards that must stay
+                    constexpr std::size_t guard = 32;
+                    const float untouched = -12345.f;
+                    std::vector<float> out(guard + O * H * W + guard, untouched);
+                    float* image = out.data() + guard;
+                    kernel.conv3x3(x.padded.data(), C, g, packed.data(), O, bias.data(), image);
+                    CHECK(std::count(out.begin(), out.begin() + guard, untouched) == guard);
+                    CHECK(std::count(out.end() - guard, out.end(), untouched) == guard);
                     std::vector<float> dW(O * C * 9, 0.f);
                     kernel.weight_grad(x.padded.data(), x.stride, C, by_position(dy, O, g).data(),
                                        by_position_size(O, g), O, samples, g, dW.data());
@@ -93,14 +101,13 @@ TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x
                     for (std::size_t o = 0; o < O; ++o)
                         for (std::size_t h = 0; h < H; ++h)
                             for (std::size_t w = 0; w < W; ++w) {
-                                double y = 0;
+                                double y = bias(0, o);
                                 for (std::size_t t = 0; t < C * 9; ++t)
                                     y += weight(o, t) * x.at(0, t / 9, long(h + t / 3 % 3) - 1,
                                                              long(w + t % 3) - 1, g);
                                 y_scale = std::max(y_scale, std::fabs(y));
-                                y_error = std::max(
-                                    y_error,
-                                    std::fabs(y - out[o * g.out_stride() + h * g.row() + w]));
+                                y_error =
+                                    std::max(y_error, std::fabs(y - image[(o * H + h) * W + w]));
                             }
                     for (std::size_t o = 0; o < O; ++o)
                         for (std::size_t t = 0; t < C * 9; ++t) {
@@ -129,7 +136,8 @@ TEST_CASE("The AVX-512 direct kernels give the AVX2 kernels' bits") {
         return;
     }
     // ResNet's stages and the tiles' remainders: channels not in blocks of 8 or 16, maps whose
-    // out_stride is an odd number of 16-position vectors, rows not in blocks of 4 positions.
+    // computed positions are an odd number of 16-position vectors, rows not in blocks of 4
+    // positions.
     struct Case {
         std::size_t in, out, height, width;
     };
@@ -146,10 +154,16 @@ TEST_CASE("The AVX-512 direct kernels give the AVX2 kernels' bits") {
         const Matrix<float> weight = random_matrix<float>(c.out, c.in * 9, rng);
         std::vector<float> packed(packed_filters_size(c.out, c.in));
         pack_filters(weight.data(), c.out, c.in, false, packed.data());
-        const std::size_t size = direct_conv_rows(c.out) * g.out_stride();
-        std::vector<float> avx2(size), avx512(size, 1.f);
-        kernels[0].conv3x3(x.padded.data(), c.in, g, packed.data(), c.out, avx2.data());
-        kernels[1].conv3x3(x.padded.data(), c.in, g, packed.data(), c.out, avx512.data());
+        const Matrix<float> bias = random_matrix<float>(1, c.out, rng);
+        // the images, then a guard that must stay
+        const std::size_t size = c.out * c.height * c.width, guard = 32;
+        const float untouched = -12345.f;
+        std::vector<float> avx2(size + guard, untouched), avx512(size + guard, untouched);
+        kernels[0].conv3x3(x.padded.data(), c.in, g, packed.data(), c.out, bias.data(),
+                           avx2.data());
+        kernels[1].conv3x3(x.padded.data(), c.in, g, packed.data(), c.out, bias.data(),
+                           avx512.data());
+        CHECK(std::count(avx2.begin() + size, avx2.end(), untouched) == guard);
         CHECK(avx2 == avx512);
         const std::vector<float> dy_by_position = by_position(dy, c.out, g);
         std::vector<float> avx2_dW(c.out * c.in * 9, 0.5f), avx512_dW(c.out * c.in * 9, 0.5f);
