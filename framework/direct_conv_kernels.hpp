@@ -66,10 +66,12 @@ constexpr CompressIndices compress_indices = make_compress_indices();
 // plane[at.first + k] = the k-th lane of v inside the image, for one channel's plane of `size`
 // floats: a whole vector where all lanes are inside, else the inside lanes packed to the front.
 // Nothing past the plane is written (the next channel's plane, or another thread's sample, may
-// follow). AVX-512 stores the packed lanes under a mask. AVX2's masked store is microcoded on
-// some CPUs (AMD's among them), so AVX2 stores the whole vector where it ends inside the plane:
-// the lanes past the packed ones land on places later in the plane, which the kernel writes
-// later (it stores each plane's vectors in position order); only at the plane's end a mask.
+// follow). AVX-512 stores the packed lanes under a mask. AVX2's masked store is slow (microcoded
+// on AMD's Jaguar, LLVM review D66801; with it on every partial vector the AVX2 kernel took 2.7 %
+// longer on 7 x 7 maps on a Xeon), so AVX2 stores the whole vector where it ends inside the
+// plane: the lanes past the packed ones land on places later in the plane, which the kernel
+// writes later (it stores each plane's vectors in position order); only at the plane's end a
+// mask.
 template <class Batch>
 inline void store_cropped(const Batch& v, const CroppedLanes& at, float* plane, std::size_t size) {
     constexpr unsigned all = (1u << Batch::size) - 1;
