@@ -197,7 +197,16 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     bool limit_only = false;
     app.add_flag("--limit-only", limit_only, "Print only the limit on this process's kernels");
+    std::string kernels = "widest";
+    app.add_option("--kernels", kernels,
+                   "bnlab's own kernels no wider than this (limit_layer_kernels), to time the "
+                   "code paths of a CPU without AVX-512 or AVX2 on this one; OpenBLAS's are "
+                   "unchanged")
+        ->check(CLI::IsMember({"widest", "avx2", "generic"}))
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    if (kernels != "widest")
+        limit_layer_kernels(kernels == "avx2" ? KernelLevel::avx2 : KernelLevel::generic);
     const std::vector<std::size_t>& hidden = flags.hidden;
     const std::string &activation = flags.activation, &batchnorm = flags.batchnorm;
     const std::size_t batch = flags.batch;
@@ -284,6 +293,7 @@ int main(int argc, char** argv) {
         {"openblas_threads", openblas_threads()},
         {"openblas_core", blas_core_name()},
         {"cpu", cpu_info().describe()},
+        {"kernels", kernels},
         {"direct_conv_kernels", direct_conv_kernels()},
         {"samples_per_s", double(batch) / step_seconds},
         {"ms_per_step", step_seconds * 1e3},

@@ -29,11 +29,10 @@ bool direct_conv_available() {
 namespace {
 
 #if defined(__x86_64__)
-// The widest kernels this CPU runs (called only where direct_conv_available()).
+// The widest kernels this CPU runs within limit_layer_kernels (called only where
+// direct_conv_available(); there is no generic kernel, so below AVX2 the AVX2 one runs).
 const DirectConvKernels& kernels() {
-    static const DirectConvKernels& chosen =
-        cpu_has_avx512() ? direct_conv_avx512_kernels() : direct_conv_avx2_kernels();
-    return chosen;
+    return layers_use_avx512() ? direct_conv_avx512_kernels() : direct_conv_avx2_kernels();
 }
 #endif
 

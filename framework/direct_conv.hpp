@@ -47,7 +47,8 @@ constexpr std::size_t direct_conv_min_positions = 7 * 7;
 
 // Whether this CPU has AVX2 and FMA, which the kernels need.
 bool direct_conv_available();
-// The instruction set of the kernels direct_conv3x3 runs here: "avx512", "avx2" or "none".
+// The instruction set of the kernels direct_conv3x3 runs here (within limit_layer_kernels):
+// "avx512", "avx2" or "none".
 const char* direct_conv_kernels();
 // Whether the kernels measured faster than im2col and OpenBLAS for maps of height x width
 // (docs/performance.md: on Zen 3 with AVX2, on a Xeon with AVX-512): for maps of at least

@@ -48,10 +48,12 @@ inline bool cpu_has_avx512() {
     return avx512;
 }
 
-// How wide the layers' hand-written kernels (layers/simd_avx2.cpp, simd_avx512.cpp) may go: as
-// wide as the CPU runs, unless limit_layer_kernels lowered it. The tests lower it to check the
-// generic code (SSE2 and scalar) on machines that would never run it; every level gives the same
-// bits, the narrower ones only slower.
+// How wide the layers' hand-written kernels (layers/simd_avx2.cpp, simd_avx512.cpp, and the
+// direct convolution's, framework/direct_conv.hpp, which has no generic kernel and stays on AVX2
+// below it) may go: as wide as the CPU runs, unless limit_layer_kernels lowered it. The tests
+// lower it to check the generic code (SSE2 and scalar) on machines that would never run it, and
+// bench_step --kernels to time a narrower CPU's code paths; every level gives the same bits,
+// the narrower ones only slower.
 enum class KernelLevel { generic = 0, avx2 = 1, avx512 = 2 };
 void limit_layer_kernels(KernelLevel widest);
 KernelLevel layer_kernel_limit();

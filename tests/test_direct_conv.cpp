@@ -129,6 +129,23 @@ TEST_CASE("The direct kernels give a double sum's numbers on every map up to 9 x
                 }
 }
 
+TEST_CASE("The direct kernels stay within limit_layer_kernels") {
+    if (!direct_conv_available()) {
+        MESSAGE("this CPU lacks AVX2 or FMA: the direct kernels are not run");
+        return;
+    }
+    KernelLevelGuard guard;
+    const std::string widest = xsimd::available_architectures().avx512f ? "avx512" : "avx2";
+    CHECK(std::string(direct_conv_kernels()) == widest);
+    // no generic kernel: AVX2 below it too
+    for (KernelLevel level : {KernelLevel::avx2, KernelLevel::generic}) {
+        limit_layer_kernels(level);
+        CHECK(std::string(direct_conv_kernels()) == "avx2");
+    }
+    limit_layer_kernels(KernelLevel::avx512);
+    CHECK(std::string(direct_conv_kernels()) == widest);
+}
+
 TEST_CASE("The AVX-512 direct kernels give the AVX2 kernels' bits") {
     const std::vector<DirectConvKernels> kernels = runnable_kernels();
     if (kernels.size() < 2) {
