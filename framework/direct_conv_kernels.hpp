@@ -118,7 +118,7 @@ inline void conv_tile(const float* input, std::size_t in_channels, const PaddedI
     for (std::size_t c = 0; c < in_channels; ++c)
         for (std::size_t kh = 0; kh < 3; ++kh)
             for (std::size_t kw = 0; kw < 3; ++kw, w += B) {
-                // out[o, q + j] += W[o, c, kh, kw] x[c, q + j + kh row + kw]
+                // sum[o][j] += W[o, c, kh, kw] x[c, q + j kLanes + kh row + kw]
                 const float* tap = input + c * in_plane + kh * row + kw + q;
                 Batch v[Vectors];
 #pragma GCC unroll 4
@@ -134,11 +134,10 @@ inline void conv_tile(const float* input, std::size_t in_channels, const PaddedI
                             sum[k * B + i][j] = fused_multiply_add(weight, v[j], sum[k * B + i][j]);
                     }
             }
-            // the sums straight into the image, the bias added after them (as im2col's path adds
-            // it)
 #pragma GCC unroll 16
     for (std::size_t i = 0; i < Outputs; ++i) {
-        if (i >= channels) break;
+        if (i >= channels) break;  // padding channels
+        // the sums straight into the image, the bias added after them (as im2col's path adds it)
         const Batch b(bias ? bias[i] : 0.f);
 #pragma GCC unroll 4
         for (std::size_t j = 0; j < Vectors; ++j)

@@ -347,8 +347,8 @@ void BasicConv2d<T>::forward_direct(const Matrix<T>& input, AfterSample after, b
             for (std::size_t n = first; n < end; ++n) {
                 float* x = padded_input_.data() + n * padded_input_.shape(1);
                 pad_image(input.data() + n * in_size, C, g, x);
-                // y[o, h, w] = b[o] + sum_{c,kh,kw} W[o, c, kh, kw] x[c, h - 1 + kh, w - 1 + kw]
                 float* y = sample_output(part, n, keep_output);
+                // y[o, h, w] = b[o] + sum_{c,kh,kw} W[o, c, kh, kw] x[c, h - 1 + kh, w - 1 + kw]
                 direct_conv3x3(x, C, g, packed_weight_.data(), O, bias, y);
                 after(part, n, y);
             }

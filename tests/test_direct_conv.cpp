@@ -1,7 +1,7 @@
 // The direct 3x3 kernels themselves (framework/direct_conv.hpp), for every instruction set this
-// CPU runs: against a sum in double on every map from 1 x 1 to 9 x 9, and the AVX-512 kernels
-// against the AVX2 ones, bit for bit. (tests/test_cnn.cpp checks them through Conv2d against
-// im2col.)
+// CPU runs: against a sum in double on every map from 1 x 1 to 9 x 9, with guards around the
+// image they store into, and the AVX-512 kernels against the AVX2 ones, bit for bit.
+// (tests/test_cnn.cpp checks them through Conv2d against im2col.)
 #include <algorithm>
 #include <cmath>
 
