@@ -6,9 +6,11 @@
 //   build/bin/bench_step --hidden 256,256 --act relu --bn on --batch 128 --threads 2
 //   build/bin/bench_step --channels 16,32 --hidden 128 --bn on --batch 128 --threads 2
 //   build/bin/bench_step --resnet 20 --width 16 --bn on --batch 128 --threads 2
+//   build/bin/bench_step --channels 16,32 --hidden 128 --bn-cost --threads 1 --rounds 20
 // The limit is also measured on every OpenBLAS core the CPU can run (each in a process of its
 // own, OPENBLAS_CORETYPE being read when OpenBLAS loads), and the best of them is printed beside
 // it with the CPU, so that a step on slow kernels cannot look close to its limit.
+// --bn-cost times the step with BatchNorm and without it instead, alternating in one process.
 // Prints one JSON line. A benchmark, not a test: nothing here passes or fails.
 #include <algorithm>
 #include <chrono>
@@ -169,6 +171,66 @@ nlohmann::json limit_on_core(const std::string& core, const std::vector<std::str
     return nlohmann::json::parse(output);
 }
 
+// BatchNorm's cost: the same network's training step with BatchNorm and without, in one process.
+struct BatchNormCost {
+    double ms_with = 0.0, ms_without = 0.0;  // medians over the rounds, ms per step
+    double percent = 0.0;                    // median over the rounds of 100 (with / without - 1)
+    std::vector<double> round_percents;      // each round's, in order
+};
+
+// Times `steps` training steps of each model in turn, `rounds` times, the order swapped every
+// round and one untimed step after each switch: two runs of separate processes drift apart with
+// the machine's state by several percent (a VM's neighbours, its clock), which here falls on
+// both models alike.
+BatchNormCost batchnorm_cost(Sequential& with, Sequential& without, std::size_t batch,
+                             std::size_t inputs, std::size_t classes, int steps, int rounds,
+                             Rng& rng) {
+    const bench::RandomBatch data = bench::random_batch(batch, inputs, classes, rng);
+    SoftmaxCrossEntropy loss;
+    SGD with_optimizer(with.parameters(), SGDOptions(0.01));
+    SGD without_optimizer(without.parameters(), SGDOptions(0.01));
+    const auto step_with = [&] {
+        train_step(with, loss, with_optimizer, data.inputs, data.labels);
+    };
+    const auto step_without = [&] {
+        train_step(without, loss, without_optimizer, data.inputs, data.labels);
+    };
+    // seconds per step over `steps` steps, after one untimed step
+    const auto time = [&](const auto& step) {
+        step();
+        const Clock::time_point start = Clock::now();
+        for (int i = 0; i < steps; ++i)
+            step();
+        return std::chrono::duration<double>(Clock::now() - start).count() / steps;
+    };
+    for (int i = 0; i < steps; ++i)
+        step_with(), step_without();
+    std::vector<double> with_ms, without_ms;
+    BatchNormCost cost;
+    for (int round = 0; round < rounds; ++round) {
+        double with_seconds, without_seconds;
+        if (round % 2 == 0) {
+            with_seconds = time(step_with);
+            without_seconds = time(step_without);
+        } else {
+            without_seconds = time(step_without);
+            with_seconds = time(step_with);
+        }
+        with_ms.push_back(with_seconds * 1e3);
+        without_ms.push_back(without_seconds * 1e3);
+        cost.round_percents.push_back(100.0 * (with_seconds / without_seconds - 1.0));
+    }
+    const auto median = [](std::vector<double> values) {
+        std::sort(values.begin(), values.end());
+        const std::size_t n = values.size();
+        return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+    };
+    cost.ms_with = median(with_ms);
+    cost.ms_without = median(without_ms);
+    cost.percent = median(cost.round_percents);
+    return cost;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -204,6 +266,10 @@ int main(int argc, char** argv) {
                    "unchanged")
         ->check(CLI::IsMember({"widest", "avx2", "generic"}))
         ->capture_default_str();
+    bool bn_cost = false;
+    app.add_flag("--bn-cost", bn_cost,
+                 "Time the step with BatchNorm and without it, alternating round by round in "
+                 "this process, and print BatchNorm's cost (--bn is not used)");
     CLI11_PARSE(app, argc, argv);
     if (kernels != "widest")
         limit_layer_kernels(kernels == "avx2" ? KernelLevel::avx2 : KernelLevel::generic);
@@ -216,17 +282,49 @@ int main(int argc, char** argv) {
     Rng rng(1);
     const bool is_cnn = !channels.empty(), is_resnet = resnet_depth > 0;
     if (is_cnn || is_resnet) inputs = 28 * 28;
-    Sequential model = is_resnet ? resnet<float>(Shape{1, 28, 28},
-                                                 ResNetOptions()
-                                                     .depth(resnet_depth)
-                                                     .width(width)
-                                                     .classes(classes)
-                                                     .batchnorm(batchnorm == "on"),
-                                                 rng)
-                       : is_cnn  ? cnn(Shape{1, 28, 28}, channels, hidden, classes,
-                                       parse_activation(activation), batchnorm == "on", rng)
-                                 : mlp(inputs, hidden, classes, parse_activation(activation),
-                                       batchnorm == "on", rng);
+    const auto make_model = [&](bool with_batchnorm) {
+        return is_resnet ? resnet<float>(Shape{1, 28, 28},
+                                         ResNetOptions()
+                                             .depth(resnet_depth)
+                                             .width(width)
+                                             .classes(classes)
+                                             .batchnorm(with_batchnorm),
+                                         rng)
+               : is_cnn  ? cnn(Shape{1, 28, 28}, channels, hidden, classes,
+                               parse_activation(activation), with_batchnorm, rng)
+                        : mlp(inputs, hidden, classes, parse_activation(activation), with_batchnorm,
+                              rng);
+    };
+    const char* model_name = is_resnet ? "resnet" : is_cnn ? "cnn" : "mlp";
+    if (bn_cost) {
+        // one after the other: both draw their weights from rng
+        Sequential with = make_model(true);
+        Sequential without = make_model(false);
+        const BatchNormCost cost =
+            batchnorm_cost(with, without, batch, inputs, classes, steps, rounds, rng);
+        const nlohmann::ordered_json line = {{"bench", "bnlab_bn_cost"},
+                                             {"model", model_name},
+                                             {"channels", channels},
+                                             {"depth", resnet_depth},
+                                             {"width", width},
+                                             {"hidden", hidden},
+                                             {"act", activation},
+                                             {"batch", batch},
+                                             {"threads", threads},
+                                             {"openblas_core", blas_core_name()},
+                                             {"cpu", cpu_info().describe()},
+                                             {"kernels", kernels},
+                                             {"direct_conv_kernels", direct_conv_kernels()},
+                                             {"steps", steps},
+                                             {"rounds", rounds},
+                                             {"ms_per_step_bn", cost.ms_with},
+                                             {"ms_per_step_no_bn", cost.ms_without},
+                                             {"bn_cost_percent", cost.percent},
+                                             {"round_costs_percent", cost.round_percents}};
+        std::printf("%s\n", line.dump().c_str());
+        return 0;
+    }
+    Sequential model = make_model(batchnorm == "on");
     std::vector<Product> products;
     bool first = true;
     add_products(model, batch, first, products);
@@ -278,9 +376,7 @@ int main(int argc, char** argv) {
 
     const nlohmann::ordered_json line = {
         {"bench", "bnlab"},
-        {"model", is_resnet ? "resnet"
-                  : is_cnn  ? "cnn"
-                            : "mlp"},
+        {"model", model_name},
         {"channels", channels},
         {"depth", resnet_depth},
         {"width", width},
