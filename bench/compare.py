@@ -188,6 +188,22 @@ def main():
               f"{best['inference_samples_per_s']:,.0f} "
               f"| {ours['gflops']:.1f} ({of_peak}) |")
 
+    if args.rows in ("all", "cnn"):
+        # BatchNorm's cost in one process (bench_step --bn-cost): the rows above time the
+        # networks with and without BatchNorm in separate processes, which the machine's state
+        # can set apart by several percent.
+        print()
+        for threads in [int(t) for t in args.threads.split(",")]:
+            cost = run_json([os.path.join(args.bin, "bench_step"), "--bn-cost", "--channels",
+                             "16,32", "--hidden", "128", "--threads", str(threads), "--steps",
+                             "40", "--rounds", "20"])
+            measurements.append(cost)
+            rounds = cost["round_costs_percent"]
+            print(f"BatchNorm's cost in the cnn preset's step, {threads} thread(s), in one process "
+                  f"(bench_step --bn-cost, 20 rounds of 40 steps of each network in turn): "
+                  f"{cost['bn_cost_percent']:.1f} % (the rounds {min(rounds):.1f} to "
+                  f"{max(rounds):.1f} %; {cost['ms_per_step_bn']:.2f} against "
+                  f"{cost['ms_per_step_no_bn']:.2f} ms per step).")
     if args.rows in ("cnn", "resnet"):
         return write_out(args, measurements)
     with tempfile.TemporaryDirectory() as folder:
