@@ -296,31 +296,35 @@ int main(int argc, char** argv) {
                               rng);
     };
     const char* model_name = is_resnet ? "resnet" : is_cnn ? "cnn" : "mlp";
+    // What every line says of the network, the machine and the kernels.
+    const auto run_fields = [&] {
+        return nlohmann::ordered_json{{"model", model_name},
+                                      {"channels", channels},
+                                      {"depth", resnet_depth},
+                                      {"width", width},
+                                      {"hidden", hidden},
+                                      {"act", activation},
+                                      {"batch", batch},
+                                      {"threads", threads},
+                                      {"openblas_core", blas_core_name()},
+                                      {"cpu", cpu_info().describe()},
+                                      {"kernels", kernels},
+                                      {"direct_conv_kernels", direct_conv_kernels()}};
+    };
     if (bn_cost) {
         // one after the other: both draw their weights from rng
         Sequential with = make_model(true);
         Sequential without = make_model(false);
         const BatchNormCost cost =
             batchnorm_cost(with, without, batch, inputs, classes, steps, rounds, rng);
-        const nlohmann::ordered_json line = {{"bench", "bnlab_bn_cost"},
-                                             {"model", model_name},
-                                             {"channels", channels},
-                                             {"depth", resnet_depth},
-                                             {"width", width},
-                                             {"hidden", hidden},
-                                             {"act", activation},
-                                             {"batch", batch},
-                                             {"threads", threads},
-                                             {"openblas_core", blas_core_name()},
-                                             {"cpu", cpu_info().describe()},
-                                             {"kernels", kernels},
-                                             {"direct_conv_kernels", direct_conv_kernels()},
-                                             {"steps", steps},
-                                             {"rounds", rounds},
-                                             {"ms_per_step_bn", cost.ms_with},
-                                             {"ms_per_step_no_bn", cost.ms_without},
-                                             {"bn_cost_percent", cost.percent},
-                                             {"round_costs_percent", cost.round_percents}};
+        nlohmann::ordered_json line = {{"bench", "bnlab_bn_cost"}};
+        line.update(run_fields());
+        line.update(nlohmann::ordered_json{{"steps", steps},
+                                           {"rounds", rounds},
+                                           {"ms_per_step_bn", cost.ms_with},
+                                           {"ms_per_step_no_bn", cost.ms_without},
+                                           {"bn_cost_percent", cost.percent},
+                                           {"round_costs_percent", cost.round_percents}});
         std::printf("%s\n", line.dump().c_str());
         return 0;
     }
@@ -374,23 +378,12 @@ int main(int argc, char** argv) {
     Sequential folded = fold_batchnorm(model);
     const double folded_seconds = seconds_per_call(rounds, steps, [&] { folded.forward(x); });
 
-    const nlohmann::ordered_json line = {
-        {"bench", "bnlab"},
-        {"model", model_name},
-        {"channels", channels},
-        {"depth", resnet_depth},
-        {"width", width},
-        {"hidden", hidden},
-        {"act", activation},
+    nlohmann::ordered_json line = {{"bench", "bnlab"}};
+    line.update(run_fields());
+    line.update(nlohmann::ordered_json{
         {"bn", batchnorm},
-        {"batch", batch},
-        {"threads", threads},
         {"bnlab_threads", thread_count()},
         {"openblas_threads", openblas_threads()},
-        {"openblas_core", blas_core_name()},
-        {"cpu", cpu_info().describe()},
-        {"kernels", kernels},
-        {"direct_conv_kernels", direct_conv_kernels()},
         {"samples_per_s", double(batch) / step_seconds},
         {"ms_per_step", step_seconds * 1e3},
         {"gflops", step_flops / step_seconds / 1e9},
@@ -403,6 +396,6 @@ int main(int argc, char** argv) {
         {"best_core_limit_samples_per_s", best_limit},
         {"percent_of_best_core_limit", 100.0 * double(batch) / best_limit / step_seconds},
         {"inference_samples_per_s", double(batch) / inference_seconds},
-        {"inference_folded_samples_per_s", double(batch) / folded_seconds}};
+        {"inference_folded_samples_per_s", double(batch) / folded_seconds}});
     std::printf("%s\n", line.dump().c_str());
 }
