@@ -258,15 +258,22 @@ class BasicBatchNorm : public BasicLayer<T> {
     std::vector<double> double_sums_;
 };
 
+// action(batchnorm) for every BatchNorm in `model`, nested ones too, in the order of the
+// model's children.
+template <typename T, typename Action>
+void for_each_batchnorm(BasicLayer<T>& model, Action&& action) {
+    for (const auto& [name, child] : model.children()) {
+        if (auto* batchnorm = dynamic_cast<BasicBatchNorm<T>*>(child))
+            action(*batchnorm);
+        else
+            for_each_batchnorm(*child, action);
+    }
+}
+
 // Freezes every BatchNorm in `model` (nested ones too), as fine-tuning does.
 template <typename T>
 void freeze_batchnorms(BasicLayer<T>& model, BatchNormFreeze freeze) {
-    for (const auto& [name, child] : model.children()) {
-        if (auto* batchnorm = dynamic_cast<BasicBatchNorm<T>*>(child))
-            batchnorm->freeze(freeze);
-        else
-            freeze_batchnorms(*child, freeze);
-    }
+    for_each_batchnorm(model, [&](BasicBatchNorm<T>& batchnorm) { batchnorm.freeze(freeze); });
 }
 
 using BatchNorm = BasicBatchNorm<float>;

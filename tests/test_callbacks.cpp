@@ -371,6 +371,11 @@ TEST_CASE(
     CHECK(result.outcome.test->loss == tested.loss);
     Sequential saved = load_model(dir / "best.bnlab");
     CHECK(evaluate(saved, problem.test, 1000).loss == tested.loss);
+    // BatchNorm's batch count is the best epoch's too (18 batches an epoch), as in the saved
+    // model; the best epoch is not the last, so the weights were put back.
+    REQUIRE(best_epoch < 6);
+    CHECK(dynamic_cast<BatchNorm&>(model[1]).num_batches_tracked() == 18 * best_epoch);
+    CHECK(dynamic_cast<BatchNorm&>(saved[1]).num_batches_tracked() == 18 * best_epoch);
     const std::vector<Json> lines = read_lines(dir / "run.jsonl");
     REQUIRE(lines.size() == 9);  // config, 6 epochs, test, final
     CHECK(lines[1].contains("val_acc"));

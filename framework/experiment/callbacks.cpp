@@ -11,6 +11,7 @@
 #include "framework/experiment/json_fields.hpp"
 #include "framework/experiment/trainer.hpp"
 #include "framework/experiment/training_state.hpp"
+#include "layers/batch_norm.hpp"
 
 namespace bnlab {
 
@@ -186,6 +187,11 @@ void BestWeights::copy_from(Sequential& model) {
         keep(parameter.value, parameter.size);
     for (const Buffer<float>& buffer : model.buffers())
         keep(buffer.value, buffer.size);
+    // BatchNorm's batch counts too, as a saved model keeps them (they weigh the next batches'
+    // statistics when momentum is None)
+    counts_.clear();
+    for_each_batchnorm(
+        model, [&](BatchNorm& batchnorm) { counts_.push_back(batchnorm.num_batches_tracked()); });
     have_copy_ = true;
     reload_ = false;
 }
@@ -212,6 +218,10 @@ void BestWeights::on_fit_end(FitContext& run) {
             std::copy(values_[i].begin(), values_[i].end(), parameter.value), ++i;
         for (const Buffer<float>& buffer : run.model.buffers())
             std::copy(values_[i].begin(), values_[i].end(), buffer.value), ++i;
+        std::size_t layer = 0;
+        for_each_batchnorm(run.model, [&](BatchNorm& batchnorm) {
+            batchnorm.set_num_batches_tracked(counts_[layer++]);
+        });
     } else {
         throw std::runtime_error(
             "BestWeights: the best weights (epoch " + std::to_string(best_epoch_) +

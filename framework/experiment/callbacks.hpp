@@ -10,6 +10,7 @@
 //           std::make_shared<ReduceLrOnPlateau>(ReduceLrOnPlateauOptions().patience(2))}));
 
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -143,9 +144,9 @@ class BestWeightsOptions {
     BNLAB_OPTION(BestWeightsOptions, std::string, save, "")
 };
 
-// Keeps the weights (parameters and BatchNorm's running statistics) of the epoch with the best
-// monitored quantity (Keras's restore_best_weights, Lightning's ModelCheckpoint(save_top_k=1)).
-// The copy is made without allocating after the first.
+// Keeps the weights (parameters, BatchNorm's running statistics and batch counts) of the epoch
+// with the best monitored quantity (Keras's restore_best_weights, Lightning's
+// ModelCheckpoint(save_top_k=1)). The copy is made without allocating after the first.
 class BestWeights : public Callback {
   public:
     explicit BestWeights(BestWeightsOptions options = {});
@@ -166,6 +167,7 @@ class BestWeights : public Callback {
     double best_ = 0.0;
     int best_epoch_ = 0;
     std::vector<std::vector<float>> values_;  // every parameter's and buffer's values
+    std::vector<std::int64_t> counts_;        // every BatchNorm's num_batches_tracked
     bool have_copy_ = false;
     bool reload_ = false;  // resumed: the copy is in options_.save()
 };
