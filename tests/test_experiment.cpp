@@ -7,6 +7,8 @@
 #include <fstream>
 #include <limits>
 
+#include <xtensor/xview.hpp>
+
 #include "experiment_helpers.hpp"
 #include "framework/experiment/model_run.hpp"
 #include "framework/experiment/probe.hpp"
@@ -222,6 +224,38 @@ TEST_CASE("Standardization uses the training set's statistics for both sets") {
     Dataset constant{Matrix<float>{{1.f}, {1.f}}, Labels{0, 1}};
     CHECK(message_of([&] { standardize(constant, test); }) ==
           "standardize: the training inputs are constant");
+}
+
+TEST_CASE("train --standardize: CSV features column by column, as scikit-learn's StandardScaler") {
+    TrainConfig config;
+    config.data_dir = BNLAB_TEST_DATA_DIR "/diabetes";
+    config.task = "regression";
+    config.target_columns = {"progression"};
+    config.standardize = true;
+    const PreparedData prepared = load_data(config);
+    config.standardize = false;
+    const PreparedData raw = load_data(config);
+    const Json& applied = prepared.description.at("standardization");
+    CHECK(applied.at("per") == "column");
+    const std::size_t features = raw.sets.train.inputs.shape(1);
+    REQUIRE(applied.at("mean").size() == features);
+    REQUIRE(applied.at("std").size() == features);
+    CHECK(raw.description.at("standardization").is_null());
+    const Matrix<float>& train = prepared.sets.train.inputs;
+    for (std::size_t j = 0; j < features; ++j) {
+        CAPTURE(j);
+        const auto column = xt::view(train, xt::all(), j);
+        // each training column to mean 0 and (biased) standard deviation 1
+        CHECK(double(xt::mean(column)()) == doctest::Approx(0.0).scale(1.0).epsilon(1e-6));
+        CHECK(double(xt::stddev(column)()) == doctest::Approx(1.0).epsilon(1e-5));
+        // the test set with the training set's statistics
+        const double mean = applied.at("mean")[j], deviation = applied.at("std")[j];
+        CHECK(prepared.sets.test.inputs(3, j) ==
+              doctest::Approx((raw.sets.test.inputs(3, j) - mean) / deviation).epsilon(1e-6));
+    }
+    // The columns' scales differ (age in years, blood pressure in mm Hg, ...): one mean and
+    // deviation over all would leave them apart.
+    CHECK(double(applied.at("std")[0]) != doctest::Approx(double(applied.at("std")[2])));
 }
 
 TEST_CASE("The JSONL log: a config line, one line per epoch, a final line") {

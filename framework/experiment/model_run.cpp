@@ -51,8 +51,20 @@ PreparedData load_data(const TrainConfig& config) {
             .targets(regression ? config.target_columns : std::vector<std::string>{});
     PreparedData data{load_data_folder(config.data_dir, columns), nullptr};
     const double load_seconds = seconds_since(start);
-    nlohmann::ordered_json standardization;  // null when pixels are only scaled to [0, 1]
-    if (config.standardize) {
+    nlohmann::ordered_json standardization;  // null when the inputs are used as read
+    if (config.standardize && csv) {
+        // CSV features have units of their own: each column by its own training statistics
+        // (scikit-learn's StandardScaler)
+        nlohmann::ordered_json means = nlohmann::ordered_json::array(),
+                               deviations = nlohmann::ordered_json::array();
+        for (const Standardization& column :
+             standardize_columns(data.sets.train.inputs, data.sets.test.inputs)) {
+            means.push_back(column.mean);
+            deviations.push_back(column.std);
+        }
+        standardization = {{"per", "column"}, {"mean", means}, {"std", deviations}};
+    } else if (config.standardize) {
+        // pixels: one mean and deviation over all (torchvision's Normalize)
         const Standardization applied = standardize(data.sets.train, data.sets.test);
         standardization = {{"mean", applied.mean}, {"std", applied.std}};
     }

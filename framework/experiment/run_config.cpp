@@ -354,8 +354,9 @@ TrainFlags::TrainFlags(CLI::App& app, bool lists) {
                   ->transform(integer_at_least(0)),
               [this](TrainConfig& c) { c.early_stopping = given_.early_stopping; });
     overrides(app.add_flag("--standardize", given_.standardize,
-                           "Standardize pixels with the training set's mean and standard "
-                           "deviation (else they are only scaled to [0, 1])"),
+                           "Standardize the inputs with the training set's statistics: pixels "
+                           "with one mean and standard deviation (else only scaled to [0, 1]), "
+                           "CSV features each column with its own (else used as read)"),
               [this](TrainConfig& c) { c.standardize = given_.standardize; });
     overrides(app.add_option("--model", model_,
                              "mlp; cnn: convolution blocks before the hidden Dense layers; "

@@ -37,7 +37,7 @@ struct TrainConfig {
     double validation_fraction = 0.0;
     // Stops after this many epochs without a lower validation (or test) loss; 0: never.
     int early_stopping = 0;
-    bool standardize = false;  // else pixels are only scaled to [0, 1]
+    bool standardize = false;  // else pixels are only scaled to [0, 1], CSV features used as read
     // "mlp", or "cnn": convolution blocks of these channel counts (models/cnn.hpp) before the
     // hidden Dense layers; it needs image data.
     // "resnet" or "plain": the residual network of models/resnet.hpp of this depth and width,
