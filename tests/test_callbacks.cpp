@@ -171,6 +171,27 @@ TEST_CASE("before_optimizer_step sees the gradients before the optimizer uses th
     CHECK(after == before);  // every step had zero gradients (no weight decay, no momentum)
 }
 
+TEST_CASE("A stop asked for in the middle of an epoch ends the run when that epoch ends") {
+    Run run(4);
+    // stops at the third step of epoch 2
+    class StopMidEpoch : public Callback {
+      public:
+        std::string name() const override { return "StopMidEpoch"; }
+        int steps = 0;
+        void on_batch_end(FitContext& context, const BatchEnd&) override {
+            if (++steps == 18 + 3) context.stop(name(), "budget of steps spent");
+        }
+    };
+    auto stopper = std::make_shared<StopMidEpoch>();
+    const RunResult result =
+        run.fit(FitOptions().epochs(6).batch_size(40).callbacks({stopper}));  // 18 steps an epoch
+    REQUIRE(result.epochs.size() == 2);
+    CHECK(stopper->steps == 36);  // epoch 2 ran to its end
+    CHECK(result.epochs[1].step == 36);
+    REQUIRE(result.outcome.stopped);
+    CHECK(result.outcome.stopped->reason == "budget of steps spent");
+}
+
 TEST_CASE("A callback stops a run cleanly: the epochs so far, the final line says who and why") {
     Run run(4);
     auto stopper =

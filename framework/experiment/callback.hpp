@@ -85,8 +85,9 @@ class FitContext {
     // Appends a line to the record and gives it to every callback's on_log_line.
     void emit(const nlohmann::ordered_json& line);
 
-    // Ends the run after the current step or epoch, cleanly: the epochs so far are kept and
-    // the final line says which callback asked and why. The first request counts.
+    // Ends the run at the end of the current epoch (a request from on_batch_end too: the epoch
+    // is finished, evaluated and logged), cleanly: the epochs so far are kept and the final line
+    // says which callback asked and why. The first request counts.
     void stop(const std::string& callback, const std::string& reason);
     const std::optional<StopRequest>& stop_request() const { return stop_request_; }
 
