@@ -36,6 +36,13 @@ namespace {
 using namespace bnlab;
 using Clock = std::chrono::steady_clock;
 
+// The median of `values` (the mean of the middle two for an even count).
+double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    const std::size_t n = values.size();
+    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
 // Median seconds per call of `action` over `rounds` rounds of `calls` calls each, after one
 // warm-up round.
 template <typename Action>
@@ -49,8 +56,7 @@ double seconds_per_call(int rounds, int calls, Action&& action) {
             action();
         per_call.push_back(std::chrono::duration<double>(Clock::now() - start).count() / calls);
     }
-    std::sort(per_call.begin(), per_call.end());
-    return per_call[per_call.size() / 2];
+    return median(per_call);
 }
 
 // The matrix products of one training step of Dense layers in -> out on a batch of m: forward
@@ -220,11 +226,6 @@ BatchNormCost batchnorm_cost(Sequential& with, Sequential& without, std::size_t 
         without_ms.push_back(without_seconds * 1e3);
         cost.round_percents.push_back(100.0 * (with_seconds / without_seconds - 1.0));
     }
-    const auto median = [](std::vector<double> values) {
-        std::sort(values.begin(), values.end());
-        const std::size_t n = values.size();
-        return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-    };
     cost.ms_with = median(with_ms);
     cost.ms_without = median(without_ms);
     cost.percent = median(cost.round_percents);

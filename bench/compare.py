@@ -193,16 +193,20 @@ def main():
         # networks with and without BatchNorm in separate processes, which the machine's state
         # can set apart by several percent.
         print()
+        _, channels, hidden, act, _, batch = CNN_ROWS[0]  # the cnn preset
+        rounds, steps = 20, 40
         for threads in [int(t) for t in args.threads.split(",")]:
-            cost = run_json([os.path.join(args.bin, "bench_step"), "--bn-cost", "--channels",
-                             "16,32", "--hidden", "128", "--threads", str(threads), "--steps",
-                             "40", "--rounds", "20"])
+            cost = run_json([os.path.join(args.bin, "bench_step"), "--bn-cost",
+                             *model_flags(channels, hidden), "--act", act, "--batch", str(batch),
+                             "--threads", str(threads), "--steps", str(steps), "--rounds",
+                             str(rounds)])
             measurements.append(cost)
-            rounds = cost["round_costs_percent"]
+            round_costs = cost["round_costs_percent"]
             print(f"BatchNorm's cost in the cnn preset's step, {threads} thread(s), in one process "
-                  f"(bench_step --bn-cost, 20 rounds of 40 steps of each network in turn): "
-                  f"{cost['bn_cost_percent']:.1f} % (the rounds {min(rounds):.1f} to "
-                  f"{max(rounds):.1f} %; {cost['ms_per_step_bn']:.2f} against "
+                  f"(bench_step --bn-cost, {rounds} rounds of {steps} steps of each network in "
+                  f"turn): "
+                  f"{cost['bn_cost_percent']:.1f} % (the rounds {min(round_costs):.1f} to "
+                  f"{max(round_costs):.1f} %; {cost['ms_per_step_bn']:.2f} against "
                   f"{cost['ms_per_step_no_bn']:.2f} ms per step).")
     if args.rows in ("cnn", "resnet"):
         return write_out(args, measurements)
